@@ -1,0 +1,77 @@
+/**
+ * failoverctl: the admin command. `run()` takes argv and output streams and
+ * returns the exit code, so tests drive it in-process as well as through the
+ * bundled binary.
+ *
+ * Exit codes (SPEC §8): 0 ok; 1 refused or a precondition failed; 69 a server
+ * unreachable; 77 permission or authentication refused; 78 configuration error.
+ */
+import yargs, { type Argv } from 'yargs';
+import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
+import { checkConfigCommand } from './check-config.js';
+import { dnsCommand, initCommand } from './dns-commands.js';
+import { Output, type OutputStreams } from './output.js';
+import type { ConfigSelector } from './select-config.js';
+
+export interface GlobalArgs extends ConfigSelector {
+  json: boolean;
+}
+
+export async function run(argv: string[], streams: OutputStreams, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let code: number = ExitCode.OK;
+  let json = argv.includes('--json');
+  const out = new Output(streams, () => json);
+  const guard =
+    <A>(fn: (args: A) => Promise<number>) =>
+    async (args: A): Promise<void> => {
+      try {
+        code = await fn(args);
+      } catch (err) {
+        code = exitCodeOf(err);
+        out.error(err);
+      }
+    };
+  const parser: Argv<GlobalArgs> = yargs(argv)
+    .scriptName('failoverctl')
+    .usage('$0 [--config FILE | --instance NAME] [--json] <command>')
+    .option('config', { type: 'string', describe: 'configuration file' })
+    .option('instance', { type: 'string', describe: 'instance name: /etc/failover-agent/NAME.toml' })
+    .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+    .conflicts('config', 'instance')
+    .command(
+      'check-config',
+      'validate the configuration and the key file',
+      (y) => y,
+      guard((a: GlobalArgs) => checkConfigCommand(a, out, env)),
+    )
+    .command(
+      'dns',
+      'read the failover record and the lease straight from the server',
+      (y) => y.option('tcp', { type: 'boolean', default: false, describe: 'query over TCP' }),
+      guard((a: GlobalArgs & { tcp: boolean }) => dnsCommand(a, out, env)),
+    )
+    .command(
+      'init',
+      'create the failover record (naming the primary) and the first lease',
+      (y) => y.option('force', { type: 'boolean', default: false, describe: 'overwrite an existing record and lease (still a CAS)' }),
+      guard((a: GlobalArgs & { force: boolean }) => initCommand(a, out, env)),
+    )
+    .demandCommand(1, 'name a command')
+    .strict()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      code = ExitCode.REFUSED;
+      out.error(err ?? new AgentError('USAGE', `${msg}\nRun failoverctl --help for usage.`, ExitCode.REFUSED));
+    })
+    .help()
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns ?? 100));
+  parser.showHelpOnFail(false);
+  try {
+    const parsed = await parser.parseAsync();
+    json = Boolean(parsed.json);
+  } catch {
+    // Reported by .fail() already.
+  }
+  return code;
+}

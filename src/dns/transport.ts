@@ -1,0 +1,300 @@
+/**
+ * One request/response exchange with bounded time: UDP first, TCP on
+ * truncation or when asked, `retries` extra attempts, each re-signed with a
+ * fresh time and a fresh ID.
+ *
+ * A reply is accepted only if it comes from the server's address and port,
+ * carries the ID of one of our attempts, echoes our question, and (with a key)
+ * verifies against that attempt's request MAC. Anything else is dropped and
+ * counted, so a spoofed or malformed datagram can at most cost us a timeout.
+ * Earlier attempts keep listening: a slow answer to attempt 1 still counts.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { randomInt } from 'node:crypto';
+import type { TsigKey } from '../config/keyfile.js';
+import { DnsError } from './errors.js';
+import { signRequest, verifyResponse, type TsigVerdict } from './tsig.js';
+import { decodeMessage, encodeMessage, normalizeName, rcodeName, RCODE, type Decoded, type Message } from './wire.js';
+
+export interface DnsServer {
+  host: string;
+  port: number;
+}
+
+export interface TransportOptions {
+  server: DnsServer;
+  /** Without a key requests go unsigned and unsigned replies are accepted (probes and tests only). */
+  key?: TsigKey;
+  timeoutMs: number;
+  retries: number;
+  /** Use TCP from the first attempt. */
+  tcp?: boolean;
+  /** Wall clock in ms, for TSIG time. Injected so tests can sign with a skewed clock. */
+  now?: () => number;
+  /** Called for each dropped reply, for logs and metrics. */
+  onDropped?: (why: string) => void;
+}
+
+export interface Exchange {
+  response: Message;
+  /** True when the response's TSIG verified against our request. */
+  authenticated: boolean;
+  /** Server clock minus ours (s), from a verified TSIG; undefined without one. */
+  offsetSeconds?: number;
+  serverTime?: number;
+  /** TSIG error field of a verified response (0 normally, BADTIME...). */
+  tsigError: number;
+  transport: 'udp' | 'tcp';
+  attempts: number;
+  rttMs: number;
+}
+
+interface Attempt {
+  id: number;
+  mac: Buffer;
+  sentAt: number;
+}
+
+/** What a candidate reply means for the exchange. */
+type Judgement =
+  | { kind: 'drop'; why: string }
+  | { kind: 'truncated' }
+  | { kind: 'unsigned-error'; message: Message; error: number }
+  | { kind: 'accept'; exchange: Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> };
+
+function sameQuestion(a: Message, b: Message): boolean {
+  if (a.questions.length !== b.questions.length) return false;
+  return a.questions.every((q, i) => {
+    const r = b.questions[i]!;
+    return normalizeName(q.name) === normalizeName(r.name) && q.type === r.type && q.class === r.class;
+  });
+}
+
+export class DnsTransport {
+  private readonly now: () => number;
+  constructor(private readonly opts: TransportOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  private sign(request: Message): { wire: Buffer; attempt: Attempt } {
+    const id = randomInt(0, 0x10000);
+    const msg = { ...request, id };
+    const sentAt = performance.now();
+    if (!this.opts.key) return { wire: encodeMessage(msg), attempt: { id, mac: Buffer.alloc(0), sentAt } };
+    const signed = signRequest(msg, this.opts.key, this.now() / 1000);
+    return { wire: signed.wire, attempt: { id, mac: signed.mac, sentAt } };
+  }
+
+  private judge(buf: Buffer, request: Message, attempts: Attempt[]): Judgement {
+    let decoded: Decoded;
+    try {
+      decoded = decodeMessage(buf);
+    } catch (err) {
+      return { kind: 'drop', why: (err as Error).message };
+    }
+    const m = decoded.message;
+    const attempt = attempts.find((a) => a.id === m.id);
+    if (!attempt) return { kind: 'drop', why: `unknown id ${m.id}` };
+    if (!m.flags.qr || m.opcode !== request.opcode) return { kind: 'drop', why: 'not a response to our opcode' };
+    // Error replies (FORMERR, BADKEY...) may omit the question; others must echo it.
+    if (!(m.questions.length === 0 && m.rcode !== RCODE.NOERROR) && !sameQuestion(m, request)) {
+      return { kind: 'drop', why: 'question does not match' };
+    }
+    if (m.flags.tc) return { kind: 'truncated' };
+    if (!this.opts.key) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
+    const v: TsigVerdict = verifyResponse(buf, decoded, this.opts.key, attempt.mac, this.now() / 1000);
+    switch (v.kind) {
+      case 'ok':
+        return {
+          kind: 'accept',
+          exchange: {
+            response: m,
+            authenticated: true,
+            offsetSeconds: v.offsetSeconds,
+            serverTime: v.serverTime,
+            tsigError: v.tsig.error,
+          },
+        };
+      case 'unsigned-error':
+        return { kind: 'unsigned-error', message: m, error: v.error };
+      case 'unsigned':
+        return { kind: 'drop', why: `unsigned ${rcodeName(m.rcode)} reply to a signed request` };
+      case 'bad':
+        return { kind: 'drop', why: `TSIG does not verify (${v.why})` };
+    }
+  }
+
+  /**
+   * Sends `request` (its ID is replaced per attempt) and resolves with the
+   * first acceptable response. Rejects with DnsError:
+   * DNS_TIMEOUT, DNS_UNREACHABLE, DNS_TSIG_BADSIG/BADKEY (unauthenticated), DNS_TSIG_UNSIGNED.
+   */
+  async exchange(request: Message): Promise<Exchange> {
+    const started = performance.now();
+    const budget = this.opts.timeoutMs * (this.opts.retries + 1);
+    const deadline = started + budget;
+    const state = { attempts: 0, lastDropped: undefined as string | undefined };
+    let useTcp = this.opts.tcp ?? false;
+    let result: Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | 'truncated' | undefined;
+    if (!useTcp) {
+      result = await this.udp(request, deadline, state);
+      if (result === 'truncated') useTcp = true;
+    }
+    if (useTcp) result = await this.tcpLoop(request, deadline, state);
+    if (!result || result === 'truncated') throw this.timeoutError(budget, state.lastDropped);
+    return { ...result, transport: useTcp ? 'tcp' : 'udp', attempts: state.attempts, rttMs: performance.now() - started };
+  }
+
+  private timeoutError(budget: number, lastDropped: string | undefined): DnsError {
+    const s = this.opts.server;
+    if (lastDropped?.startsWith('unsigned')) {
+      return new DnsError(
+        'DNS_TSIG_UNSIGNED',
+        `${s.host}:${s.port} answered only without a valid TSIG signature (${lastDropped}); not trusted`,
+      );
+    }
+    return new DnsError(
+      'DNS_TIMEOUT',
+      `no answer from ${s.host}:${s.port} within ${budget} ms (${this.opts.retries + 1} attempts)` +
+        (lastDropped ? `; dropped: ${lastDropped}` : ''),
+    );
+  }
+
+  private unsignedError(m: Message, error: number): DnsError {
+    const name = rcodeName(error);
+    const code = error === RCODE.BADKEY ? 'DNS_TSIG_BADKEY' : error === RCODE.BADSIG ? 'DNS_TSIG_BADSIG' : 'DNS_TSIG_UNSIGNED';
+    const hint = error === RCODE.BADKEY ? 'the server does not know this key name/algorithm' : 'the key secret does not match the server';
+    return new DnsError(code, `TSIG ${name} from ${this.opts.server.host}:${this.opts.server.port}: ${hint} (unsigned reply, not trusted)`, {
+      rcode: rcodeName(m.rcode),
+      authenticated: false,
+    });
+  }
+
+  private udp(
+    request: Message,
+    deadline: number,
+    state: { attempts: number; lastDropped: string | undefined },
+  ): Promise<Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | 'truncated' | undefined> {
+    const { server, timeoutMs, retries } = this.opts;
+    const socket = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
+    const attempts: Attempt[] = [];
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (fn: () => void): void => {
+        clearTimeout(timer);
+        socket.removeAllListeners('message');
+        socket.on('error', () => {});
+        socket.close();
+        fn();
+      };
+      const send = (): void => {
+        const remaining = deadline - performance.now();
+        if (state.attempts > retries || remaining <= 0) return finish(() => resolve(undefined));
+        const { wire, attempt } = this.sign(request);
+        attempts.push(attempt);
+        state.attempts++;
+        socket.send(wire, server.port, server.host, (err) => {
+          // A local send error (no route) just burns this attempt.
+          if (err) state.lastDropped = `send: ${err.message}`;
+        });
+        timer = setTimeout(send, Math.min(timeoutMs, remaining));
+      };
+      socket.on('error', (err) => {
+        state.lastDropped = `socket: ${err.message}`;
+      });
+      socket.on('message', (buf, rinfo) => {
+        if (rinfo.address !== server.host || rinfo.port !== server.port) {
+          this.opts.onDropped?.(`reply from ${rinfo.address}:${rinfo.port}`);
+          return;
+        }
+        const j = this.judge(buf, request, attempts);
+        switch (j.kind) {
+          case 'drop':
+            state.lastDropped = j.why;
+            this.opts.onDropped?.(j.why);
+            return;
+          case 'truncated':
+            return finish(() => resolve('truncated'));
+          case 'unsigned-error':
+            return finish(() => reject(this.unsignedError(j.message, j.error)));
+          case 'accept':
+            return finish(() => resolve(j.exchange));
+        }
+      });
+      socket.bind(0, () => send());
+    });
+  }
+
+  private async tcpLoop(
+    request: Message,
+    deadline: number,
+    state: { attempts: number; lastDropped: string | undefined },
+  ): Promise<Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | undefined> {
+    let lastErr: Error | undefined;
+    // A switch from UDP after truncation gets at least one TCP attempt.
+    const maxAttempts = Math.max(this.opts.retries + 1, state.attempts + 1);
+    while (state.attempts < maxAttempts && performance.now() < deadline) {
+      state.attempts++;
+      const timeout = Math.min(this.opts.timeoutMs, Math.max(1, deadline - performance.now()));
+      try {
+        const r = await this.tcpOnce(request, timeout, state);
+        if (r) return r;
+      } catch (err) {
+        if (err instanceof DnsError) throw err;
+        lastErr = err as Error;
+        state.lastDropped = `tcp: ${lastErr.message}`;
+        // Connection refused answers at once: wait out the attempt's slot so
+        // retries stay spread over the budget instead of spinning.
+        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(timeout, deadline - performance.now()))));
+      }
+    }
+    if (lastErr && /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH/.test(lastErr.message)) {
+      const s = this.opts.server;
+      throw new DnsError('DNS_UNREACHABLE', `cannot connect to ${s.host}:${s.port} over TCP: ${lastErr.message}`, {}, { cause: lastErr });
+    }
+    return undefined;
+  }
+
+  private tcpOnce(
+    request: Message,
+    timeoutMs: number,
+    state: { lastDropped: string | undefined },
+  ): Promise<Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | undefined> {
+    const { server } = this.opts;
+    const { wire, attempt } = this.sign(request);
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: server.host, port: server.port });
+      let buffered = Buffer.alloc(0);
+      const timer = setTimeout(() => done(() => resolve(undefined)), timeoutMs);
+      const done = (fn: () => void): void => {
+        clearTimeout(timer);
+        sock.removeAllListeners('data');
+        sock.on('error', () => {});
+        sock.destroy();
+        fn();
+      };
+      sock.on('connect', () => {
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(wire.length, 0);
+        sock.write(Buffer.concat([len, wire]));
+      });
+      sock.on('error', (err) => done(() => reject(err)));
+      sock.on('close', () => done(() => resolve(undefined)));
+      sock.on('data', (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        // A connection carries only our request, so messages arrive in order.
+        while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+          const n = buffered.readUInt16BE(0);
+          const msg = buffered.subarray(2, 2 + n);
+          buffered = buffered.subarray(2 + n);
+          const j = this.judge(msg, request, [attempt]);
+          if (j.kind === 'accept') return done(() => resolve(j.exchange));
+          if (j.kind === 'unsigned-error') return done(() => reject(this.unsignedError(j.message, j.error)));
+          state.lastDropped = j.kind === 'drop' ? j.why : 'truncated reply over TCP';
+          this.opts.onDropped?.(state.lastDropped);
+        }
+      });
+    });
+  }
+}

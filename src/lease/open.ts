@@ -1,0 +1,46 @@
+/**
+ * Builds the DNS client and witness from a validated config: resolves the
+ * server (configured or SOA MNAME) and the zone (configured or found by
+ * asking that server), so failoverctl and the agent share one path.
+ */
+import type { Config } from '../config/schema.js';
+import type { TsigKey } from '../config/keyfile.js';
+import { DnsClient } from '../dns/client.js';
+import { resolveServer } from '../dns/discover.js';
+import type { DnsServer } from '../dns/transport.js';
+import { Witness } from './witness.js';
+
+export interface OpenedWitness {
+  client: DnsClient;
+  witness: Witness;
+  server: DnsServer;
+  zone: string;
+}
+
+export interface OpenOptions {
+  /** Wall clock (ms) used for TSIG time; tests shift it. */
+  now?: () => number;
+  onDropped?: (why: string) => void;
+  tcp?: boolean;
+}
+
+export async function openWitness(config: Config, key: TsigKey, opts: OpenOptions = {}): Promise<OpenedWitness> {
+  const { dns } = config;
+  const server = await resolveServer(dns.server, dns.zone ?? dns.record);
+  const client = new DnsClient({
+    server,
+    key,
+    timeoutMs: dns.timeout,
+    retries: dns.retries,
+    ...(opts.tcp !== undefined ? { tcp: opts.tcp } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.onDropped ? { onDropped: opts.onDropped } : {}),
+  });
+  const zone = dns.zone ?? (await client.findZone(dns.record));
+  const witness = new Witness(
+    client,
+    { zone, record: dns.record, leaseName: dns.lease_name, ttlSeconds: Math.round(dns.record_ttl / 1000) },
+    Witness.addressTypeFor(config.sites),
+  );
+  return { client, witness, server, zone };
+}

@@ -1,0 +1,192 @@
+/**
+ * The DNS server as witness: read the failover record and the lease, and
+ * change them only by compare-and-swap.
+ *
+ * Every write is ONE update message whose prerequisites are the exact RRsets
+ * last read (value-dependent "RRset exists", or "RRset does not exist" when
+ * it was empty), followed by delete-RRset + add of the new values, so readers
+ * never see an empty answer and two writers can never both win.
+ */
+import net from 'node:net';
+import type { DnsClient } from '../dns/client.js';
+import { DnsError } from '../dns/errors.js';
+import { change, prereq } from '../dns/update.js';
+import { normalizeName, type ResourceRecord, type RRType } from '../dns/wire.js';
+import { formatLease, parseLease, renewed, transferred, type Lease, type Role } from './lease.js';
+
+export interface WitnessNames {
+  zone: string;
+  record: string;
+  leaseName: string;
+  /** TTL (s) written on both the record and the lease. */
+  ttlSeconds: number;
+}
+
+export interface Sites {
+  primary: string;
+  dr: string;
+}
+
+/** What the witness said at one moment. */
+export interface Snapshot {
+  /** The failover record's addresses as read (normally exactly one). */
+  addresses: string[];
+  addressType: RRType;
+  /** The lease TXT RRset as read: each record's strings joined. null when absent. */
+  leaseText: string[] | null;
+  /** The parsed lease, or null when absent or unparseable (see leaseError). */
+  lease: Lease | null;
+  leaseError?: string;
+  /** Server clock minus ours (s), from the signed answers. */
+  offsetSeconds?: number;
+}
+
+export interface WriteResult {
+  /** What the witness holds now, so the next CAS needs no re-read. */
+  snapshot: Snapshot;
+  /** performance.now() when the update was first sent: lease time counts from here. */
+  sentAt: number;
+  rttMs: number;
+  /** True when a conflict turned out to be our own earlier attempt having been applied. */
+  recovered?: boolean;
+}
+
+export function siteOf(address: string | undefined, sites: Sites): Role | undefined {
+  if (address === undefined) return undefined;
+  if (address === sites.primary) return 'primary';
+  if (address === sites.dr) return 'dr';
+  return undefined;
+}
+
+export class Witness {
+  constructor(
+    private readonly client: DnsClient,
+    readonly names: WitnessNames,
+    private readonly addressType: RRType = 'A',
+  ) {}
+
+  static addressTypeFor(sites: Sites): RRType {
+    return net.isIPv6(sites.primary) ? 'AAAA' : 'A';
+  }
+
+  async read(): Promise<Snapshot> {
+    const [addr, txt] = await Promise.all([
+      this.client.read(this.names.record, this.addressType),
+      this.client.read(this.names.leaseName, 'TXT'),
+    ]);
+    const snap: Snapshot = {
+      addresses: addr.values.map(String),
+      addressType: this.addressType,
+      leaseText: txt.values.length ? txt.values.map((v) => (Array.isArray(v) ? v.join('') : String(v))) : null,
+      lease: null,
+    };
+    const offset = txt.offsetSeconds ?? addr.offsetSeconds;
+    if (offset !== undefined) snap.offsetSeconds = offset;
+    if (snap.leaseText?.length === 1) {
+      try {
+        snap.lease = parseLease(snap.leaseText[0]!);
+      } catch (err) {
+        snap.leaseError = (err as Error).message;
+      }
+    } else if (snap.leaseText) {
+      snap.leaseError = `${snap.leaseText.length} TXT records at ${this.names.leaseName}; expected one`;
+    }
+    return snap;
+  }
+
+  private casPrereqs(seen: Snapshot): ResourceRecord[] {
+    const a = { name: this.names.record, type: this.addressType };
+    const t = { name: this.names.leaseName, type: 'TXT' as const };
+    return [
+      ...(seen.addresses.length ? prereq.rrsetEquals(a, seen.addresses) : [prereq.rrsetAbsent(a)]),
+      ...(seen.leaseText ? prereq.rrsetEquals(t, seen.leaseText.map((s) => [s])) : [prereq.rrsetAbsent(t)]),
+    ];
+  }
+
+  private replace(address: string, lease: Lease): ResourceRecord[] {
+    const { record, leaseName, ttlSeconds } = this.names;
+    return [
+      change.deleteRrset({ name: record, type: this.addressType }),
+      change.add({ name: record, type: this.addressType, data: address }, ttlSeconds),
+      change.deleteRrset({ name: leaseName, type: 'TXT' }),
+      change.add({ name: leaseName, type: 'TXT', data: [formatLease(lease)] }, ttlSeconds),
+    ];
+  }
+
+  /**
+   * Writes `address` + `lease` if the witness still holds exactly `seen`.
+   * On a prerequisite failure it re-reads once: if the witness already holds
+   * what we meant to write, an earlier attempt of ours was applied and its
+   * answer lost; otherwise the conflict is rethrown for the caller to decide.
+   */
+  private async cas(seen: Snapshot, address: string, lease: Lease): Promise<WriteResult> {
+    const sentAt = performance.now();
+    const intended: Snapshot = {
+      addresses: [address],
+      addressType: this.addressType,
+      leaseText: [formatLease(lease)],
+      lease,
+    };
+    try {
+      const r = await this.client.update(this.names.zone, this.casPrereqs(seen), this.replace(address, lease));
+      if (r.offsetSeconds !== undefined) intended.offsetSeconds = r.offsetSeconds;
+      return { snapshot: intended, sentAt, rttMs: r.rttMs };
+    } catch (err) {
+      if (!(err instanceof DnsError) || err.code !== 'DNS_PREREQ_FAILED') throw err;
+      const now = await this.read();
+      if (sameAddresses(now.addresses, intended.addresses) && now.leaseText?.length === 1 && now.leaseText[0] === intended.leaseText![0]) {
+        return { snapshot: now, sentAt, rttMs: performance.now() - sentAt, recovered: true };
+      }
+      throw err;
+    }
+  }
+
+  /** Renewal by the current holder: same address, seq + 1. */
+  async renew(seen: Snapshot, nowSeconds: number): Promise<WriteResult> {
+    if (!seen.lease || seen.addresses.length !== 1) {
+      throw new DnsError('DNS_PREREQ_FAILED', 'cannot renew: the witness holds no single address and valid lease');
+    }
+    return this.cas(seen, seen.addresses[0]!, renewed(seen.lease, nowSeconds));
+  }
+
+  /** Takeover, failback or switchover: point the record at `to` and start a new epoch. */
+  async transfer(seen: Snapshot, to: Role, sites: Sites, nowSeconds: number): Promise<WriteResult> {
+    if (!seen.lease) throw new DnsError('DNS_PREREQ_FAILED', `cannot move to ${to}: no valid lease to fence against (${seen.leaseError ?? 'absent'})`);
+    return this.cas(seen, sites[to], transferred(seen.lease, to, nowSeconds));
+  }
+
+  /**
+   * First write: the record naming the primary and lease epoch 1. Without
+   * `force` it requires both RRsets to be absent; with `force` it replaces
+   * what `seen` holds (still a CAS: a concurrent change still wins).
+   */
+  init(seen: Snapshot, sites: Sites, nowSeconds: number, force: boolean): Promise<WriteResult> {
+    const empty: Snapshot = { addresses: [], addressType: this.addressType, leaseText: null, lease: null };
+    const epoch = force && seen.lease ? seen.lease.epoch + 1 : 1;
+    const seq = force && seen.lease ? seen.lease.seq + 1 : 0;
+    return this.cas(force ? seen : empty, sites.primary, { holder: 'primary', epoch, seq, at: Math.floor(nowSeconds) });
+  }
+
+  /**
+   * Proves the server checks the key and enforces prerequisites: a CAS on a
+   * lease value that cannot exist must come back NXRRSET. Its update only
+   * deletes that same non-existent record, so even a server that ignored the
+   * prerequisite would change nothing.
+   */
+  async probe(): Promise<'enforced' | 'ignored'> {
+    const bogus = [`v=1 probe=${Math.random().toString(36).slice(2)}`];
+    const t = { name: this.names.leaseName, type: 'TXT' as const };
+    try {
+      await this.client.update(this.names.zone, prereq.rrsetEquals(t, [bogus]), [change.deleteRr({ ...t, data: bogus })]);
+      return 'ignored';
+    } catch (err) {
+      if (err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED' && err.rcode === 'NXRRSET' && err.authenticated) return 'enforced';
+      throw err;
+    }
+  }
+}
+
+function sameAddresses(a: string[], b: string[]): boolean {
+  const norm = (xs: string[]): string => xs.map((x) => normalizeName(x)).sort().join(',');
+  return norm(a) === norm(b);
+}
