@@ -65,6 +65,30 @@ export function signRequest(message: Message, key: TsigKey, nowSeconds: number, 
   return { wire: encodeMessage({ ...message, additionals: [...message.additionals, tsig] }), mac, timeSigned };
 }
 
+/** The message as it was before the TSIG was added: original ID, ARCOUNT - 1. */
+function unsignedPart(buf: Buffer, tsigOffset: number, t: TsigData): Buffer {
+  const body = Buffer.from(buf.subarray(0, tsigOffset));
+  body.writeUInt16BE(t.originalId, 0);
+  body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
+  return body;
+}
+
+/**
+ * Verifies the MAC of a signed REQUEST (the server's side, RFC 8945 §5.2):
+ * HMAC over the request without its TSIG plus the TSIG variables. The agent
+ * never needs it; tests use it to check our TSIG encoding against requests
+ * signed by BIND's nsupdate, and test servers may use it.
+ */
+export function verifyRequest(buf: Buffer, decoded: Decoded, key: TsigKey): boolean {
+  if (decoded.tsigOffset === undefined) return false;
+  const rr = decoded.message.additionals[decoded.message.additionals.length - 1]!;
+  const t = rr.data as TsigData;
+  if (rr.class !== 'ANY' || rr.ttl !== 0) return false;
+  if (normalizeName(rr.name) !== normalizeName(key.name) || normalizeName(t.algorithm) !== key.algorithm) return false;
+  const expected = hmac(key, [unsignedPart(buf, decoded.tsigOffset, t), tsigVariables(key.name, t)]);
+  return t.mac.length === expected.length && timingSafeEqual(expected, t.mac);
+}
+
 export type TsigVerdict =
   | { kind: 'unsigned' } // no TSIG record at all
   | { kind: 'unsigned-error'; error: number } // BADSIG/BADKEY style: TSIG with an error and no MAC
@@ -85,6 +109,9 @@ export function verifyResponse(
   if (decoded.tsigOffset === undefined) return { kind: 'unsigned' };
   const rr = decoded.message.additionals[decoded.message.additionals.length - 1]!;
   const t = rr.data as TsigData;
+  // RFC 8945 §4.2: CLASS ANY, TTL 0. The MAC covers constants in their place
+  // (§4.3.3), so any other value would otherwise go unnoticed.
+  if (rr.class !== 'ANY' || rr.ttl !== 0) return { kind: 'bad', why: `TSIG with class ${rr.class} TTL ${rr.ttl}` };
   if (t.mac.length === 0) {
     return t.error !== 0 ? { kind: 'unsigned-error', error: t.error } : { kind: 'bad', why: 'empty MAC' };
   }
@@ -95,10 +122,7 @@ export function verifyResponse(
   const mlen = HASH[key.algorithm] === 'sha256' ? 32 : 64;
   if (t.mac.length !== mlen) return { kind: 'bad', why: `MAC of ${t.mac.length} bytes` };
 
-  // The message as it was before the TSIG was added: original ID, ARCOUNT - 1.
-  const body = Buffer.from(buf.subarray(0, decoded.tsigOffset));
-  body.writeUInt16BE(t.originalId, 0);
-  body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
+  const body = unsignedPart(buf, decoded.tsigOffset, t);
   const prefix = Buffer.alloc(2);
   prefix.writeUInt16BE(requestMac.length, 0);
   const expected = hmac(key, [prefix, requestMac, body, tsigVariables(key.name, t)]);

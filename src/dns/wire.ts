@@ -170,7 +170,10 @@ export function encodeName(name: string): Buffer {
       throw new DnsError('DNS_ENCODE', `invalid name ${JSON.stringify(name)}`);
     }
   }
-  return dnsPacket.name.encode(n);
+  const wire = dnsPacket.name.encode(n);
+  // RFC 1035 §3.1: at most 255 bytes on the wire (servers answer FORMERR, our decoder refuses it).
+  if (wire.length > 255) throw new DnsError('DNS_ENCODE', `name of ${wire.length} bytes exceeds 255: ${JSON.stringify(name)}`);
+  return wire;
 }
 
 function encodeTxt(strings: string[]): Buffer {
@@ -328,7 +331,11 @@ function decodeRdata(r: Reader, type: number, rdlength: number): RData {
   const start = r.pos; // at the rdata, after the rdlength field
   const end = start + rdlength;
   r.need(rdlength);
-  if (rdlength === 0) return null;
+  if (rdlength === 0) {
+    // Empty rdata is for RFC 2136 deletes and prerequisites; a TSIG always has rdata.
+    if (type === TYPE.TSIG) throw malformed('TSIG record without rdata');
+    return null;
+  }
   let data: RData;
   // dns-packet's rdata decoders start at the rdlength field.
   const viaPacket = <T>(codec: Codec<T>): T => {
