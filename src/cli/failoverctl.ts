@@ -8,6 +8,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
+import { adminCommand, statusCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
 import { dnsCommand, initCommand } from './dns-commands.js';
 import { Output, type OutputStreams } from './output.js';
@@ -37,12 +38,37 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
     .option('config', { type: 'string', describe: 'configuration file' })
     .option('instance', { type: 'string', describe: 'instance name: /etc/failover-agent/NAME.toml' })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+    .option('socket', { type: 'string', describe: "the agent's control socket (default: from the instance)" })
     .conflicts('config', 'instance')
     .command(
       'check-config',
       'validate the configuration and the key file',
       (y) => y,
       guard((a: GlobalArgs) => checkConfigCommand(a, out, env)),
+    )
+    .command(
+      'status',
+      'what each site, DNS and the lease look like, and why the agent decides what it decides',
+      (y) => y,
+      guard((a: GlobalArgs & AgentArgs) => statusCommand(a, out, env)),
+    )
+    .command(
+      'failback',
+      'move back to the primary (refused until VM sync is FAILBACK READY, unless --force)',
+      (y) =>
+        y
+          .option('force', { type: 'boolean', default: false, describe: 'override the sync gate (logged as a warning)' })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and the preconditions only' }),
+      guard((a: GlobalArgs & AgentArgs & { force: boolean; dryRun: boolean }) => adminCommand('failback', a, out, env)),
+    )
+    .command(
+      'switchover',
+      'planned move to the DR (maintenance of the primary)',
+      (y) =>
+        y
+          .option('force', { type: 'boolean', default: false, describe: "override a failed collector self-check" })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and the preconditions only' }),
+      guard((a: GlobalArgs & AgentArgs & { force: boolean; dryRun: boolean }) => adminCommand('switchover', a, out, env)),
     )
     .command(
       'dns',

@@ -52,6 +52,8 @@ export interface Config {
   lease: { ttl: number; renew_interval: number; max_skew: number };
   health: {
     targets: string[];
+    /** "" (the default): a 2xx answer is enough; else an http(s) target is healthy only if the 2xx body contains this substring. */
+    expect: string;
     require: 'any' | 'all';
     interval: number;
     timeout: number;
@@ -224,6 +226,7 @@ const sections = {
   }),
   health: z.strictObject({
     targets: z.array(healthTarget).min(1, { message: 'needs at least one target (or leave the key out for the default)' }).optional(),
+    expect: z.string().default(''),
     require: z.enum(['any', 'all']).default('any'),
     interval: duration('10s'),
     timeout: duration('3s'),
@@ -348,6 +351,7 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
     health: {
       // SPEC §5: by default the DR watches the primary agent's own /healthz.
       targets: health.targets ?? [`http://${urlHost(s.sites.primary)}:${DEFAULT_HTTP_PORT}/healthz`],
+      expect: health.expect,
       require: health.require,
       interval: health.interval,
       timeout: health.timeout,

@@ -55,7 +55,7 @@ describe('example configs', () => {
     for (const file of EXAMPLES) {
       const text = fs.readFileSync(file, 'utf8');
       for (const key of ['role', 'primary', 'dr', 'record', 'zone', 'server', 'key_file', 'record_ttl', 'lease_name',
-        'timeout', 'retries', 'ttl', 'renew_interval', 'max_skew', 'targets', 'require', 'interval', 'failures',
+        'timeout', 'retries', 'ttl', 'renew_interval', 'max_skew', 'targets', 'expect', 'require', 'interval', 'failures',
         'control', 'unit', 'mode', 'self_fence', 'enabled', 'local_url', 'remote_url', 'bucket', 'settle',
         'lookback', 'max_chunk', 'clean_checks', 'format', 'webhook', 'listen', 'level']) {
         expect(text, `${file} lacks ${key}`).toMatch(new RegExp(`^${key} = `, 'm'));
@@ -93,6 +93,7 @@ describe('defaults (SPEC §8)', () => {
       lease: { ttl: 30_000, renew_interval: 10_000, max_skew: 5_000 },
       health: {
         targets: ['http://10.10.10.10:9465/healthz'],
+        expect: '',
         require: 'any',
         interval: 10_000,
         timeout: 3_000,
@@ -374,6 +375,15 @@ describe('semantic checks', () => {
     ]);
     expect(one(withSection('health', 'targets = "http://x"'))).toEqual(['12 health.targets: expected an array, got string "http://x"']);
     expect(one(withSection('health', 'require = "most"'))).toEqual(['12 health.require: must be one of "any", "all"; got string "most"']);
+  });
+
+  test('health.expect: a body substring, "" by default', () => {
+    const expectOf = (body: string) => loadConfig('dr.toml', { text: withSection('health', body) }).health.expect;
+    expect(expectOf('expect = "\\"active\\": true"')).toBe('"active": true');
+    expect(expectOf('expect = ""')).toBe('');
+    expect(expectOf('require = "all"')).toBe('');
+    expect(one(withSection('health', 'expect = 200'))).toEqual(['12 health.expect: expected a string, got integer 200']);
+    expect(one(withSection('health', 'expected = "ok"'))).toEqual(['12 health.expected: unknown key; did you mean "expect"?']);
   });
 
   test('vmsync', () => {

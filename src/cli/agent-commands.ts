@@ -1,0 +1,108 @@
+/**
+ * failoverctl status / failback / switchover: through the running agent's
+ * control socket; failback and switchover fall back to a direct CAS with the
+ * key file when the agent is down (and say so).
+ */
+import type { AgentStatus } from '../agent/status.js';
+import { loadConfig } from '../config/load.js';
+import { loadKeyFile } from '../config/keyfile.js';
+import { instanceFromPath, type Config } from '../config/schema.js';
+import { callAgent, socketPath } from '../control/client.js';
+import type { AdminResult, ControlRequest } from '../control/protocol.js';
+import { planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
+import { AgentError, ExitCode } from '../errors.js';
+import { openWitness } from '../lease/open.js';
+import type { Output } from './output.js';
+import { selectConfigFile, type ConfigSelector } from './select-config.js';
+
+export interface AgentArgs extends ConfigSelector {
+  socket?: string;
+}
+
+function isNotRunning(err: unknown): boolean {
+  return err instanceof AgentError && err.code === 'AGENT_NOT_RUNNING';
+}
+
+/** Talks to the agent; needs only the instance name, so it works while the file on disk is being edited. */
+async function ask(file: string, args: AgentArgs, req: ControlRequest): Promise<AgentStatus | AdminResult> {
+  const r = await callAgent(args.socket ?? socketPath(instanceFromPath(file)), req);
+  if (!r.ok) throw new AgentError(r.error.code, r.error.message, r.error.exitCode as ExitCode);
+  return r.result;
+}
+
+const yes = (b: boolean): string => (b ? 'ok ' : 'NO ');
+
+export function renderStatus(s: AgentStatus): string {
+  const lines = [
+    `${s.instance}: role ${s.role}, ${s.phase}${s.active ? ' (ACTIVE)' : ''}, pid ${s.pid}, up since ${s.startedAt}`,
+    `why      ${s.reason}`,
+    ...s.sites.map((site) => `site     ${site.role.padEnd(8)}${site.address}${site.named ? '   <- named by DNS' : ''}`),
+    `dns      ${s.dns.record} = ${s.dns.addresses.join(', ') || '(none)'} at ${s.dns.server} (zone ${s.dns.zone}), read ${s.dns.readAgeSeconds ?? '-'} s ago` +
+      (s.dns.consecutiveFailures ? `, ${s.dns.consecutiveFailures} failures: ${s.dns.lastError}` : '') +
+      (s.dns.offsetSeconds !== null ? `, server clock ${s.dns.offsetSeconds >= 0 ? '+' : ''}${s.dns.offsetSeconds} s` : ''),
+    `lease    ${s.lease.holder ? `holder=${s.lease.holder} epoch=${s.lease.epoch} seq=${s.lease.seq}, unchanged for ${s.lease.unchangedSeconds} s` : (s.lease.error ?? '(none)')}` +
+      (s.lease.ownAgeSeconds !== null ? `, our last confirmed renewal sent ${s.lease.ownAgeSeconds} s ago` : ''),
+  ];
+  if (s.health.consecutiveFailures !== null) {
+    lines.push(`health   ${s.health.consecutiveFailures}/${s.health.threshold} consecutive failures; last: ${s.health.last ?? '-'}`);
+  }
+  lines.push(
+    `collector ${s.collector.control === 'none' ? 'not controlled (collector.control = none)' : `${s.collector.unit}: ${s.collector.state ?? 'unknown'}, should be ${s.collector.desired}`}` +
+      (s.collector.lastError ? ` (error: ${s.collector.lastError})` : ''),
+    `last CAS ${s.lastWrite ? `${s.lastWrite.op} ${s.lastWrite.ok ? 'ok' : 'FAILED'} at ${s.lastWrite.at}: ${s.lastWrite.detail}` : '-'}`,
+    `healthz  ${s.healthy ? '200 healthy' : `503: ${s.unhealthyReason}`}; takeovers ${s.takeovers}`,
+  );
+  if (s.events.length) lines.push('events', ...s.events.slice(-10).map((e) => `  ${e.at} ${e.event}: ${e.text}`));
+  return lines.join('\n');
+}
+
+export async function statusCommand(args: AgentArgs, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
+  const status = (await ask(selectConfigFile(args, env), args, { cmd: 'status' })) as AgentStatus;
+  out.result(renderStatus(status), status);
+  return ExitCode.OK;
+}
+
+export function renderAdmin(r: AdminResult): string {
+  const head = r.dryRun
+    ? `${r.op} (dry run): ${r.refused ? `would be REFUSED: ${r.refused}` : 'would proceed'}`
+    : r.done
+      ? `${r.op} done${r.forced ? ' (forced)' : ''}`
+      : `${r.op} REFUSED: ${r.refused}`;
+  return [
+    head + (r.via === 'direct' ? '\n(the agent is not running: executed directly against DNS with the key file)' : ''),
+    'preconditions:',
+    ...r.preconditions.map((p) => `  ${yes(p.ok)} ${p.name}: ${p.detail}`),
+    'plan:',
+    ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
+  ].join('\n');
+}
+
+/** Without the agent: the same plan, the same CAS, with the key file. */
+async function adminDirect(config: Config, op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
+  const w = await openWitness(config, loadKeyFile(config.dns.key_file));
+  const seen = await w.witness.read();
+  const gate: FailbackGate = config.vmsync.enabled
+    ? { ready: false, detail: 'VM sync is enabled but this build has no sync loop yet: FAILBACK READY cannot be reached (use --force)' }
+    : { ready: true, detail: 'vmsync disabled: no data gate' };
+  const plan = planAdmin(op, config, seen, gate, null, Date.now() / 1000, opts.force);
+  const result: AdminResult = { op, done: false, dryRun: opts.dryRun, forced: opts.force, refused: plan.refused, plan: plan.plan, preconditions: plan.preconditions, via: 'direct' };
+  if (opts.dryRun || plan.refused) return result;
+  await w.witness.transfer(seen, plan.to, config.sites, Date.now() / 1000);
+  result.done = true;
+  return result;
+}
+
+export async function adminCommand(op: AdminOp, args: AgentArgs & { force: boolean; dryRun: boolean }, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
+  const file = selectConfigFile(args, env);
+  const opts = { force: args.force, dryRun: args.dryRun };
+  let result: AdminResult;
+  try {
+    result = (await ask(file, args, { cmd: op, args: opts })) as AdminResult;
+  } catch (err) {
+    if (!isNotRunning(err)) throw err;
+    result = await adminDirect(loadConfig(file), op, opts);
+  }
+  out.result(renderAdmin(result), result);
+  // A refusal exits 1, in a dry run too, so scripts can ask "would failback go?".
+  return result.refused ? ExitCode.REFUSED : ExitCode.OK;
+}

@@ -1,0 +1,314 @@
+/**
+ * The decision core: a pure function from (config, state, observation, now)
+ * to (state, actions). No I/O, no clocks of its own: `now` is the caller's
+ * monotonic time in ms, so tests drive it with a fake clock.
+ *
+ * Rules (SPEC §3):
+ * - The holder of the lease renews it while the record names it (CAS).
+ * - The primary never writes on its own when the record names the DR (no preemption).
+ * - The DR takes over only when `health.failures` consecutive checks failed AND it has
+ *   seen the same lease seq for `lease.ttl + lease.max_skew` on its own clock, AND its
+ *   self-check passes (DNS readable, own collector not failed or missing).
+ * - A holder treats its lease as lost `lease.ttl - lease.max_skew` after the SEND of its
+ *   last confirmed write; with `collector.self_fence` it then stops collecting.
+ * - DNS unreachable or unverified: keep the current state, never act on missing data.
+ * - A conflict (prerequisite failed) means someone else moved: re-read, never retry blindly.
+ */
+import type { Snapshot } from '../lease/witness.js';
+import { siteOf } from '../lease/witness.js';
+import type { Role } from '../lease/lease.js';
+
+export interface CoreConfig {
+  role: Role;
+  sites: { primary: string; dr: string };
+  lease: { ttl: number; renew_interval: number; max_skew: number };
+  health: { interval: number; failures: number };
+  collector: { control: 'systemd' | 'none'; mode: 'when-active' | 'always'; self_fence: boolean };
+}
+
+/** What the agent is doing, for status lines and metrics. */
+export type Phase =
+  | 'starting' // no verified read yet
+  | 'active' // the record names us and we hold a valid lease
+  | 'standby' // the record names the other site
+  | 'monitoring' // DR watching an active primary
+  | 'fenced' // we should be active but our lease is lost
+  | 'holding'; // the witness is unreadable or inconsistent: change nothing
+
+export type CollectorState = 'active' | 'inactive' | 'activating' | 'deactivating' | 'failed' | 'missing' | 'unknown';
+
+export type WriteOp = 'renew' | 'takeover' | 'failback' | 'switchover' | 'init';
+
+export type Observation =
+  | {
+      kind: 'tick';
+      /** The witness as read this tick, or why it could not be read. */
+      dns: { ok: true; snapshot: Snapshot } | { ok: false; code: string; message: string };
+      /** DR only: this tick's health check of the primary (undefined: none ran). */
+      health?: { ok: boolean; detail: string };
+      /** The collector unit's state as last seen (undefined with control = none). */
+      collector?: CollectorState;
+    }
+  | {
+      kind: 'write';
+      op: WriteOp;
+      outcome:
+        | { ok: true; snapshot: Snapshot; sentAt: number }
+        | { ok: false; conflict: boolean; code: string; message: string };
+    };
+
+export type Action =
+  | { type: 'cas'; op: 'renew' | 'takeover'; seen: Snapshot }
+  | { type: 'log'; level: 'error' | 'warning' | 'notice' | 'info' | 'debug'; msg: string; fields: Record<string, unknown> }
+  | { type: 'notify'; event: 'failover' | 'failback' | 'switchover' | 'fenced' | 'dns-unreachable'; text: string };
+
+export interface CoreState {
+  phase: Phase;
+  /** The last verified snapshot and when it was read (monotonic ms). */
+  seen: Snapshot | null;
+  seenAt: number | null;
+  /** Consecutive failed reads or writes of the witness. */
+  dnsFailures: number;
+  /** Lease progress as observed: `epoch/seq` and when we first saw it (monotonic ms). */
+  leaseKey: string | null;
+  leaseSince: number | null;
+  /** Send time (monotonic ms) of our last CONFIRMED write that left us holding the lease. */
+  ownSentAt: number | null;
+  /** Consecutive failed health checks of the primary (DR). */
+  healthFailures: number;
+  lastHealth: string | null;
+  takeovers: number;
+  /** Desired collector state; null with collector.control = none. */
+  collector: 'running' | 'stopped' | null;
+  /** The last decision and, in words, why. */
+  decision: string;
+  reason: string;
+  /** When to look again (ms). */
+  nextTickMs: number;
+}
+
+export interface Decision {
+  state: CoreState;
+  actions: Action[];
+}
+
+export function initialState(config: CoreConfig): CoreState {
+  return {
+    phase: 'starting',
+    seen: null,
+    seenAt: null,
+    dnsFailures: 0,
+    leaseKey: null,
+    leaseSince: null,
+    ownSentAt: null,
+    healthFailures: 0,
+    lastHealth: null,
+    takeovers: 0,
+    collector: config.collector.control === 'none' ? null : config.collector.mode === 'always' ? 'running' : 'stopped',
+    decision: 'start',
+    reason: 'no verified DNS read yet',
+    nextTickMs: 0,
+  };
+}
+
+const other = (r: Role): Role => (r === 'primary' ? 'dr' : 'primary');
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** The site the witness names, if it names exactly one known site. */
+export function namedSite(snap: Snapshot | null, config: CoreConfig): Role | undefined {
+  return snap && snap.addresses.length === 1 ? siteOf(snap.addresses[0], config.sites) : undefined;
+}
+
+/** True while we hold a lease that has not yet run out on our own clock. */
+export function holdsValidLease(config: CoreConfig, s: CoreState, now: number): boolean {
+  return (
+    s.ownSentAt !== null &&
+    now - s.ownSentAt < config.lease.ttl - config.lease.max_skew &&
+    s.seen?.lease?.holder === config.role &&
+    namedSite(s.seen, config) === config.role
+  );
+}
+
+/** How long the other site's lease has gone without a new seq, on our clock. */
+export function leaseAge(s: CoreState, now: number): number | null {
+  return s.leaseSince === null ? null : now - s.leaseSince;
+}
+
+function desiredCollector(config: CoreConfig, s: CoreState, now: number): CoreState['collector'] {
+  if (config.collector.control === 'none') return null;
+  if (config.collector.mode === 'always') return 'running';
+  const named = namedSite(s.seen, config) === config.role;
+  if (!named) return 'stopped';
+  if (config.collector.self_fence && s.ownSentAt !== null && !holdsValidLease(config, s, now)) return 'stopped';
+  // Default (as the original): collect while DNS names us, even if our renewals fail.
+  return 'running';
+}
+
+function tickInterval(config: CoreConfig, s: CoreState): number {
+  // The holder ticks at the renewal cadence, a monitoring DR at its health cadence.
+  return s.phase === 'active' || s.phase === 'fenced' ? config.lease.renew_interval : config.role === 'dr' ? config.health.interval : config.lease.renew_interval;
+}
+
+function finish(config: CoreConfig, s: CoreState, actions: Action[], now: number, prev: CoreState): Decision {
+  s.collector = desiredCollector(config, s, now);
+  if (s.decision !== prev.decision || s.phase !== prev.phase) {
+    actions.push({ type: 'log', level: 'notice', msg: s.reason, fields: { event: 'decision', decision: s.decision, phase: s.phase } });
+  }
+  if (s.collector !== prev.collector && s.collector !== null) {
+    actions.push({ type: 'log', level: 'info', msg: `collector should be ${s.collector}`, fields: { event: 'collector_desired', want: s.collector } });
+  }
+  return { state: s, actions };
+}
+
+export function decide(config: CoreConfig, prev: CoreState, obs: Observation, now: number): Decision {
+  const s: CoreState = { ...prev, nextTickMs: -1 };
+  const actions: Action[] = [];
+  if (obs.kind === 'write') onWrite(config, s, obs, now, actions);
+  else onTick(config, s, obs, now, actions);
+  if (s.nextTickMs === -1) s.nextTickMs = tickInterval(config, s);
+  return finish(config, s, actions, now, prev);
+}
+
+function observeLease(s: CoreState, snap: Snapshot, now: number): void {
+  const key = snap.lease ? `${snap.lease.epoch}/${snap.lease.seq}` : null;
+  if (key !== s.leaseKey) {
+    s.leaseKey = key;
+    s.leaseSince = now;
+  }
+}
+
+function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { kind: 'write' }>, now: number, actions: Action[]): void {
+  const o = obs.outcome;
+  if (!o.ok) {
+    s.dnsFailures = o.conflict ? s.dnsFailures : s.dnsFailures + 1;
+    s.decision = o.conflict ? 'conflict' : 'write-failed';
+    s.reason = o.conflict
+      ? `${obs.op}: the witness changed since we read it (${o.code}); re-reading before anything else`
+      : `${obs.op}: outcome unknown (${o.code}: ${o.message}); re-reading`;
+    actions.push({ type: 'log', level: o.conflict ? 'warning' : 'error', msg: s.reason, fields: { event: `${obs.op}_failed`, code: o.code } });
+    s.nextTickMs = 0; // re-read now
+    return;
+  }
+  s.dnsFailures = 0;
+  s.seen = o.snapshot;
+  s.seenAt = now;
+  observeLease(s, o.snapshot, now);
+  const holder = o.snapshot.lease?.holder;
+  if (holder === config.role) s.ownSentAt = o.sentAt;
+  else s.ownSentAt = null;
+  const l = o.snapshot.lease;
+  if (obs.op === 'takeover') {
+    s.takeovers++;
+    s.healthFailures = 0;
+    s.phase = 'active';
+    s.decision = 'took-over';
+    s.reason = `took over: the record now names the DR (epoch ${l?.epoch})`;
+    actions.push({ type: 'log', level: 'warning', msg: s.reason, fields: { event: 'takeover', epoch: l?.epoch, seq: l?.seq } });
+    actions.push({ type: 'notify', event: 'failover', text: `DR took over ${o.snapshot.addresses[0]} (epoch ${l?.epoch})` });
+  } else if (obs.op === 'renew') {
+    s.phase = 'active';
+    actions.push({ type: 'log', level: 'debug', msg: 'lease renewed', fields: { event: 'renew', epoch: l?.epoch, seq: l?.seq } });
+  } else {
+    s.phase = holder === config.role ? 'active' : 'standby';
+    s.decision = obs.op;
+    s.reason = `${obs.op} done: the record names the ${holder} (epoch ${l?.epoch})`;
+    actions.push({ type: 'log', level: 'warning', msg: s.reason, fields: { event: obs.op, epoch: l?.epoch, seq: l?.seq } });
+    if (obs.op === 'failback' || obs.op === 'switchover') actions.push({ type: 'notify', event: obs.op, text: s.reason });
+  }
+}
+
+function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { kind: 'tick' }>, now: number, actions: Action[]): void {
+  const me = config.role;
+  if (obs.health) {
+    s.healthFailures = obs.health.ok ? 0 : s.healthFailures + 1;
+    s.lastHealth = obs.health.detail;
+  }
+  if (!obs.dns.ok) {
+    s.dnsFailures++;
+    const lost = s.ownSentAt !== null && !holdsValidLease(config, s, now);
+    s.phase = lost ? 'fenced' : s.phase === 'starting' ? 'starting' : 'holding';
+    s.decision = lost ? 'fenced' : 'hold';
+    s.reason = `DNS unreadable (${obs.dns.code}: ${obs.dns.message}); keeping the current state (${s.dnsFailures} in a row)`;
+    if (lost) s.reason += `; our lease has run out${config.collector.self_fence ? ': self-fenced, collector stopped' : ''}`;
+    if (s.dnsFailures === 3) actions.push({ type: 'notify', event: 'dns-unreachable', text: s.reason });
+    return;
+  }
+  const snap = obs.dns.snapshot;
+  s.dnsFailures = 0;
+  s.seen = snap;
+  s.seenAt = now;
+  observeLease(s, snap, now);
+  const named = namedSite(snap, config);
+  const lease = snap.lease;
+
+  if (!lease || !named) {
+    s.phase = 'holding';
+    s.decision = 'inconsistent';
+    s.reason = !lease
+      ? `no valid lease at the witness (${snap.leaseError ?? 'absent'}): changing nothing; run failoverctl init`
+      : `the record names ${snap.addresses.join(', ') || 'nothing'}, not exactly one site: changing nothing`;
+    return;
+  }
+  if (lease.holder !== named) {
+    s.phase = 'holding';
+    s.decision = 'inconsistent';
+    s.reason = `the record names the ${named} but the lease holder is the ${lease.holder}: changing nothing; fix with failoverctl init --force`;
+    return;
+  }
+  if (named !== me) {
+    // We do not hold the lease: any own-lease timing is over.
+    s.ownSentAt = null;
+  }
+
+  if (named === me) {
+    // We are the holder: renew (CAS on exactly what we read).
+    const lost = s.ownSentAt !== null && !holdsValidLease(config, s, now);
+    s.phase = lost ? 'fenced' : 'active';
+    s.decision = 'renew';
+    s.reason = lost
+      ? `the record names us but our last confirmed renewal was sent ${secs(now - s.ownSentAt!)} ago (> ttl - max_skew): lease lost${config.collector.self_fence ? ', self-fenced' : ''}; renewing`
+      : `the record names us and we hold the lease (epoch ${lease.epoch}): renewing`;
+    actions.push({ type: 'cas', op: 'renew', seen: snap });
+    return;
+  }
+
+  if (me === 'primary') {
+    s.phase = 'standby';
+    s.decision = 'standby';
+    s.reason = `DR active since ${new Date(lease.at * 1000).toISOString()} (epoch ${lease.epoch}); run failoverctl failback when sync is ready`;
+    return;
+  }
+
+  // DR, the record names the primary: judge takeover.
+  s.phase = 'monitoring';
+  const age = leaseAge(s, now) ?? 0;
+  const expiry = config.lease.ttl + config.lease.max_skew;
+  const expired = age >= expiry;
+  const failing = s.healthFailures >= config.health.failures;
+  const selfCheck = obs.collector === 'failed' || obs.collector === 'missing' ? `own collector unit is ${obs.collector}` : null;
+  const streak = `health ${Math.min(s.healthFailures, config.health.failures)}/${config.health.failures} failed`;
+  if (failing && expired && !selfCheck) {
+    s.decision = 'takeover';
+    s.reason = `${streak} and the primary's lease (seq ${lease.seq}) unchanged for ${secs(age)} >= ${secs(expiry)}: taking over`;
+    actions.push({ type: 'cas', op: 'takeover', seen: snap });
+    return;
+  }
+  if (failing && expired && selfCheck) {
+    s.decision = 'refuse-takeover';
+    s.reason = `${streak} and the primary's lease expired, but ${selfCheck}: not taking over`;
+    actions.push({ type: 'log', level: 'error', msg: s.reason, fields: { event: 'takeover_refused', collector: obs.collector } });
+    return;
+  }
+  if (failing) {
+    s.decision = 'wait-lease';
+    s.reason = `${streak} but the primary's lease was renewed ${secs(age)} ago (expires after ${secs(expiry)} unchanged): not taking over`;
+    return;
+  }
+  s.decision = 'monitor';
+  s.reason =
+    s.healthFailures > 0
+      ? `${streak}; primary active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`
+      : `primary healthy and active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`;
+}
+
+export { other as otherRole };

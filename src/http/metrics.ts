@@ -1,0 +1,279 @@
+/**
+ * Prometheus metrics (SPEC §7) on a registry of our own: no prom-client default registry and no
+ * module singletons, so two agents (or two tests) in one process never share a series.
+ *
+ * Two kinds of metric live here:
+ * - state, read from the one `AgentStatus` at scrape time (`collect()` callbacks); a value that is
+ *   null in the status is ABSENT from the scrape (never NaN, never a made-up 0);
+ * - events the engine reports as they happen (`dnsRequest`, `dnsError`, `write`, `healthCheck`).
+ *
+ * The names are a public interface (dashboards and alerts rely on them): docs/METRICS.md lists them.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+import type { AgentStatus } from '../agent/status.js';
+import type { CollectorState, Phase, WriteOp } from '../core/decide.js';
+import type { Role } from '../lease/lease.js';
+
+/** Every phase, so `failover_phase` is one-hot over a fixed set (a missing element fails to compile). */
+export const PHASES = ['starting', 'active', 'standby', 'monitoring', 'fenced', 'holding'] as const satisfies readonly Phase[];
+type MissingPhase = Exclude<Phase, (typeof PHASES)[number]>;
+const _allPhases: [MissingPhase] extends [never] ? true : MissingPhase = true;
+
+export const COLLECTOR_STATES = [
+  'active',
+  'inactive',
+  'activating',
+  'deactivating',
+  'failed',
+  'missing',
+  'unknown',
+] as const satisfies readonly CollectorState[];
+type MissingState = Exclude<CollectorState, (typeof COLLECTOR_STATES)[number]>;
+const _allStates: [MissingState] extends [never] ? true : MissingState = true;
+
+const WRITE_OPS = ['renew', 'takeover', 'failback', 'switchover', 'init'] as const satisfies readonly WriteOp[];
+const WRITE_RESULTS = ['ok', 'conflict', 'error'] as const;
+export type WriteResult = (typeof WRITE_RESULTS)[number];
+export type DnsRequestKind = 'read' | 'update';
+
+/** 1 ms … 5 s: a LAN DNS answer is a few ms, a retried attempt ends at `dns.timeout` × attempts. */
+export const DNS_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export interface MetricsLabels {
+  instance: string;
+  role: Role;
+}
+
+export interface MetricsOptions {
+  /** Register prom-client's `process_*` / `nodejs_*` metrics on our registry (default true). */
+  defaultMetrics?: boolean;
+}
+
+export class Metrics {
+  /** The registry everything here is registered on (exposed for tests and extra collectors). */
+  readonly registry: Registry;
+
+  private readonly labels: MetricsLabels;
+  private readonly provider: () => AgentStatus;
+  /** The status for the scrape in progress: read once per render, shared by every collect(). */
+  private scrapeStatus: AgentStatus | undefined;
+
+  private readonly dnsDuration: Histogram<'kind'>;
+  private readonly dnsErrors: Counter<'code'>;
+  private readonly writes: Counter<'op' | 'result'>;
+  private readonly healthChecks: Counter<'result'>;
+
+  constructor(labels: MetricsLabels, status: () => AgentStatus, opts: MetricsOptions = {}) {
+    this.labels = { instance: labels.instance, role: labels.role };
+    this.provider = status;
+    const registry = (this.registry = new Registry());
+    const registers = [registry];
+
+    // ---- events -------------------------------------------------------------------------------
+    this.dnsDuration = new Histogram({
+      name: 'failover_dns_request_duration_seconds',
+      help: 'Duration of DNS requests to the witness server (all attempts of one request), by kind.',
+      labelNames: ['kind'],
+      buckets: DNS_DURATION_BUCKETS,
+      registers,
+    });
+    this.dnsErrors = new Counter({
+      name: 'failover_dns_errors_total',
+      help: 'DNS requests that failed, by error code (DNS_TIMEOUT, DNS_REFUSED, ...).',
+      labelNames: ['code'],
+      registers,
+    });
+    this.writes = new Counter({
+      name: 'failover_dns_writes_total',
+      help: 'Lease/record writes (CAS updates) by operation and result (ok, conflict, error).',
+      labelNames: ['op', 'result'],
+      registers,
+    });
+    this.healthChecks = new Counter({
+      name: 'failover_health_checks_total',
+      help: 'Health checks of the other site by result (ok, failed).',
+      labelNames: ['result'],
+      registers,
+    });
+    // Known series start at 0 so rate() and increase() see the first event.
+    for (const kind of ['read', 'update'] as const) this.dnsDuration.zero({ kind });
+    for (const op of WRITE_OPS) for (const result of WRITE_RESULTS) this.writes.inc({ op, result }, 0);
+    for (const result of ['ok', 'failed']) this.healthChecks.inc({ result }, 0);
+
+    // ---- state, from the status at scrape time --------------------------------------------------
+    const self = this;
+    const info = this.labels;
+    new Gauge({
+      name: 'failover_info',
+      help: 'Always 1; labels name the agent instance and its configured role.',
+      labelNames: ['instance', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        this.set(info, 1);
+      },
+    });
+    this.value('failover_active', 'Whether this site is active: the record names it and it holds a valid lease (0/1).', (s) =>
+      bool(s.active),
+    );
+    new Gauge({
+      name: 'failover_phase',
+      help: 'The agent phase, one-hot: 1 for the current phase, 0 for the others.',
+      labelNames: ['phase'],
+      registers,
+      collect() {
+        const phase = self.status().phase;
+        this.reset();
+        for (const p of PHASES) this.set({ phase: p }, p === phase ? 1 : 0);
+        if (!(PHASES as readonly string[]).includes(phase)) this.set({ phase }, 1);
+      },
+    });
+    this.value('failover_lease_epoch', 'Epoch of the lease as last read from the witness.', (s) => s.lease.epoch);
+    this.value('failover_lease_seq', 'Sequence number of the lease as last read from the witness.', (s) => s.lease.seq);
+    this.value(
+      'failover_lease_unchanged_seconds',
+      'Seconds the lease epoch/seq has been seen unchanged (on our clock).',
+      (s) => s.lease.unchangedSeconds,
+    );
+    this.value(
+      'failover_lease_own_age_seconds',
+      'Seconds since the send of our last confirmed lease write, while we hold the lease.',
+      (s) => s.lease.ownAgeSeconds,
+    );
+    this.value('failover_dns_read_age_seconds', 'Seconds since the last verified read of the witness.', (s) => s.dns.readAgeSeconds);
+    this.value(
+      'failover_dns_consecutive_failures',
+      'DNS reads/writes that failed in a row (0 after a success).',
+      (s) => s.dns.consecutiveFailures,
+    );
+    this.value(
+      'failover_dns_clock_offset_seconds',
+      'Clock offset of the DNS server relative to ours (server minus local), from TSIG.',
+      (s) => s.dns.offsetSeconds,
+    );
+    this.value(
+      'failover_health_consecutive_failures',
+      'Failed health checks of the primary in a row (DR role only).',
+      (s) => s.health.consecutiveFailures,
+    );
+    this.value(
+      'failover_health_failure_threshold',
+      'Consecutive health-check failures that allow a takeover (health.failures).',
+      (s) => s.health.threshold,
+    );
+    new Counter({
+      name: 'failover_takeovers_total',
+      help: 'Takeovers performed by this agent since it started.',
+      registers,
+      collect() {
+        const n = self.status().takeovers;
+        this.reset();
+        if (Number.isFinite(n) && n > 0) this.inc(n);
+      },
+    });
+    this.value(
+      'failover_collector_desired_running',
+      'Whether the agent wants the collector unit running (0/1; absent with collector.control = none).',
+      (s) => (s.collector.desired === null ? null : bool(s.collector.desired === 'running')),
+    );
+    new Gauge({
+      name: 'failover_collector_state',
+      help: 'The collector unit state as last seen, one-hot (absent with collector.control = none).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const state = self.status().collector.state;
+        this.reset();
+        if (state === null) return;
+        for (const st of COLLECTOR_STATES) this.set({ state: st }, st === state ? 1 : 0);
+        if (!(COLLECTOR_STATES as readonly string[]).includes(state)) this.set({ state }, 1);
+      },
+    });
+    new Gauge({
+      name: 'failover_last_decision_info',
+      help: 'Always 1; the decision label is the last decision of the core (renew, monitor, takeover, ...).',
+      labelNames: ['decision'],
+      registers,
+      collect() {
+        const decision = self.status().decision;
+        this.reset();
+        this.set({ decision }, 1);
+      },
+    });
+    this.value('failover_healthy', 'Whether /healthz answers 200 (0/1).', (s) => bool(s.healthy));
+
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  }
+
+  // ---- events the engine reports ----------------------------------------------------------------
+
+  /** One DNS request (read or update) took `seconds`, all attempts included. */
+  dnsRequest(kind: DnsRequestKind, seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) return;
+    this.dnsDuration.observe({ kind }, seconds);
+  }
+
+  /** A DNS request failed with `code` (a DnsError code). */
+  dnsError(code: string): void {
+    this.dnsErrors.inc({ code: code || 'UNKNOWN' });
+  }
+
+  /** A CAS write finished: applied (ok), lost to a concurrent writer (conflict), or failed/unknown (error). */
+  write(op: string, result: WriteResult): void {
+    this.writes.inc({ op, result });
+  }
+
+  /** One health check of the other site finished. */
+  healthCheck(ok: boolean): void {
+    this.healthChecks.inc({ result: ok ? 'ok' : 'failed' });
+  }
+
+  // ---- rendering ---------------------------------------------------------------------------------
+
+  /**
+   * The Prometheus text exposition. Reads the status once for the whole scrape; rejects when the
+   * status provider throws (the HTTP server answers 500).
+   */
+  async render(): Promise<{ contentType: string; body: string }> {
+    const status = this.provider();
+    let body: string;
+    // Every collect() runs synchronously inside registry.metrics() before its first await, so the
+    // snapshot is only ever seen by this scrape.
+    this.scrapeStatus = status;
+    try {
+      const pending = this.registry.metrics();
+      this.scrapeStatus = undefined;
+      body = await pending;
+    } finally {
+      this.scrapeStatus = undefined;
+    }
+    return { contentType: this.registry.contentType, body };
+  }
+
+  private status(): AgentStatus {
+    return this.scrapeStatus ?? this.provider();
+  }
+
+  /** An unlabelled gauge read from the status; null (or a non-finite number) leaves it absent. */
+  private value(name: string, help: string, read: (s: AgentStatus) => number | null): void {
+    const self = this;
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const v = read(self.status());
+        if (v === null || !Number.isFinite(v)) this.remove();
+        else this.set(v);
+      },
+    });
+  }
+}
+
+function bool(b: boolean): number {
+  return b ? 1 : 0;
+}
+
+void _allPhases;
+void _allStates;

@@ -1,0 +1,271 @@
+/**
+ * Scenario table for the decision core: every branch, driven by a fake clock
+ * (plain numbers: the core never reads a clock of its own).
+ */
+import { describe, expect, it } from 'vitest';
+import { decide, holdsValidLease, initialState, type CollectorState, type CoreConfig, type CoreState, type Observation } from '../../src/core/decide.js';
+import { formatLease, type Lease } from '../../src/lease/lease.js';
+import type { Snapshot } from '../../src/lease/witness.js';
+
+const P = '10.10.10.10';
+const D = '10.20.20.20';
+
+function config(role: 'primary' | 'dr', over: Partial<CoreConfig['collector']> = {}): CoreConfig {
+  return {
+    role,
+    sites: { primary: P, dr: D },
+    lease: { ttl: 30_000, renew_interval: 10_000, max_skew: 5_000 },
+    health: { interval: 10_000, failures: 3 },
+    collector: { control: 'systemd', mode: 'when-active', self_fence: false, ...over },
+  };
+}
+
+function snap(address: string | string[], lease: Lease | null, leaseError?: string): Snapshot {
+  const s: Snapshot = {
+    addresses: Array.isArray(address) ? address : [address],
+    addressType: 'A',
+    leaseText: lease ? [formatLease(lease)] : null,
+    lease,
+  };
+  if (leaseError) s.leaseError = leaseError;
+  return s;
+}
+
+const primaryLease = (seq: number, epoch = 1): Lease => ({ holder: 'primary', epoch, seq, at: 1000 + seq });
+const drLease = (seq: number, epoch = 2): Lease => ({ holder: 'dr', epoch, seq, at: 2000 + seq });
+
+const tick = (s: Snapshot | null, health?: boolean, collector?: CollectorState): Observation => ({
+  kind: 'tick',
+  dns: s ? { ok: true, snapshot: s } : { ok: false, code: 'DNS_TIMEOUT', message: 'no answer' },
+  ...(health === undefined ? {} : { health: { ok: health, detail: health ? 'ok' : 'timeout' } }),
+  ...(collector === undefined ? {} : { collector }),
+});
+
+/** Runs observations at given times; returns the last decision. */
+function run(cfg: CoreConfig, steps: [number, Observation][], start?: CoreState) {
+  let state = start ?? initialState(cfg);
+  let last = { state, actions: [] as ReturnType<typeof decide>['actions'] };
+  for (const [t, obs] of steps) {
+    last = decide(cfg, state, obs, t);
+    state = last.state;
+  }
+  return last;
+}
+
+const cas = (d: ReturnType<typeof decide>) => d.actions.filter((a) => a.type === 'cas');
+
+describe('primary', () => {
+  it('renews when the record names it and it holds the lease', () => {
+    const d = run(config('primary'), [[0, tick(snap(P, primaryLease(4)))]]);
+    expect(cas(d)).toEqual([{ type: 'cas', op: 'renew', seen: snap(P, primaryLease(4)) }]);
+    expect(d.state.phase).toBe('active');
+    expect(d.state.collector).toBe('running');
+    expect(d.state.nextTickMs).toBe(10_000);
+  });
+
+  it('becomes active with a valid own lease after a confirmed renewal', () => {
+    const cfg = config('primary');
+    const d1 = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]);
+    const d2 = decide(cfg, d1.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 100 } }, 150);
+    expect(d2.state.ownSentAt).toBe(100);
+    expect(holdsValidLease(cfg, d2.state, 150)).toBe(true);
+    // Valid for ttl - max_skew from the SEND, not the answer.
+    expect(holdsValidLease(cfg, d2.state, 100 + 24_999)).toBe(true);
+    expect(holdsValidLease(cfg, d2.state, 100 + 25_000)).toBe(false);
+  });
+
+  it('stands by and never writes when the record names the DR (no preemption)', () => {
+    const d = run(config('primary'), [
+      [0, tick(snap(D, drLease(7)))],
+      [10_000, tick(snap(D, drLease(8)))],
+      [600_000, tick(snap(D, drLease(8)))],
+    ]);
+    expect(cas(d)).toEqual([]);
+    expect(d.state.phase).toBe('standby');
+    expect(d.state.collector).toBe('stopped');
+    expect(d.state.reason).toMatch(/DR active since .*run failoverctl failback when sync is ready/);
+  });
+
+  it('mode "always" keeps the collector running on standby', () => {
+    const d = run(config('primary', { mode: 'always' }), [[0, tick(snap(D, drLease(7)))]]);
+    expect(d.state.collector).toBe('running');
+  });
+
+  it('control "none" never asks for a collector state', () => {
+    const d = run(config('primary', { control: 'none' }), [[0, tick(snap(P, primaryLease(1)))]]);
+    expect(d.state.collector).toBeNull();
+  });
+
+  it('lease lost while DNS is unreachable: self-fences only with self_fence', () => {
+    for (const self_fence of [true, false]) {
+      const cfg = config('primary', { self_fence });
+      const d1 = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]);
+      const d2 = decide(cfg, d1.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 0 } }, 10);
+      const before = decide(cfg, d2.state, tick(null), 24_000);
+      expect(before.state.phase).toBe('holding');
+      expect(before.state.collector).toBe('running');
+      const after = decide(cfg, before.state, tick(null), 25_001);
+      expect(after.state.phase).toBe('fenced');
+      expect(after.state.collector).toBe(self_fence ? 'stopped' : 'running');
+      expect(cas(after)).toEqual([]);
+    }
+  });
+
+  it('DNS unreachable: holds, counts, alerts once at 3, never writes', () => {
+    const cfg = config('primary');
+    const d = run(cfg, [
+      [0, tick(snap(P, primaryLease(1)))],
+      [10_000, tick(null)],
+      [20_000, tick(null)],
+    ]);
+    expect(d.state.dnsFailures).toBe(2);
+    const d3 = decide(cfg, d.state, tick(null), 30_000);
+    expect(d3.actions.filter((a) => a.type === 'notify')).toHaveLength(1);
+    expect(cas(d3)).toEqual([]);
+    expect(d3.state.seen).toEqual(snap(P, primaryLease(1))); // last verified view kept
+    expect(d3.state.reason).toMatch(/DNS unreadable.*keeping the current state \(3 in a row\)/);
+  });
+
+  it('conflict: re-read at once, no blind retry', () => {
+    const cfg = config('primary');
+    const d1 = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]);
+    const d2 = decide(cfg, d1.state, { kind: 'write', op: 'renew', outcome: { ok: false, conflict: true, code: 'DNS_PREREQ_FAILED', message: 'NXRRSET' } }, 50);
+    expect(cas(d2)).toEqual([]);
+    expect(d2.state.nextTickMs).toBe(0);
+    expect(d2.state.decision).toBe('conflict');
+    // The re-read shows the DR took over: stand by.
+    const d3 = decide(cfg, d2.state, tick(snap(D, drLease(5))), 60);
+    expect(d3.state.phase).toBe('standby');
+    expect(cas(d3)).toEqual([]);
+  });
+
+  it('an inconsistent witness (record and lease disagree, no lease, two addresses) changes nothing', () => {
+    for (const s of [snap(P, drLease(3)), snap(P, null, 'lease "x": expected 5 fields'), snap([P, D], primaryLease(1)), snap('10.30.30.30', primaryLease(1))]) {
+      const d = run(config('primary'), [[0, tick(s)]]);
+      expect(cas(d)).toEqual([]);
+      expect(d.state.phase).toBe('holding');
+      expect(d.state.decision).toBe('inconsistent');
+    }
+  });
+});
+
+describe('dr', () => {
+  const failing = (cfg: CoreConfig, lease: Lease, from: number, n: number, healthy = false): [number, Observation][] =>
+    Array.from({ length: n }, (_, i) => [from + i * 10_000, tick(snap(P, lease), healthy)] as [number, Observation]);
+
+  it('monitors a healthy primary', () => {
+    const d = run(config('dr'), [[0, tick(snap(P, primaryLease(1)), true)]]);
+    expect(d.state.phase).toBe('monitoring');
+    expect(d.state.decision).toBe('monitor');
+    expect(d.state.collector).toBe('stopped');
+    expect(cas(d)).toEqual([]);
+  });
+
+  it('takes over after 3 failures AND the lease unchanged for ttl + max_skew', () => {
+    const cfg = config('dr');
+    // Same seq seen from t=0; failures at 0,10,20 s: 3/3 at 20 s but lease age 20 s < 35 s.
+    const d3 = run(cfg, failing(cfg, primaryLease(9), 0, 3));
+    expect(d3.state.decision).toBe('wait-lease');
+    expect(cas(d3)).toEqual([]);
+    const d4 = decide(cfg, d3.state, tick(snap(P, primaryLease(9)), false), 34_999);
+    expect(cas(d4)).toEqual([]);
+    const d5 = decide(cfg, d4.state, tick(snap(P, primaryLease(9)), false), 35_000);
+    expect(cas(d5)).toEqual([{ type: 'cas', op: 'takeover', seen: snap(P, primaryLease(9)) }]);
+    expect(d5.state.reason).toMatch(/health 3\/3 failed and the primary's lease \(seq 9\) unchanged for 35\.0 s/);
+    const d6 = decide(cfg, d5.state, { kind: 'write', op: 'takeover', outcome: { ok: true, snapshot: snap(D, drLease(10)), sentAt: 35_001 } }, 35_020);
+    expect(d6.state.phase).toBe('active');
+    expect(d6.state.takeovers).toBe(1);
+    expect(d6.state.collector).toBe('running');
+    expect(d6.actions).toContainEqual(expect.objectContaining({ type: 'notify', event: 'failover' }));
+  });
+
+  it('health fails but the lease keeps being renewed (inter-site path cut): no takeover, and says why', () => {
+    const cfg = config('dr');
+    let state = initialState(cfg);
+    let d!: ReturnType<typeof decide>;
+    for (let i = 0; i < 20; i++) {
+      d = decide(cfg, state, tick(snap(P, primaryLease(100 + i)), false), i * 10_000);
+      state = d.state;
+      expect(cas(d)).toEqual([]);
+    }
+    expect(d.state.decision).toBe('wait-lease');
+    expect(d.state.reason).toMatch(/health 3\/3 failed but the primary's lease was renewed 0\.0 s ago/);
+  });
+
+  it('flapping health (fail, ok, fail, fail, ok, ...) never reaches the threshold', () => {
+    const cfg = config('dr');
+    const pattern = [false, true, false, false, true, false, true, false, false, true];
+    let state = initialState(cfg);
+    for (const [i, ok] of [...pattern, ...pattern, ...pattern].entries()) {
+      const d = decide(cfg, state, tick(snap(P, primaryLease(5)), ok), i * 10_000);
+      state = d.state;
+      expect(cas(d)).toEqual([]);
+      expect(state.healthFailures).toBeLessThan(3);
+    }
+  });
+
+  it('self-check first: no takeover while its own collector unit is failed or missing', () => {
+    for (const unit of ['failed', 'missing'] as const) {
+      const cfg = config('dr');
+      let state = initialState(cfg);
+      let d!: ReturnType<typeof decide>;
+      for (let i = 0; i <= 5; i++) {
+        d = decide(cfg, state, tick(snap(P, primaryLease(1)), false, unit), i * 10_000);
+        state = d.state;
+      }
+      expect(cas(d)).toEqual([]);
+      expect(d.state.decision).toBe('refuse-takeover');
+      expect(d.state.reason).toContain(`own collector unit is ${unit}`);
+    }
+  });
+
+  it('DNS unreachable: no takeover whatever health says', () => {
+    const cfg = config('dr');
+    let state = run(cfg, [[0, tick(snap(P, primaryLease(1)), false)]]).state;
+    for (let i = 1; i < 10; i++) {
+      const d = decide(cfg, state, tick(null, false), i * 10_000);
+      state = d.state;
+      expect(cas(d)).toEqual([]);
+    }
+    // DNS back: the lease age is judged from when the seq was first seen; with
+    // it unchanged for 90 s and 10 failures, the takeover now happens.
+    const d = decide(cfg, state, tick(snap(P, primaryLease(1)), false), 100_000);
+    expect(cas(d)).toHaveLength(1);
+  });
+
+  it('renews its own lease once active', () => {
+    const d = run(config('dr'), [[0, tick(snap(D, drLease(3)), false)]]);
+    expect(cas(d)).toEqual([{ type: 'cas', op: 'renew', seen: snap(D, drLease(3)) }]);
+    expect(d.state.phase).toBe('active');
+    expect(d.state.nextTickMs).toBe(10_000);
+  });
+
+  it('after a failback it stands by and stops its collector', () => {
+    const cfg = config('dr');
+    const d1 = run(cfg, [[0, tick(snap(D, drLease(3)))]]);
+    const d2 = decide(cfg, d1.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(D, drLease(4)), sentAt: 1 } }, 2);
+    expect(d2.state.collector).toBe('running');
+    const d3 = decide(cfg, d2.state, tick(snap(P, primaryLease(5, 3)), true), 10_000);
+    expect(d3.state.phase).toBe('monitoring');
+    expect(d3.state.collector).toBe('stopped');
+    expect(d3.state.ownSentAt).toBeNull();
+  });
+
+  it('a restarted DR judges lease age from its own first observation', () => {
+    const cfg = config('dr');
+    // Restart = initial state: even if the primary died long ago, wait ttl + skew again.
+    const d = run(cfg, failing(cfg, primaryLease(2), 500_000, 3));
+    expect(cas(d)).toEqual([]);
+    expect(d.state.decision).toBe('wait-lease');
+  });
+});
+
+describe('decision logging', () => {
+  it('logs a decision change once, not on every tick', () => {
+    const cfg = config('dr');
+    const d1 = run(cfg, [[0, tick(snap(P, primaryLease(1)), true)]]);
+    expect(d1.actions.filter((a) => a.type === 'log' && a.fields.event === 'decision')).toHaveLength(1);
+    const d2 = decide(cfg, d1.state, tick(snap(P, primaryLease(2)), true), 10_000);
+    expect(d2.actions.filter((a) => a.type === 'log' && a.fields.event === 'decision')).toHaveLength(0);
+  });
+});
