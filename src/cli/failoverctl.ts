@@ -11,6 +11,7 @@ import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
 import { adminCommand, statusCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
 import { dnsCommand, initCommand } from './dns-commands.js';
+import { importEnvCommand } from './import-env.js';
 import { Output, type OutputStreams } from './output.js';
 import type { ConfigSelector } from './select-config.js';
 
@@ -20,11 +21,14 @@ export interface GlobalArgs extends ConfigSelector {
 
 export async function run(argv: string[], streams: OutputStreams, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let code: number = ExitCode.OK;
+  let usageFailed = false;
   let json = argv.includes('--json');
   const out = new Output(streams, () => json);
   const guard =
     <A>(fn: (args: A) => Promise<number>) =>
     async (args: A): Promise<void> => {
+      // yargs still runs the handler after a usage error: don't.
+      if (usageFailed) return;
       try {
         code = await fn(args);
       } catch (err) {
@@ -82,10 +86,21 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
       (y) => y.option('force', { type: 'boolean', default: false, describe: 'overwrite an existing record and lease (still a CAS)' }),
       guard((a: GlobalArgs & { force: boolean }) => initCommand(a, out, env)),
     )
+    .command(
+      'import-env <file> [more..]',
+      'turn the original .env.primary / .env.dr (plus .env.otel-watcher, vm-sync .env) into a TOML config on stdout',
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'env file of the original system' })
+          .positional('more', { type: 'string', array: true, describe: 'more env files of the same site, merged in' })
+          .option('role', { choices: ['primary', 'dr'] as const, describe: 'role, when the file has no ROLE and its name does not tell' }),
+      guard((a: GlobalArgs & { file: string; more?: string[]; role?: 'primary' | 'dr' }) => importEnvCommand(a, out, streams.stderr)),
+    )
     .demandCommand(1, 'name a command')
     .strict()
     .exitProcess(false)
     .fail((msg, err) => {
+      usageFailed = true;
       code = ExitCode.REFUSED;
       out.error(err ?? new AgentError('USAGE', `${msg}\nRun failoverctl --help for usage.`, ExitCode.REFUSED));
     })

@@ -143,6 +143,29 @@ describe('failoverctl without a server or with bad files', () => {
   const fakeSrv = (port: number, keyFile: string): DnsServerFixture =>
     ({ host: '127.0.0.1', port, zone: 'example.test', record: 'syslog.example.test', leaseName: '_lease.syslog.example.test', key: { file: keyFile } }) as DnsServerFixture;
 
+  it('a usage error exits 1 and runs nothing', async () => {
+    const r = await ctl(['--config', path.join(dir, 'missing.toml'), 'check-config', '--bogus']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Unknown argument: bogus');
+    expect(r.stderr).not.toContain('missing.toml');
+  });
+
+  it('import-env turns an original .env.dr into a config that check-config accepts', async () => {
+    const env = path.join(dir, '.env.dr');
+    fs.writeFileSync(env, 'ROLE=dr\nDNS_RECORD=syslog.example.test\nPRIMARY_IP=10.10.10.10\nDR_IP=10.20.20.20\nMY_IP=10.20.20.20\nDNS_SERVER=127.0.0.1\nUPDATE_INTERVAL=10\nFAIL_THRESHOLD=3\nOTEL_CONTAINER=otel\n');
+    const r = await ctl(['import-env', env]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('OTEL_CONTAINER');
+    const toml = path.join(dir, 'imported.toml');
+    fs.writeFileSync(toml, r.stdout);
+    const keyFile = path.join(dir, 'imported.key');
+    fs.writeFileSync(keyFile, `key "k" {\n\talgorithm hmac-sha256;\n\tsecret "${Buffer.alloc(32, 1).toString('base64')}";\n};\n`, { mode: 0o600 });
+    fs.writeFileSync(toml, r.stdout.replaceAll('/etc/failover-agent/tsig.key', keyFile));
+    const check = await ctl(['--config', toml, '--json', 'check-config']);
+    expect(check.code, check.stderr).toBe(0);
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, role: 'dr' });
+  });
+
   it('a config error exits 78 naming file, key and line', async () => {
     const file = path.join(dir, 'bad.toml');
     fs.writeFileSync(file, 'role = "dr"\n\n[sites]\nprimary = "10.10.10.10"\ndr = "10.20.20.20"\n\n[dns]\nrecord = "syslog.example.test"\nkey_file = "/nonexistent"\ntimeout = "soon"\n');
