@@ -9,6 +9,8 @@ import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { configPathForInstance, type Config } from '../config/schema.js';
 import { NoCollector, type CollectorPort } from '../collector/port.js';
+import { SystemdCollector } from '../collector/systemd.js';
+import { DbusSystemd } from '../collector/systemd-bus.js';
 import { socketPath } from '../control/client.js';
 import { ControlServer } from '../control/server.js';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
@@ -17,7 +19,10 @@ import { HttpServer } from '../http/server.js';
 import { Metrics } from '../http/metrics.js';
 import { openWitness } from '../lease/open.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { createNotifier, watchdogUsec } from '../notify/notify.js';
+import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/watchdog.js';
 import { Engine } from './engine.js';
+import type { AgentStatus } from './status.js';
 
 function argValue(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);
@@ -33,22 +38,40 @@ function configFile(argv: string[]): string {
   throw new AgentError('USAGE', 'usage: agent.js --config FILE | --instance NAME', ExitCode.CONFIG);
 }
 
-function collectorFor(config: Config): CollectorPort {
+function collectorFor(config: Config, logger: Logger): CollectorPort {
   if (config.collector.control === 'none') return new NoCollector();
-  throw new AgentError(
-    'COLLECTOR_UNSUPPORTED',
-    `${config.file}: collector.control = "systemd" is not available in this build yet; set collector.control = "none"`,
-    ExitCode.CONFIG,
-  );
+  return new SystemdCollector({ unit: config.collector.unit, bus: new DbusSystemd(), logger });
 }
+
+const COLLECTOR_JOB_MS = 30_000;
+
+/** How long each loop may go without completing an iteration before the watchdog stops. */
+function deadlines(c: Config): LoopDeadlines {
+  const dnsBudget = c.dns.timeout * (c.dns.retries + 1);
+  const tick = Math.max(c.lease.renew_interval, c.health.interval);
+  const d: LoopDeadlines = { decide: 2 * tick + 2 * dnsBudget + c.health.timeout + 5000 };
+  if (c.collector.control !== 'none') d.collector = 2 * c.collector.interval + COLLECTOR_JOB_MS + 5000;
+  return d;
+}
+
+/** The one-line STATUS= of SPEC §7. */
+export function statusLine(s: AgentStatus): string {
+  const lease = s.lease.holder ? `${s.lease.holder}/epoch ${s.lease.epoch}` : 'none';
+  const collector = s.collector.control === 'none' ? 'uncontrolled' : (s.collector.state ?? 'unknown');
+  return `role=${s.role} state=${s.phase} dns=${s.dns.addresses.join(',') || 'none'} lease=${lease} collector=${collector}${s.healthy ? '' : ` unhealthy: ${s.unhealthyReason}`}`;
+}
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(argv: string[]): Promise<number> {
   const file = configFile(argv);
   let config = loadConfig(file);
   const logger: Logger = createLogger({ level: config.log.level });
   const key = loadKeyFile(config.dns.key_file);
-  const collector = collectorFor(config);
+  const notifier = createNotifier();
+  const collector = collectorFor(config, logger);
   const opened = await openWitness(config, key);
+  const tracker = new LivenessTracker(deadlines(config), () => performance.now());
   const server = `${opened.server.host}:${opened.server.port}`;
   let engine!: Engine;
   const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status());
@@ -65,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
       dnsError: (code) => metrics.dnsError(code),
       write: (op, r) => metrics.write(op, r),
       healthCheck: (ok) => metrics.healthCheck(ok),
+      progress: (loop, at) => tracker.progress(loop, at),
       notify: (event, text) => logger.notice(text, { event: `notify_${event}` }),
     },
   });
@@ -75,7 +99,29 @@ async function main(argv: string[]): Promise<number> {
   await http?.start();
   await control.start();
   await engine.start();
-  logger.notice(engine.hasVerifiedRead() ? 'running' : 'running; DNS not readable yet', { event: 'ready', ...engine.status().dns });
+  // READY only once config, key, bus and a verified DNS read all worked (SPEC §7).
+  for (let i = 0; !(engine.hasVerifiedRead() && collector.state() !== 'unknown'); i++) {
+    if (i % 50 === 0) notifier.status(`starting: ${statusLine(engine.status())}`);
+    await delay(100);
+  }
+  notifier.ready(statusLine(engine.status()));
+  logger.notice('running', { event: 'ready', ...engine.status().dns });
+
+  const usec = watchdogUsec();
+  const pinger = usec
+    ? new WatchdogPinger(usec, tracker, () => notifier.watchdog(), (l) =>
+        logger.crit('a loop is wedged: withholding WATCHDOG=1 so systemd restarts the agent', {
+          event: 'watchdog_stale',
+          loops: l.stale.map((x) => `${x.loop}:${Math.round(x.sinceMs)}ms>${x.deadlineMs}ms`).join(','),
+        }),
+      )
+    : null;
+  pinger?.start();
+  let lastStatus = '';
+  const statusTimer = setInterval(() => {
+    const line = statusLine(engine.status());
+    if (line !== lastStatus) notifier.status((lastStatus = line));
+  }, 1000);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -83,6 +129,9 @@ async function main(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.notice(`stopping on ${signal}`, { event: 'stop', signal });
+      notifier.stopping();
+      pinger?.stop();
+      clearInterval(statusTimer);
       void (async () => {
         await engine.stop();
         await control.stop();
@@ -93,10 +142,13 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
+      notifier.reloading();
       try {
         const next = loadConfig(file);
         engine.reload(next);
         config = next;
+        logger.setLevel(next.log.level);
+        tracker.setDeadlines(deadlines(next));
         logger.notice('configuration reloaded', { event: 'reload', file });
       } catch (err) {
         logger.error(`reload rejected, keeping the running configuration: ${(err as Error).message}`, {
@@ -104,6 +156,7 @@ async function main(argv: string[]): Promise<number> {
           code: err instanceof AgentError ? err.code : 'INTERNAL',
         });
       }
+      notifier.ready(statusLine(engine.status()));
     });
   });
 }

@@ -25,6 +25,8 @@ export interface Logger {
   debug(msg: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every line (the event's own fields win on a clash). */
   child(fields: LogFields): Logger;
+  /** Changes the level of this logger and every child (config reload). */
+  setLevel(level: LogLevel): void;
 }
 
 export interface LoggerOptions {
@@ -90,6 +92,9 @@ export function createLogger(opts: LoggerOptions): Logger {
       info: emit('info'),
       debug: emit('debug'),
       child: (fields) => make({ ...base, ...fields }),
+      setLevel: (level) => {
+        w.level = level;
+      },
     };
   };
   return make({});
@@ -101,6 +106,7 @@ export function nullLogger(): Logger {
   const l: Logger = {
     emerg: drop, alert: drop, crit: drop, error: drop, warning: drop, notice: drop, info: drop, debug: drop,
     child: () => l,
+    setLevel: drop,
   };
   return l;
 }

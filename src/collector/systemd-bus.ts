@@ -1,0 +1,129 @@
+/**
+ * The port to systemd's manager on the system bus, and its dbus-next
+ * implementation. Only what the collector needs: start/stop jobs, JobRemoved,
+ * the unit's state and its PropertiesChanged.
+ */
+import dbus from 'dbus-next';
+
+export interface UnitState {
+  loadState: string; // loaded | not-found | masked | error ...
+  activeState: string; // active | inactive | failed | activating | deactivating | reloading
+  subState: string;
+}
+
+export interface JobRemoved {
+  id: number;
+  job: string;
+  unit: string;
+  result: string; // done | canceled | timeout | failed | dependency | skipped
+}
+
+export interface SystemdBus {
+  /** Connects and subscribes to manager signals (idempotent). */
+  connect(): Promise<void>;
+  onJobRemoved(cb: (j: JobRemoved) => void): () => void;
+  startUnit(unit: string): Promise<string>;
+  stopUnit(unit: string): Promise<string>;
+  unitState(unit: string): Promise<UnitState>;
+  /** Calls back with the unit's new state whenever its properties change. */
+  watchUnit(unit: string, cb: (s: Partial<UnitState>) => void): Promise<void>;
+  /** Called once when the bus connection is lost. */
+  onDisconnect(cb: (err: Error) => void): void;
+  close(): void;
+}
+
+const DEST = 'org.freedesktop.systemd1';
+const MANAGER = 'org.freedesktop.systemd1.Manager';
+const UNIT = 'org.freedesktop.systemd1.Unit';
+const PROPS = 'org.freedesktop.DBus.Properties';
+
+type Fn = (...args: unknown[]) => Promise<unknown>;
+
+/** Reads a Variant's value; 64-bit numbers arrive as BigInt and are left alone here. */
+function v(x: unknown): unknown {
+  return x instanceof dbus.Variant ? x.value : x;
+}
+
+export class DbusSystemd implements SystemdBus {
+  private bus: dbus.MessageBus | null = null;
+  private manager: dbus.ClientInterface | null = null;
+  private readonly jobListeners = new Set<(j: JobRemoved) => void>();
+  private disconnectCb: ((err: Error) => void) | null = null;
+
+  async connect(): Promise<void> {
+    if (this.manager) return;
+    const bus = dbus.systemBus();
+    bus.on('error', (err: Error) => this.lost(err));
+    // dbus-next reports a closed stream as an error on the connection; both mean "reconnect".
+    const obj = await bus.getProxyObject(DEST, '/org/freedesktop/systemd1');
+    const manager = obj.getInterface(MANAGER);
+    // Subscribe BEFORE any job is started, so no JobRemoved can be missed.
+    await (manager.Subscribe as Fn)();
+    manager.on('JobRemoved', (id: number, job: string, unit: string, result: string) => {
+      for (const cb of this.jobListeners) cb({ id, job, unit, result });
+    });
+    this.bus = bus;
+    this.manager = manager;
+  }
+
+  private lost(err: Error): void {
+    if (!this.bus) return;
+    this.bus = null;
+    this.manager = null;
+    this.disconnectCb?.(err);
+  }
+
+  private mgr(): dbus.ClientInterface {
+    if (!this.manager) throw new Error('not connected to the system bus');
+    return this.manager;
+  }
+
+  onJobRemoved(cb: (j: JobRemoved) => void): () => void {
+    this.jobListeners.add(cb);
+    return () => this.jobListeners.delete(cb);
+  }
+
+  async startUnit(unit: string): Promise<string> {
+    return String(await (this.mgr().StartUnit as Fn)(unit, 'replace'));
+  }
+
+  async stopUnit(unit: string): Promise<string> {
+    return String(await (this.mgr().StopUnit as Fn)(unit, 'replace'));
+  }
+
+  private async unitProps(unit: string): Promise<dbus.ClientInterface> {
+    // LoadUnit (not GetUnit) so a stopped, unloaded unit still has an object.
+    const path = String(await (this.mgr().LoadUnit as Fn)(unit));
+    const obj = await this.bus!.getProxyObject(DEST, path);
+    return obj.getInterface(PROPS);
+  }
+
+  async unitState(unit: string): Promise<UnitState> {
+    const props = await this.unitProps(unit);
+    const all = (await (props.GetAll as Fn)(UNIT)) as Record<string, unknown>;
+    return { loadState: String(v(all.LoadState)), activeState: String(v(all.ActiveState)), subState: String(v(all.SubState)) };
+  }
+
+  async watchUnit(unit: string, cb: (s: Partial<UnitState>) => void): Promise<void> {
+    const props = await this.unitProps(unit);
+    props.on('PropertiesChanged', (iface: string, changed: Record<string, unknown>) => {
+      if (iface !== UNIT) return;
+      const s: Partial<UnitState> = {};
+      if ('ActiveState' in changed) s.activeState = String(v(changed.ActiveState));
+      if ('SubState' in changed) s.subState = String(v(changed.SubState));
+      if ('LoadState' in changed) s.loadState = String(v(changed.LoadState));
+      if (Object.keys(s).length) cb(s);
+    });
+  }
+
+  onDisconnect(cb: (err: Error) => void): void {
+    this.disconnectCb = cb;
+  }
+
+  close(): void {
+    const bus = this.bus;
+    this.bus = null;
+    this.manager = null;
+    bus?.disconnect();
+  }
+}

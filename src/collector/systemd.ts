@@ -1,0 +1,235 @@
+/**
+ * The collector unit driven through systemd's D-Bus API (SPEC §4).
+ *
+ * A job is judged as Cockpit does: listen for JobRemoved BEFORE calling
+ * StartUnit/StopUnit, match the returned job path, require result "done",
+ * then re-read ActiveState after a settle time, because a Type=simple unit
+ * whose binary is missing reports "done" and fails a moment later.
+ *
+ * The unit's PropertiesChanged is watched: a change that is not ours (someone
+ * ran `systemctl stop`) is logged at warning and repaired toward the last
+ * desired state. Errors (AccessDenied, NoSuchUnit, bus gone) are kept for
+ * status, retried with backoff, and never thrown to the engine.
+ */
+import type { CollectorState } from '../core/decide.js';
+import type { Logger } from '../log/logger.js';
+import type { CollectorPort } from './port.js';
+import type { JobRemoved, SystemdBus, UnitState } from './systemd-bus.js';
+
+export interface SystemdCollectorOptions {
+  unit: string;
+  bus: SystemdBus;
+  logger: Logger;
+  /** Wait after a "done" job before trusting ActiveState. */
+  settleMs?: number;
+  /** Give up waiting for a job's JobRemoved after this long. */
+  jobTimeoutMs?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const MAX_BACKOFF_MS = 60_000;
+
+function toCollectorState(s: UnitState): CollectorState {
+  if (s.loadState === 'not-found' || s.loadState === 'masked') return 'missing';
+  switch (s.activeState) {
+    case 'active':
+    case 'reloading':
+      return 'active';
+    case 'inactive':
+    case 'failed':
+    case 'activating':
+    case 'deactivating':
+      return s.activeState;
+    default:
+      return 'unknown';
+  }
+}
+
+/** A D-Bus error's name, e.g. org.freedesktop.DBus.Error.AccessDenied. */
+function errorName(err: unknown): string {
+  const e = err as { type?: string; name?: string };
+  return e?.type ?? e?.name ?? 'Error';
+}
+
+export class SystemdCollector implements CollectorPort {
+  private current: UnitState | null = null;
+  private error: string | null = null;
+  private want: 'running' | 'stopped' | null = null;
+  private busy: Promise<void> | null = null;
+  private failures = 0;
+  private nextAttemptAt = 0;
+  private connected = false;
+  /** While our own job runs, state changes are expected, not drift. */
+  private ourJob = false;
+  private readonly settleMs: number;
+  private readonly jobTimeoutMs: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly opts: SystemdCollectorOptions) {
+    this.settleMs = opts.settleMs ?? 1000;
+    this.jobTimeoutMs = opts.jobTimeoutMs ?? 30_000;
+    this.now = opts.now ?? (() => performance.now());
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  async start(): Promise<void> {
+    await this.ensureConnected();
+  }
+
+  async stop(): Promise<void> {
+    await this.busy?.catch(() => undefined);
+    this.opts.bus.close();
+    this.connected = false;
+  }
+
+  state(): CollectorState | null {
+    return this.current ? toCollectorState(this.current) : 'unknown';
+  }
+
+  lastError(): string | null {
+    return this.error;
+  }
+
+  private fail(what: string, err: unknown): void {
+    const name = errorName(err);
+    const hint =
+      /AccessDenied|InteractiveAuthorizationRequired/.test(name)
+        ? ` (the polkit rule must allow this user to start/stop ${this.opts.unit})`
+        : /NoSuchUnit/.test(name)
+          ? ` (is ${this.opts.unit} installed?)`
+          : '';
+    this.error = `${what}: ${name}: ${(err as Error).message}${hint}`;
+    this.failures++;
+    const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.failures - 1, 6));
+    this.nextAttemptAt = this.now() + backoff;
+    this.opts.logger.error(this.error, { event: 'collector_error', unit: this.opts.unit, dbus_error: name, retry_in_ms: backoff });
+  }
+
+  private async ensureConnected(): Promise<boolean> {
+    if (this.connected) return true;
+    const { bus, unit, logger } = this.opts;
+    try {
+      await bus.connect();
+      bus.onDisconnect((err) => {
+        this.connected = false;
+        this.current = null;
+        this.error = `system bus connection lost: ${err.message}`;
+        logger.error(this.error, { event: 'collector_bus_lost', unit });
+      });
+      this.current = await bus.unitState(unit);
+      await bus.watchUnit(unit, (s) => this.onChange(s));
+      this.connected = true;
+      return true;
+    } catch (err) {
+      this.fail('cannot reach systemd on the system bus', err);
+      return false;
+    }
+  }
+
+  private onChange(s: Partial<UnitState>): void {
+    const before = this.current ? toCollectorState(this.current) : 'unknown';
+    this.current = { ...(this.current ?? { loadState: 'loaded', activeState: 'unknown', subState: 'unknown' }), ...s };
+    const after = toCollectorState(this.current);
+    if (after === before) return;
+    if (after === 'failed') {
+      this.opts.logger.error(`${this.opts.unit} has FAILED`, { event: 'collector_failed', unit: this.opts.unit, sub_state: this.current.subState });
+    }
+    if (this.ourJob || this.want === null) return;
+    const drift = (this.want === 'running' && (after === 'inactive' || after === 'failed')) || (this.want === 'stopped' && (after === 'active' || after === 'activating'));
+    if (drift) {
+      this.opts.logger.warning(`${this.opts.unit} went ${before} -> ${after} without this agent asking (someone ran systemctl, or the unit exited); repairing to ${this.want}`, {
+        event: 'collector_drift',
+        unit: this.opts.unit,
+        from: before,
+        to: after,
+        want: this.want,
+      });
+      // Drift is repaired now, not at the next collector tick; backoff still applies.
+      void this.reconcile(this.want);
+    }
+  }
+
+  /** Makes the unit match `want`. One job at a time; never throws. */
+  reconcile(want: 'running' | 'stopped'): Promise<void> {
+    this.want = want;
+    if (this.busy) return this.busy;
+    this.busy = this.reconcileOnce(want).finally(() => {
+      this.busy = null;
+    });
+    return this.busy;
+  }
+
+  private async reconcileOnce(want: 'running' | 'stopped'): Promise<void> {
+    if (this.now() < this.nextAttemptAt) return;
+    if (!(await this.ensureConnected())) return;
+    const { bus, unit, logger } = this.opts;
+    try {
+      this.current = await bus.unitState(unit);
+    } catch (err) {
+      this.fail(`cannot read the state of ${unit}`, err);
+      return;
+    }
+    const state = toCollectorState(this.current);
+    if (state === 'missing') {
+      this.fail(`cannot ${want === 'running' ? 'start' : 'stop'} ${unit}`, Object.assign(new Error(`unit ${unit} not found (LoadState=${this.current.loadState})`), { type: 'org.freedesktop.systemd1.NoSuchUnit' }));
+      return;
+    }
+    const needStart = want === 'running' && (state === 'inactive' || state === 'failed' || state === 'deactivating');
+    const needStop = want === 'stopped' && (state === 'active' || state === 'activating');
+    if (!needStart && !needStop) {
+      if (!(want === 'running' && state === 'failed')) this.error = null;
+      return;
+    }
+    const verb = needStart ? 'start' : 'stop';
+    const t0 = this.now();
+    this.ourJob = true;
+    try {
+      const result = await this.runJob(verb);
+      if (result !== 'done') throw Object.assign(new Error(`${verb} job finished with result "${result}"`), { type: `job-${result}` });
+      await this.sleep(this.settleMs);
+      this.current = await bus.unitState(unit);
+      const after = toCollectorState(this.current);
+      const ok = needStart ? after === 'active' : after === 'inactive' || after === 'failed';
+      if (!ok) throw Object.assign(new Error(`${unit} is ${after} (${this.current.subState}) ${this.settleMs} ms after its ${verb} job was done`), { type: 'unit-failed-after-job' });
+      this.failures = 0;
+      this.nextAttemptAt = 0;
+      this.error = null;
+      logger.notice(`${unit} ${verb === 'start' ? 'started' : 'stopped'}`, { event: `collector_${verb}`, unit, ms: Math.round(this.now() - t0 - this.settleMs) });
+    } catch (err) {
+      this.fail(`cannot ${verb} ${unit}`, err);
+    } finally {
+      this.ourJob = false;
+    }
+  }
+
+  /** Runs one job; resolves with its JobRemoved result. */
+  private runJob(verb: 'start' | 'stop'): Promise<string> {
+    const { bus, unit } = this.opts;
+    return new Promise<string>((resolve, reject) => {
+      const seen = new Map<string, JobRemoved>();
+      let path: string | null = null;
+      let timer: NodeJS.Timeout | undefined;
+      const done = (fn: () => void): void => {
+        clearTimeout(timer);
+        off();
+        fn();
+      };
+      // Subscribed before the call: JobRemoved may arrive before the job path does.
+      const off = bus.onJobRemoved((j) => {
+        if (path === null) seen.set(j.job, j);
+        else if (j.job === path) done(() => resolve(j.result));
+      });
+      (verb === 'start' ? bus.startUnit(unit) : bus.stopUnit(unit)).then(
+        (p) => {
+          path = p;
+          const early = seen.get(p);
+          if (early) return done(() => resolve(early.result));
+          timer = setTimeout(() => done(() => reject(Object.assign(new Error(`no JobRemoved for ${p} within ${this.jobTimeoutMs} ms`), { type: 'job-timeout' }))), this.jobTimeoutMs);
+        },
+        (err: unknown) => done(() => reject(err)),
+      );
+    });
+  }
+}
