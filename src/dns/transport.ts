@@ -8,6 +8,15 @@
  * verifies against that attempt's request MAC. Anything else is dropped and
  * counted, so a spoofed or malformed datagram can at most cost us a timeout.
  * Earlier attempts keep listening: a slow answer to attempt 1 still counts.
+ *
+ * With a key, a UDP socket that served a clean exchange (first attempt
+ * answered, nothing dropped) is kept, unref'd, for the next exchange instead
+ * of being closed: creating, binding and closing a socket per exchange costs
+ * about as much as signing. Trust never rests on the source port then (every
+ * reply must carry a MAC over our request MAC); still, a socket is retired
+ * after SOCKET_MAX_AGE_MS, and at once after a timeout, a dropped datagram or
+ * an error, so the port keeps changing and no stale reply can reach a later
+ * exchange. Unsigned transports (probes, tests) keep one socket per exchange.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -71,10 +80,55 @@ function sameQuestion(a: Message, b: Message): boolean {
   });
 }
 
+/** How long a UDP socket may be reused before a fresh one (new source port) replaces it. */
+const SOCKET_MAX_AGE_MS = 60_000;
+/** Idle sockets kept per transport (concurrent reads each need their own). */
+const MAX_IDLE_SOCKETS = 2;
+
+interface PooledSocket {
+  socket: dgram.Socket;
+  createdAt: number;
+  /** Set by the socket's permanent error handler: never reuse it. */
+  broken: boolean;
+}
+
 export class DnsTransport {
   private readonly now: () => number;
+  private readonly idle: PooledSocket[] = [];
   constructor(private readonly opts: TransportOptions) {
     this.now = opts.now ?? Date.now;
+  }
+
+  /** A bound UDP socket: an idle one if still young, else a new one. */
+  private takeSocket(): PooledSocket | Promise<PooledSocket> {
+    for (let s = this.idle.pop(); s; s = this.idle.pop()) {
+      if (!s.broken && performance.now() - s.createdAt < SOCKET_MAX_AGE_MS) {
+        s.socket.ref();
+        return s;
+      }
+      s.socket.close();
+    }
+    const socket = dgram.createSocket(net.isIPv6(this.opts.server.host) ? 'udp6' : 'udp4');
+    const pooled: PooledSocket = { socket, createdAt: performance.now(), broken: false };
+    // Permanent: an 'error' without a listener would throw; a broken socket is never reused.
+    socket.on('error', () => {
+      pooled.broken = true;
+    });
+    return new Promise((resolve) => socket.bind(0, () => resolve(pooled)));
+  }
+
+  /** Keeps a socket that served a clean exchange for the next one, or closes it. */
+  private releaseSocket(s: PooledSocket, clean: boolean): void {
+    s.socket.removeAllListeners('message');
+    const keep =
+      clean && !!this.opts.key && !s.broken && this.idle.length < MAX_IDLE_SOCKETS && performance.now() - s.createdAt < SOCKET_MAX_AGE_MS;
+    if (!keep) {
+      s.socket.close();
+      return;
+    }
+    // An idle socket must not keep the process alive (failoverctl exits when done).
+    s.socket.unref();
+    this.idle.push(s);
   }
 
   private sign(request: Message): { wire: Buffer; attempt: Attempt } {
@@ -171,21 +225,27 @@ export class DnsTransport {
     });
   }
 
-  private udp(
+  private async udp(
     request: Message,
     deadline: number,
     state: { attempts: number; lastDropped: string | undefined },
   ): Promise<Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | 'truncated' | undefined> {
     const { server, timeoutMs, retries } = this.opts;
-    const socket = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
+    const taken = this.takeSocket();
+    const pooled = taken instanceof Promise ? await taken : taken;
+    const socket = pooled.socket;
     const attempts: Attempt[] = [];
+    let dropped = false;
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const finish = (fn: () => void): void => {
+      const onError = (err: Error): void => {
+        state.lastDropped = `socket: ${err.message}`;
+      };
+      const finish = (fn: () => void, clean = false): void => {
         clearTimeout(timer);
-        socket.removeAllListeners('message');
-        socket.on('error', () => {});
-        socket.close();
+        socket.off('error', onError);
+        // Clean: answered on the first attempt with nothing dropped, so no late reply can follow.
+        this.releaseSocket(pooled, clean && attempts.length === 1 && !dropped);
         fn();
       };
       const send = (): void => {
@@ -200,17 +260,17 @@ export class DnsTransport {
         });
         timer = setTimeout(send, Math.min(timeoutMs, remaining));
       };
-      socket.on('error', (err) => {
-        state.lastDropped = `socket: ${err.message}`;
-      });
+      socket.on('error', onError);
       socket.on('message', (buf, rinfo) => {
         if (rinfo.address !== server.host || rinfo.port !== server.port) {
+          dropped = true;
           this.opts.onDropped?.(`reply from ${rinfo.address}:${rinfo.port}`);
           return;
         }
         const j = this.judge(buf, request, attempts);
         switch (j.kind) {
           case 'drop':
+            dropped = true;
             state.lastDropped = j.why;
             this.opts.onDropped?.(j.why);
             return;
@@ -219,10 +279,10 @@ export class DnsTransport {
           case 'unsigned-error':
             return finish(() => reject(this.unsignedError(j.message, j.error)));
           case 'accept':
-            return finish(() => resolve(j.exchange));
+            return finish(() => resolve(j.exchange), true);
         }
       });
-      socket.bind(0, () => send());
+      send();
     });
   }
 

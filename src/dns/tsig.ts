@@ -9,7 +9,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { TsigKey } from '../config/keyfile.js';
-import { CLASS, RCODE, encodeMessage, encodeName, normalizeName, type Decoded, type Message, type ResourceRecord, type TsigData } from './wire.js';
+import { CLASS, RCODE, encodeMessage, encodeName, encodeRecord, normalizeName, type Decoded, type Message, type ResourceRecord, type TsigData } from './wire.js';
 
 export const DEFAULT_FUDGE = 300;
 
@@ -62,7 +62,10 @@ export function signRequest(message: Message, key: TsigKey, nowSeconds: number, 
   };
   const mac = hmac(key, [unsigned, tsigVariables(key.name, vars)]);
   const tsig: ResourceRecord = { name: key.name, type: 'TSIG', class: 'ANY', ttl: 0, data: { ...vars, mac } };
-  return { wire: encodeMessage({ ...message, additionals: [...message.additionals, tsig] }), mac, timeSigned };
+  // Append the TSIG to the bytes already encoded (ARCOUNT + 1) instead of encoding twice.
+  const wire = Buffer.concat([unsigned, encodeRecord(tsig)]);
+  wire.writeUInt16BE(unsigned.readUInt16BE(10) + 1, 10);
+  return { wire, mac, timeSigned };
 }
 
 /** The message as it was before the TSIG was added: original ID, ARCOUNT - 1. */

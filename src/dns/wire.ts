@@ -155,15 +155,33 @@ function codeOf<T extends Record<string, number>>(table: T, value: keyof T | num
   return code;
 }
 
+const REVERSE = new Map<object, Map<number, string>>();
+
+/** code -> name through a reverse map built once per table (decoding is on every reply's path). */
 function nameOf<T extends Record<string, number>>(table: T, code: number): keyof T | number {
-  for (const [name, value] of Object.entries(table)) if (value === code) return name as keyof T;
-  return code;
+  let rev = REVERSE.get(table);
+  if (!rev) REVERSE.set(table, (rev = new Map(Object.entries(table).map(([k, v]) => [v, k]))));
+  return (rev.get(code) as keyof T | undefined) ?? code;
 }
 
 // ---------------------------------------------------------------- encoding
 
 /** Canonical (uncompressed, lowercase) wire form of a name, as TSIG requires. */
+// The same dozen names go into every message: encode each once. Callers only
+// concatenate the returned buffers, never modify them.
+const NAME_CACHE = new Map<string, Buffer>();
+const NAME_CACHE_MAX = 512;
+
 export function encodeName(name: string): Buffer {
+  const cached = NAME_CACHE.get(name);
+  if (cached) return cached;
+  const wire = encodeNameUncached(name);
+  if (NAME_CACHE.size >= NAME_CACHE_MAX) NAME_CACHE.clear();
+  NAME_CACHE.set(name, wire);
+  return wire;
+}
+
+function encodeNameUncached(name: string): Buffer {
   const n = normalizeName(name);
   for (const label of n === '.' ? [] : n.split('.')) {
     if (label.length === 0 || Buffer.byteLength(label) > 63) {
