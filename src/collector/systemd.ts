@@ -57,11 +57,16 @@ export class SystemdCollector implements CollectorPort {
   private error: string | null = null;
   private want: 'running' | 'stopped' | null = null;
   private busy: Promise<void> | null = null;
+  /** A reconcile asked for while one was running: run once more after it. */
+  private again = false;
   private failures = 0;
   private nextAttemptAt = 0;
   private connected = false;
   /** While our own job runs, state changes are expected, not drift. */
   private ourJob = false;
+  private readonly ourJobs = new Set<string>();
+  /** Recent job paths on our unit, ours or not (ours are told apart once StartUnit has answered). */
+  private unitJobs: string[] = [];
   private readonly settleMs: number;
   private readonly jobTimeoutMs: number;
   private readonly now: () => number;
@@ -112,6 +117,11 @@ export class SystemdCollector implements CollectorPort {
     const { bus, unit, logger } = this.opts;
     try {
       await bus.connect();
+      bus.onJobRemoved((j) => {
+        if (j.unit !== unit) return;
+        this.unitJobs.push(j.job);
+        if (this.unitJobs.length > 64) this.unitJobs.shift();
+      });
       bus.onDisconnect((err) => {
         this.connected = false;
         this.current = null;
@@ -154,8 +164,17 @@ export class SystemdCollector implements CollectorPort {
   /** Makes the unit match `want`. One job at a time; never throws. */
   reconcile(want: 'running' | 'stopped'): Promise<void> {
     this.want = want;
-    if (this.busy) return this.busy;
-    this.busy = this.reconcileOnce(want).finally(() => {
+    if (this.busy) {
+      // The running pass may have read the state before this change: look again after it.
+      this.again = true;
+      return this.busy;
+    }
+    this.busy = (async () => {
+      do {
+        this.again = false;
+        await this.reconcileOnce(this.want ?? want);
+      } while (this.again);
+    })().finally(() => {
       this.busy = null;
     });
     return this.busy;
@@ -184,6 +203,7 @@ export class SystemdCollector implements CollectorPort {
     }
     const verb = needStart ? 'start' : 'stop';
     const t0 = this.now();
+    this.unitJobs = [];
     this.ourJob = true;
     try {
       const result = await this.runJob(verb);
@@ -192,6 +212,17 @@ export class SystemdCollector implements CollectorPort {
       this.current = await bus.unitState(unit);
       const after = toCollectorState(this.current);
       const ok = needStart ? after === 'active' : after === 'inactive' || after === 'failed';
+      if (!ok && this.unitJobs.some((j) => !this.ourJobs.has(j))) {
+        // Someone else ran a job on the unit meanwhile (systemctl stop/start): drift, not a unit failure.
+        logger.warning(`${unit} was changed by someone else while this agent's ${verb} settled (now ${after}); repairing to ${want}`, {
+          event: 'collector_drift',
+          unit,
+          to: after,
+          want,
+        });
+        this.again = true;
+        return;
+      }
       if (!ok) throw Object.assign(new Error(`${unit} is ${after} (${this.current.subState}) ${this.settleMs} ms after its ${verb} job was done`), { type: 'unit-failed-after-job' });
       this.failures = 0;
       this.nextAttemptAt = 0;
@@ -224,6 +255,8 @@ export class SystemdCollector implements CollectorPort {
       (verb === 'start' ? bus.startUnit(unit) : bus.stopUnit(unit)).then(
         (p) => {
           path = p;
+          this.ourJobs.add(p);
+          if (this.ourJobs.size > 64) this.ourJobs.delete(this.ourJobs.values().next().value as string);
           const early = seen.get(p);
           if (early) return done(() => resolve(early.result));
           timer = setTimeout(() => done(() => reject(Object.assign(new Error(`no JobRemoved for ${p} within ${this.jobTimeoutMs} ms`), { type: 'job-timeout' }))), this.jobTimeoutMs);

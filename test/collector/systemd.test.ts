@@ -57,6 +57,11 @@ class FakeBus implements SystemdBus {
   }
   onDisconnect(): void {}
   close(): void {}
+  /** Someone else's job on the unit (systemctl stop), with its JobRemoved. */
+  foreignStop(): void {
+    this.set('inactive');
+    for (const l of [...this.listeners]) l({ id: 999, job: '/org/freedesktop/systemd1/job/999', unit: 'otelcol-contrib.service', result: 'done' });
+  }
   /** A state change, as PropertiesChanged would deliver it. */
   set(activeState: string): void {
     this.state = { ...this.state, activeState };
@@ -64,7 +69,7 @@ class FakeBus implements SystemdBus {
   }
 }
 
-function setup(bus = new FakeBus()) {
+function setup(bus = new FakeBus(), sleep: () => Promise<void> = async () => {}) {
   const lines: string[] = [];
   const stream = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
   let now = 0;
@@ -74,7 +79,7 @@ function setup(bus = new FakeBus()) {
     logger: createLogger({ level: 'debug', journal: true, stream }),
     settleMs: 0,
     now: () => now,
-    sleep: async () => {},
+    sleep,
   });
   return { bus, collector, lines, advance: (ms: number) => (now += ms) };
 }
@@ -119,6 +124,20 @@ describe('SystemdCollector (fake bus)', () => {
     advance(1000); // second backoff is 2 s
     await collector.reconcile('running');
     expect(bus.jobs).toHaveLength(2);
+  });
+
+  it('a stop by someone else during the settle time is drift, not a unit failure', async () => {
+    const bus = new FakeBus();
+    let first = true;
+    const { collector, lines } = setup(bus, async () => {
+      if (first) bus.foreignStop();
+      first = false;
+    });
+    await collector.reconcile('running');
+    expect(collector.state()).toBe('active');
+    expect(collector.lastError()).toBeNull();
+    expect(bus.jobs).toEqual(['start', 'start']);
+    expect(lines.some((l) => /changed by someone else while this agent's start settled/.test(l))).toBe(true);
   });
 
   it('a job result other than "done" is an error', async () => {
