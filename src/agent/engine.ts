@@ -20,6 +20,7 @@ import type { HealthChecker, HealthResult } from '../health/checks.js';
 import type { Logger } from '../log/logger.js';
 import type { Snapshot, WriteResult } from '../lease/witness.js';
 import type { Role } from '../lease/lease.js';
+import { loadHeldEpoch, saveHeldEpoch } from './lease-state.js';
 import type { AgentStatus, RecentEvent } from './status.js';
 
 /** What the engine needs from the witness (Witness implements it). */
@@ -61,6 +62,8 @@ export interface EngineDeps {
   observer?: EngineObserver;
   /** The VM sync failback gate (issue 5); default: ready only when vmsync is disabled. */
   gate?: () => FailbackGate;
+  /** Where the held epoch persists across restarts; none: not persisted (tests). */
+  stateDir?: string;
 }
 
 const MAX_EVENTS = 30;
@@ -100,6 +103,9 @@ export class Engine implements ControlHandler {
   /** First tick (so READY means "we have read DNS"), then the loops. Resolves after the first verified read. */
   async start(): Promise<void> {
     this.running = true;
+    if (this.deps.stateDir) {
+      this.state = initialState(this.core, { heldEpoch: await loadHeldEpoch(this.deps.stateDir, this.deps.logger) });
+    }
     await this.deps.collector.start();
     await this.enqueue(() => this.tick());
     this.scheduleTick();
@@ -200,7 +206,13 @@ export class Engine implements ControlHandler {
 
   private async apply(d: { state: CoreState; actions: Action[] }): Promise<void> {
     const collectorBefore = this.state.collector;
+    const heldBefore = this.state.heldEpoch;
     this.state = d.state;
+    if (this.deps.stateDir && this.state.heldEpoch !== heldBefore) {
+      await saveHeldEpoch(this.deps.stateDir, this.state.heldEpoch).catch((err: Error) =>
+        this.deps.logger.error(`cannot persist the held epoch: ${err.message}`, { event: 'state_write_failed' }),
+      );
+    }
     for (const a of d.actions) {
       if (a.type === 'log') {
         this.deps.logger[a.level](a.msg, a.fields);
@@ -349,7 +361,12 @@ export class Engine implements ControlHandler {
     if (s.seen === null) return [false, 'no verified DNS read yet'];
     if (s.decision === 'inconsistent') return [false, s.reason];
     if (named === this.config.role && !valid) {
-      return [false, s.ownSentAt === null ? 'the record names us but no renewal is confirmed yet' : 'the record names us but our lease has run out'];
+      const now = this.clock.now();
+      if (s.ownSentAt === null) return [false, 'the record names us but no renewal is confirmed yet'];
+      if (s.validFrom !== null && now < s.validFrom) {
+        return [false, `the record names us; our lease counts in ${((s.validFrom - now) / 1000).toFixed(1)} s (the other site's lease must run out first)`];
+      }
+      return [false, 'the record names us but our lease has run out'];
     }
     if (s.collector !== null) {
       const ok = s.collector === 'running' ? collector === 'active' : collector !== 'active' && collector !== 'activating';

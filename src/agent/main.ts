@@ -21,6 +21,7 @@ import { openWitness } from '../lease/open.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createNotifier, watchdogUsec } from '../notify/notify.js';
 import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/watchdog.js';
+import { stateDir } from '../state/atomic.js';
 import { Engine } from './engine.js';
 import type { AgentStatus } from './status.js';
 
@@ -83,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
     health: config.role === 'dr' ? createHealthChecker(config.health) : null,
     collector,
     logger,
+    stateDir: stateDir(config.instance),
     observer: {
       dnsRequest: (kind, s) => metrics.dnsRequest(kind, s),
       dnsError: (code) => metrics.dnsError(code),

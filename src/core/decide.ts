@@ -74,6 +74,17 @@ export interface CoreState {
   leaseSince: number | null;
   /** Send time (monotonic ms) of our last CONFIRMED write that left us holding the lease. */
   ownSentAt: number | null;
+  /**
+   * The epoch in which our holding is established (persisted across restarts by the engine).
+   * Becoming holder any other way than by our own takeover (a failback or switchover, a direct
+   * failback while we were down, a restart into an epoch we cannot vouch for) means the other
+   * site may still believe its lease valid: ours counts only from `validFrom`.
+   */
+  heldEpoch: number | null;
+  /** Monotonic ms from which our lease counts as valid (null: not holding). */
+  validFrom: number | null;
+  /** When we first saw the witness name us holder in the current epoch (monotonic ms). */
+  holderSeenAt: number | null;
   /** Consecutive failed health checks of the primary (DR). */
   healthFailures: number;
   lastHealth: string | null;
@@ -92,7 +103,7 @@ export interface Decision {
   actions: Action[];
 }
 
-export function initialState(config: CoreConfig): CoreState {
+export function initialState(config: CoreConfig, persisted: { heldEpoch?: number | null } = {}): CoreState {
   return {
     phase: 'starting',
     seen: null,
@@ -101,6 +112,9 @@ export function initialState(config: CoreConfig): CoreState {
     leaseKey: null,
     leaseSince: null,
     ownSentAt: null,
+    heldEpoch: persisted.heldEpoch ?? null,
+    validFrom: null,
+    holderSeenAt: null,
     healthFailures: 0,
     lastHealth: null,
     takeovers: 0,
@@ -124,6 +138,8 @@ export function holdsValidLease(config: CoreConfig, s: CoreState, now: number): 
   return (
     s.ownSentAt !== null &&
     now - s.ownSentAt < config.lease.ttl - config.lease.max_skew &&
+    s.validFrom !== null &&
+    now >= s.validFrom &&
     s.seen?.lease?.holder === config.role &&
     namedSite(s.seen, config) === config.role
   );
@@ -139,7 +155,8 @@ function desiredCollector(config: CoreConfig, s: CoreState, now: number): CoreSt
   if (config.collector.mode === 'always') return 'running';
   const named = namedSite(s.seen, config) === config.role;
   if (!named) return 'stopped';
-  if (config.collector.self_fence && s.ownSentAt !== null && !holdsValidLease(config, s, now)) return 'stopped';
+  // Self-fencing: collect only while holding a valid lease (also before the first confirmed renewal).
+  if (config.collector.self_fence && !holdsValidLease(config, s, now)) return 'stopped';
   // Default (as the original): collect while DNS names us, even if our renewals fail.
   return 'running';
 }
@@ -169,12 +186,30 @@ export function decide(config: CoreConfig, prev: CoreState, obs: Observation, no
   return finish(config, s, actions, now, prev);
 }
 
-function observeLease(s: CoreState, snap: Snapshot, now: number): void {
+function observeLease(s: CoreState, snap: Snapshot, now: number, me: Role): void {
   const key = snap.lease ? `${snap.lease.epoch}/${snap.lease.seq}` : null;
+  const prevEpoch = s.leaseKey?.split('/')[0];
   if (key !== s.leaseKey) {
     s.leaseKey = key;
     s.leaseSince = now;
   }
+  if (!snap.lease || snap.lease.holder !== me) s.holderSeenAt = null;
+  else if (s.holderSeenAt === null || prevEpoch !== String(snap.lease.epoch)) s.holderSeenAt = now;
+}
+
+/** After a confirmed write that leaves us holder: from when does our lease count? */
+function establish(config: CoreConfig, s: CoreState, op: WriteOp, epoch: number, sentAt: number): void {
+  if (op === 'takeover') {
+    // We waited out the other site's lease (ttl + max_skew unchanged) before this write.
+    s.validFrom = sentAt;
+  } else if (s.heldEpoch !== epoch) {
+    // The other site may have held this lease moments ago and not know yet: wait its lease out.
+    s.validFrom = (s.holderSeenAt ?? sentAt) + config.lease.ttl + config.lease.max_skew;
+  } else if (s.validFrom === null) {
+    // Same epoch as before our restart: nobody else can have held it (every transfer bumps the epoch).
+    s.validFrom = sentAt;
+  }
+  s.heldEpoch = epoch;
 }
 
 function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { kind: 'write' }>, now: number, actions: Action[]): void {
@@ -192,10 +227,17 @@ function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { k
   s.dnsFailures = 0;
   s.seen = o.snapshot;
   s.seenAt = now;
-  observeLease(s, o.snapshot, now);
   const holder = o.snapshot.lease?.holder;
-  if (holder === config.role) s.ownSentAt = o.sentAt;
-  else s.ownSentAt = null;
+  const newEpoch = o.snapshot.lease && s.leaseKey?.split('/')[0] !== String(o.snapshot.lease.epoch);
+  if (newEpoch) s.holderSeenAt = null;
+  observeLease(s, o.snapshot, now, config.role);
+  if (holder === config.role && o.snapshot.lease) {
+    s.ownSentAt = o.sentAt;
+    establish(config, s, obs.op, o.snapshot.lease.epoch, o.sentAt);
+  } else {
+    s.ownSentAt = null;
+    s.validFrom = null;
+  }
   const l = o.snapshot.lease;
   if (obs.op === 'takeover') {
     s.takeovers++;
@@ -237,7 +279,7 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   s.dnsFailures = 0;
   s.seen = snap;
   s.seenAt = now;
-  observeLease(s, snap, now);
+  observeLease(s, snap, now, config.role);
   const named = namedSite(snap, config);
   const lease = snap.lease;
 
@@ -258,6 +300,7 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   if (named !== me) {
     // We do not hold the lease: any own-lease timing is over.
     s.ownSentAt = null;
+    s.validFrom = null;
   }
 
   if (named === me) {

@@ -40,7 +40,7 @@ export class AgentProcess {
 
   start(): this {
     this.proc = spawn('node', [AGENT, '--config', this.configFile], {
-      env: { ...process.env, RUNTIME_DIRECTORY: this.runtimeDir, JOURNAL_STREAM: '' },
+      env: { ...process.env, RUNTIME_DIRECTORY: this.runtimeDir, STATE_DIRECTORY: `${this.runtimeDir}/state`, JOURNAL_STREAM: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let buf = '';

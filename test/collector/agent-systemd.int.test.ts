@@ -116,6 +116,10 @@ describe('the agent under systemd', { timeout: 120_000 }, () => {
     expect(timings.start.length).toBeGreaterThanOrEqual(5);
     expect(timings.stop.length).toBeGreaterThanOrEqual(5);
     expect((await status()).collector).toMatchObject({ control: 'systemd', desired: 'running', state: 'active', lastError: null });
+    // Our CAS moved the record (a new epoch the agent did not take over): its lease counts only
+    // once the other site's would have run out (ttl + max_skew = 7 s here).
+    for (let i = 0; i < 150 && !(await status()).active; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await status()).active).toBe(true);
   });
 
   it('systemctl stop otelcol-contrib on the active site: started again within collector.interval', async () => {

@@ -63,15 +63,40 @@ describe('primary', () => {
     expect(d.state.nextTickMs).toBe(10_000);
   });
 
-  it('becomes active with a valid own lease after a confirmed renewal', () => {
+  it('after a restart in the epoch it held: valid from the SEND of its first confirmed renewal', () => {
     const cfg = config('primary');
-    const d1 = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]);
+    const start = initialState(cfg, { heldEpoch: 1 }); // persisted by the engine
+    const d1 = run(cfg, [[0, tick(snap(P, primaryLease(4)))]], start);
     const d2 = decide(cfg, d1.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 100 } }, 150);
     expect(d2.state.ownSentAt).toBe(100);
     expect(holdsValidLease(cfg, d2.state, 150)).toBe(true);
     // Valid for ttl - max_skew from the SEND, not the answer.
     expect(holdsValidLease(cfg, d2.state, 100 + 24_999)).toBe(true);
     expect(holdsValidLease(cfg, d2.state, 100 + 25_000)).toBe(false);
+  });
+
+  it('holder in an epoch it cannot vouch for (failback, restart after a direct failback): valid only after ttl + max_skew', () => {
+    const cfg = config('primary');
+    // The witness names us in epoch 3, but we last held epoch 1: the DR may still think itself valid.
+    const d1 = run(cfg, [[0, tick(snap(P, primaryLease(10, 3)))]], initialState(cfg, { heldEpoch: 1 }));
+    let st = decide(cfg, d1.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(11, 3)), sentAt: 10 } }, 20).state;
+    expect(st.heldEpoch).toBe(3);
+    expect(holdsValidLease(cfg, st, 20)).toBe(false);
+    for (let t = 10_000; t <= 30_000; t += 10_000) {
+      st = decide(cfg, st, tick(snap(P, primaryLease(11 + t / 10_000, 3))), t).state;
+      st = decide(cfg, st, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(12 + t / 10_000, 3)), sentAt: t + 1 } }, t + 2).state;
+    }
+    expect(holdsValidLease(cfg, st, 34_999)).toBe(false);
+    expect(holdsValidLease(cfg, st, 35_000)).toBe(true);
+    // Our own failback: the same wait, counted from when we saw ourselves holder.
+    const fb = decide(cfg, run(cfg, [[0, tick(snap(D, drLease(7)))]]).state, { kind: 'write', op: 'failback', outcome: { ok: true, snapshot: snap(P, primaryLease(8, 3)), sentAt: 5 } }, 9);
+    expect(holdsValidLease(cfg, fb.state, 9)).toBe(false);
+    expect(fb.state.validFrom).toBe(9 + 35_000);
+  });
+
+  it('with self_fence, no collector before the first confirmed renewal', () => {
+    const d = run(config('primary', { self_fence: true }), [[0, tick(snap(P, primaryLease(4)))]]);
+    expect(d.state.collector).toBe('stopped');
   });
 
   it('stands by and never writes when the record names the DR (no preemption)', () => {
@@ -99,7 +124,7 @@ describe('primary', () => {
   it('lease lost while DNS is unreachable: self-fences only with self_fence', () => {
     for (const self_fence of [true, false]) {
       const cfg = config('primary', { self_fence });
-      const d1 = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]);
+      const d1 = run(cfg, [[0, tick(snap(P, primaryLease(4)))]], initialState(cfg, { heldEpoch: 1 }));
       const d2 = decide(cfg, d1.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 0 } }, 10);
       const before = decide(cfg, d2.state, tick(null), 24_000);
       expect(before.state.phase).toBe('holding');
