@@ -68,7 +68,13 @@ export interface Config {
   };
   vmsync: {
     enabled: boolean;
+    /** This site's VM for reads (query, export); may carry a path prefix (VM cluster: vmselect). */
     local_url: string;
+    /**
+     * This site's VM for writes (import, force_flush). The TOML default "" means "same as
+     * local_url" and is resolved here, so this is always a URL (VM cluster: vminsert).
+     */
+    local_write_url: string;
     remote_url: string;
     interval: number;
     bucket: number;
@@ -242,6 +248,19 @@ const sections = {
   vmsync: z.strictObject({
     enabled: z.boolean().default(false),
     local_url: httpUrl().prefault(`http://127.0.0.1:${DEFAULT_VM_PORT}`),
+    // "" (the default): writes go to local_url too (single-node VM).
+    local_write_url: z
+      .string()
+      .default('')
+      .transform((s, ctx) => {
+        if (s === '') return '';
+        const why = httpUrlProblem(s);
+        if (why) {
+          ctx.addIssue({ code: 'custom', message: `must be "" (write to local_url) or an http(s) URL: ${why}` });
+          return z.NEVER;
+        }
+        return s.replace(/\/+$/, '');
+      }),
     remote_url: httpUrl().optional(),
     interval: duration('120s'),
     // Query window arithmetic (bucket, settle, lookback, max_chunk) is not timer-driven: no timer cap.
@@ -361,6 +380,7 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
     vmsync: {
       enabled: vmsync.enabled,
       local_url: vmsync.local_url,
+      local_write_url: vmsync.local_write_url === '' ? vmsync.local_url : vmsync.local_write_url,
       // Default: the other site's VictoriaMetrics on its usual port.
       remote_url: vmsync.remote_url ?? `http://${urlHost(other)}:${DEFAULT_VM_PORT}`,
       interval: vmsync.interval,

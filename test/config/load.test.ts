@@ -56,7 +56,7 @@ describe('example configs', () => {
       const text = fs.readFileSync(file, 'utf8');
       for (const key of ['role', 'primary', 'dr', 'record', 'zone', 'server', 'key_file', 'record_ttl', 'lease_name',
         'timeout', 'retries', 'ttl', 'renew_interval', 'max_skew', 'targets', 'expect', 'require', 'interval', 'failures',
-        'control', 'unit', 'mode', 'self_fence', 'enabled', 'local_url', 'remote_url', 'bucket', 'settle',
+        'control', 'unit', 'mode', 'self_fence', 'enabled', 'local_url', 'local_write_url', 'remote_url', 'bucket', 'settle',
         'lookback', 'max_chunk', 'clean_checks', 'format', 'webhook', 'listen', 'level']) {
         expect(text, `${file} lacks ${key}`).toMatch(new RegExp(`^${key} = `, 'm'));
       }
@@ -109,6 +109,7 @@ describe('defaults (SPEC §8)', () => {
       vmsync: {
         enabled: false,
         local_url: 'http://127.0.0.1:8428',
+        local_write_url: 'http://127.0.0.1:8428',
         remote_url: 'http://10.10.10.10:8428',
         interval: 120_000,
         bucket: 60_000,
@@ -155,6 +156,22 @@ describe('defaults (SPEC §8)', () => {
     const config = loadConfig('dr.toml', { text });
     expect(config.http.listen).toBeNull();
     expect(config.vmsync.local_url).toBe('http://127.0.0.1:8481/insert/0/prometheus');
+  });
+
+  test('vmsync.local_write_url: "" means local_url; a URL (VM cluster vminsert) is kept, minus trailing slashes', () => {
+    const cluster = withSection(
+      'vmsync',
+      'local_url = "http://127.0.0.1:8481/select/0/prometheus"\nlocal_write_url = "http://127.0.0.1:8480/insert/0/prometheus/"',
+    );
+    const c = loadConfig('dr.toml', { text: cluster }).vmsync;
+    expect(c.local_url).toBe('http://127.0.0.1:8481/select/0/prometheus');
+    expect(c.local_write_url).toBe('http://127.0.0.1:8480/insert/0/prometheus');
+    const single = loadConfig('dr.toml', { text: withSection('vmsync', 'local_url = "http://127.0.0.1:9428/"\nlocal_write_url = ""') }).vmsync;
+    expect(single.local_write_url).toBe('http://127.0.0.1:9428');
+    expect(brief(issuesOf(withSection('vmsync', 'local_write_url = "127.0.0.1:8480"')))).toEqual([
+      '12 vmsync.local_write_url: must be "" (write to local_url) or an http(s) URL: "127.0.0.1:8480" is not a URL',
+    ]);
+    expect(brief(issuesOf(withSection('vmsync', 'local_write_url = 8480')))).toEqual(['12 vmsync.local_write_url: expected a string, got integer 8480']);
   });
 
   test('dns.server forms', () => {

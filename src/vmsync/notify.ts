@@ -1,0 +1,172 @@
+/**
+ * Webhook notifications (SPEC §6 `notify.webhook`): Slack/Teams-compatible incoming-webhook JSON
+ * `{"text": "..."}` POSTed with undici. The event name also travels in the
+ * `X-Failover-Agent-Event` header (receivers that route on it may; Slack and Teams ignore it).
+ *
+ * `send()` never blocks and never throws: it puts the message in a bounded queue (when full, the
+ * OLDEST waiting message is dropped and counted) that one background worker delivers in order,
+ * each with a per-attempt timeout and bounded retries with backoff. A webhook that hangs or fails
+ * therefore delays nothing but later notifications. `close()` waits a bounded time for the queue
+ * to drain, then abandons what is left.
+ */
+import { Agent, request } from 'undici';
+
+import type { Logger } from '../log/logger.js';
+import { redact } from './vm-client.js';
+
+/** Events the agent sends (others are allowed: the name is free text). */
+export type WebhookEvent = 'failover' | 'failback' | 'gap_found' | 'repair_done' | 'failback_ready' | 'repeated_errors' | (string & {});
+
+export interface WebhookOptions {
+  /** Per attempt, connect to the end of the answer. Default 5 s. */
+  timeoutMs?: number;
+  /** Extra attempts after a failed one (network error, timeout, 5xx, 429). Default 2. */
+  retries?: number;
+  logger: Logger;
+  /** Most messages waiting; beyond it the oldest is dropped. Default 100. */
+  maxQueue?: number;
+  /** First backoff between attempts (doubles). Default 1 s. */
+  backoffMs?: number;
+}
+
+export interface WebhookStats {
+  sent: number;
+  failed: number;
+  dropped: number;
+  queued: number;
+}
+
+interface Item {
+  event: string;
+  text: string;
+}
+
+export class Webhook {
+  private readonly url: string;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly logger: Logger;
+  private readonly maxQueue: number;
+  private readonly backoffMs: number;
+  private readonly dispatcher: Agent;
+  private readonly queue: Item[] = [];
+  private worker: Promise<void> | null = null;
+  private closed = false;
+  private abort = new AbortController();
+  private readonly counts = { sent: 0, failed: 0, dropped: 0 };
+
+  constructor(url: string, opts: WebhookOptions) {
+    this.url = url;
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.retries = opts.retries ?? 2;
+    this.logger = opts.logger;
+    this.maxQueue = Math.max(1, opts.maxQueue ?? 100);
+    this.backoffMs = opts.backoffMs ?? 1_000;
+    this.dispatcher = new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+  }
+
+  /** Queue a notification; returns at once. False when closed (nothing queued). */
+  send(event: WebhookEvent, text: string): boolean {
+    if (this.closed) return false;
+    if (this.queue.length >= this.maxQueue) {
+      const old = this.queue.shift()!;
+      this.counts.dropped++;
+      this.logger.warning('webhook queue full, dropped the oldest notification', { event: old.event });
+    }
+    this.queue.push({ event, text });
+    if (!this.worker) {
+      this.worker = this.run().finally(() => {
+        this.worker = null;
+      });
+    }
+    return true;
+  }
+
+  stats(): WebhookStats {
+    return { ...this.counts, queued: this.queue.length };
+  }
+
+  /**
+   * Stop taking messages; wait up to `timeoutMs` (default 5 s) for the queue to drain, then abort
+   * the attempt in flight and drop the rest.
+   */
+  async close(timeoutMs = 5_000): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    if (worker) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        worker.then(() => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.counts.dropped += this.queue.length;
+        if (this.queue.length > 0) this.logger.warning('webhook closed with notifications undelivered', { dropped: this.queue.length });
+        this.queue.length = 0;
+        this.abort.abort();
+        await worker.catch(() => {});
+      }
+    }
+    await this.dispatcher.destroy().catch(() => {});
+  }
+
+  private async run(): Promise<void> {
+    for (let item = this.queue.shift(); item; item = this.queue.shift()) {
+      await this.deliver(item);
+    }
+  }
+
+  private async deliver(item: Item): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.abort.signal.aborted) return;
+      const why = await this.attempt(item);
+      if (why === null) {
+        this.counts.sent++;
+        this.logger.debug('webhook delivered', { event: item.event });
+        return;
+      }
+      if (why.final || attempt >= this.retries) {
+        this.counts.failed++;
+        this.logger.warning('webhook notification failed', { event: item.event, url: redact(this.url), error: why.message, attempts: attempt + 1 });
+        return;
+      }
+      await this.sleep(this.backoffMs * 2 ** attempt);
+    }
+  }
+
+  /** null on success, else why (final: a 4xx that another attempt will not fix). */
+  private async attempt(item: Item): Promise<{ message: string; final: boolean } | null> {
+    const signal = AbortSignal.any ? AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.timeoutMs)]) : this.abort.signal;
+    try {
+      const res = await request(this.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-failover-agent-event': item.event },
+        body: JSON.stringify({ text: item.text }),
+        dispatcher: this.dispatcher,
+        signal,
+      });
+      await res.body.dump().catch(() => {});
+      if (res.statusCode >= 200 && res.statusCode <= 299) return null;
+      const final = res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 408 && res.statusCode !== 429;
+      return { message: `HTTP ${res.statusCode}`, final };
+    } catch (err) {
+      return { message: err instanceof Error ? err.message : String(err), final: false };
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const signal = this.abort.signal;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
