@@ -10,7 +10,7 @@
  * The engine owns the core state; status() is the only way out.
  */
 import type { Config } from '../config/schema.js';
-import type { AdminResult, ControlHandler } from '../control/protocol.js';
+import type { AdminResult, ControlHandler, SyncResult } from '../control/protocol.js';
 import { planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
 import { decide, holdsValidLease, initialState, namedSite, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
 import type { CollectorPort } from '../collector/port.js';
@@ -22,6 +22,7 @@ import type { Snapshot, WriteResult } from '../lease/witness.js';
 import type { Role } from '../lease/lease.js';
 import { loadHeldEpoch, saveHeldEpoch } from './lease-state.js';
 import type { AgentStatus, RecentEvent } from './status.js';
+import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
 /** What the engine needs from the witness (Witness implements it). */
 export interface WitnessPort {
@@ -46,7 +47,7 @@ export interface EngineObserver {
   write?(op: string, result: 'ok' | 'conflict' | 'error'): void;
   healthCheck?(ok: boolean): void;
   /** Each loop reports progress (for the watchdog). */
-  progress?(loop: 'decide' | 'collector', at: number): void;
+  progress?(loop: 'decide' | 'collector' | 'vmsync', at: number): void;
   notify?(event: string, text: string): void;
 }
 
@@ -64,6 +65,17 @@ export interface EngineDeps {
   gate?: () => FailbackGate;
   /** Where the held epoch persists across restarts; none: not persisted (tests). */
   stateDir?: string;
+  /** VM sync (vmsync.enabled); its own loop runs every vmsync.interval. */
+  vmsync?: VmSyncPort | null;
+}
+
+/** What the engine needs from VM sync (VmSync implements it). */
+export interface VmSyncPort {
+  load(): Promise<void>;
+  check(ctx: CheckContext): Promise<SyncReport>;
+  status(): VmSyncStatus;
+  failbackGate(): FailbackGate;
+  close(): Promise<void>;
 }
 
 const MAX_EVENTS = 30;
@@ -87,6 +99,9 @@ export class Engine implements ControlHandler {
   private queue: Promise<unknown> = Promise.resolve();
   private tickTimer: NodeJS.Timeout | undefined;
   private collectorTimer: NodeJS.Timeout | undefined;
+  private vmsyncTimer: NodeJS.Timeout | undefined;
+  /** Start (unix s) of the current lease epoch as first observed by us. */
+  private epochSeen: { epoch: number; since: number } | null = null;
   private running = false;
   private lastDnsError: string | null = null;
   private lastWrite: AgentStatus['lastWrite'] = null;
@@ -107,9 +122,11 @@ export class Engine implements ControlHandler {
       this.state = initialState(this.core, { heldEpoch: await loadHeldEpoch(this.deps.stateDir, this.deps.logger) });
     }
     await this.deps.collector.start();
+    await this.deps.vmsync?.load();
     await this.enqueue(() => this.tick());
     this.scheduleTick();
     this.scheduleCollector(0);
+    this.scheduleVmsync(this.config.vmsync.interval);
   }
 
   /** Stops the loops; an in-flight tick or CAS is allowed to finish (its outcome is then known). */
@@ -117,7 +134,9 @@ export class Engine implements ControlHandler {
     this.running = false;
     clearTimeout(this.tickTimer);
     clearTimeout(this.collectorTimer);
+    clearTimeout(this.vmsyncTimer);
     await this.queue.catch(() => undefined);
+    await this.deps.vmsync?.close();
     await this.deps.collector.stop();
     await this.deps.health?.close();
   }
@@ -158,6 +177,27 @@ export class Engine implements ControlHandler {
     this.collectorTimer = setTimeout(() => {
       void this.reconcileCollector().finally(() => this.scheduleCollector());
     }, delay);
+  }
+
+  private scheduleVmsync(delay: number): void {
+    if (!this.running || !this.deps.vmsync) return;
+    this.vmsyncTimer = setTimeout(() => {
+      void this.syncNow().finally(() => this.scheduleVmsync(this.config.vmsync.interval));
+    }, delay);
+  }
+
+  /**
+   * One VM sync cycle with the context the witness gives: passive when the record names the other
+   * site; the failover is the current lease epoch, from when we first saw it (minus two renewals,
+   * since renewals move `at`). VmSync keeps the earliest start it has seen for an epoch.
+   */
+  async syncNow(): Promise<SyncReport | null> {
+    const vm = this.deps.vmsync;
+    if (!vm) return null;
+    const named = namedSite(this.state.seen, this.core);
+    const report = await vm.check({ passive: named !== undefined && named !== this.config.role, failover: this.epochSeen });
+    this.deps.observer?.progress?.('vmsync', this.clock.now());
+    return report;
   }
 
   private async reconcileCollector(): Promise<void> {
@@ -208,6 +248,10 @@ export class Engine implements ControlHandler {
     const collectorBefore = this.state.collector;
     const heldBefore = this.state.heldEpoch;
     this.state = d.state;
+    const lease = this.state.seen?.lease;
+    if (lease && this.epochSeen?.epoch !== lease.epoch) {
+      this.epochSeen = { epoch: lease.epoch, since: lease.at - Math.ceil((2 * this.config.lease.renew_interval) / 1000) };
+    }
     if (this.deps.stateDir && this.state.heldEpoch !== heldBefore) {
       await saveHeldEpoch(this.deps.stateDir, this.state.heldEpoch).catch((err: Error) =>
         this.deps.logger.error(`cannot persist the held epoch: ${err.message}`, { event: 'state_write_failed' }),
@@ -259,9 +303,16 @@ export class Engine implements ControlHandler {
 
   private gate(): FailbackGate {
     if (this.deps.gate) return this.deps.gate();
+    if (this.deps.vmsync) return this.deps.vmsync.failbackGate();
     return this.config.vmsync.enabled
       ? { ready: false, detail: 'VM sync is enabled but this build has no sync loop yet: FAILBACK READY cannot be reached (use --force)' }
       : { ready: true, detail: 'vmsync disabled: no data gate' };
+  }
+
+  /** `failoverctl sync`: a VM sync cycle now, and the gate after it. */
+  async sync(): Promise<SyncResult> {
+    const report = await this.syncNow();
+    return { report, status: this.deps.vmsync?.status() ?? null, gate: this.gate() };
   }
 
   /** failback / switchover, executed by this agent (serialised with the ticks). */
@@ -347,6 +398,7 @@ export class Engine implements ControlHandler {
         state: collectorState,
         lastError: this.deps.collector.lastError(),
       },
+      vmsync: this.deps.vmsync?.status() ?? null,
       lastWrite: this.lastWrite,
       takeovers: s.takeovers,
       events: [...this.events],

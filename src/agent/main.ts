@@ -22,6 +22,8 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { createNotifier, watchdogUsec } from '../notify/notify.js';
 import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/watchdog.js';
 import { stateDir } from '../state/atomic.js';
+import { Webhook } from '../vmsync/notify.js';
+import { VmSync } from '../vmsync/sync.js';
 import { Engine } from './engine.js';
 import type { AgentStatus } from './status.js';
 
@@ -74,6 +76,10 @@ async function main(argv: string[]): Promise<number> {
   const opened = await openWitness(config, key);
   const tracker = new LivenessTracker(deadlines(config), () => performance.now());
   const server = `${opened.server.host}:${opened.server.port}`;
+  const webhook = config.notify.webhook ? new Webhook(config.notify.webhook, { logger }) : null;
+  const vmsync = config.vmsync.enabled
+    ? new VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance })
+    : null;
   let engine!: Engine;
   const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status());
   engine = new Engine({
@@ -85,13 +91,17 @@ async function main(argv: string[]): Promise<number> {
     collector,
     logger,
     stateDir: stateDir(config.instance),
+    vmsync,
     observer: {
       dnsRequest: (kind, s) => metrics.dnsRequest(kind, s),
       dnsError: (code) => metrics.dnsError(code),
       write: (op, r) => metrics.write(op, r),
       healthCheck: (ok) => metrics.healthCheck(ok),
       progress: (loop, at) => tracker.progress(loop, at),
-      notify: (event, text) => logger.notice(text, { event: `notify_${event}` }),
+      notify: (event, text) => {
+        logger.notice(text, { event: `notify_${event}` });
+        webhook?.send(event, `${config.instance}: ${text}`);
+      },
     },
   });
   logger.notice('starting', { event: 'start', instance: config.instance, role: config.role, server, zone: opened.zone, record: config.dns.record });
@@ -138,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
         await engine.stop();
         await control.stop();
         await http?.stop();
+        await webhook?.close();
         resolve(ExitCode.OK);
       })();
     };

@@ -5,6 +5,7 @@
  */
 import type { CollectorState, Phase } from '../core/decide.js';
 import type { Role } from '../lease/lease.js';
+import type { VmSyncStatus } from '../vmsync/sync.js';
 
 export interface SiteView {
   role: Role;
@@ -67,6 +68,8 @@ export interface AgentStatus {
     state: CollectorState | null;
     lastError: string | null;
   };
+  /** VM sync state and the failback gate; null when vmsync is disabled. */
+  vmsync: VmSyncStatus | null;
   lastWrite: { op: string; ok: boolean; at: string; detail: string } | null;
   takeovers: number;
   events: RecentEvent[];

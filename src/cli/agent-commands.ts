@@ -8,10 +8,13 @@ import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
-import type { AdminResult, ControlRequest } from '../control/protocol.js';
+import type { AdminResult, ControlRequest, SyncResult } from '../control/protocol.js';
 import { planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
+import { stateDir } from '../state/atomic.js';
+import { loadState } from '../vmsync/state.js';
+import { gateOf } from '../vmsync/sync.js';
 import type { Output } from './output.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
 
@@ -24,7 +27,7 @@ function isNotRunning(err: unknown): boolean {
 }
 
 /** Talks to the agent; needs only the instance name, so it works while the file on disk is being edited. */
-async function ask(file: string, args: AgentArgs, req: ControlRequest): Promise<AgentStatus | AdminResult> {
+async function ask(file: string, args: AgentArgs, req: ControlRequest): Promise<AgentStatus | AdminResult | SyncResult> {
   const r = await callAgent(args.socket ?? socketPath(instanceFromPath(file)), req);
   if (!r.ok) throw new AgentError(r.error.code, r.error.message, r.error.exitCode as ExitCode);
   return r.result;
@@ -49,6 +52,7 @@ export function renderStatus(s: AgentStatus): string {
   lines.push(
     `collector ${s.collector.control === 'none' ? 'not controlled (collector.control = none)' : `${s.collector.unit}: ${s.collector.state ?? 'unknown'}, should be ${s.collector.desired}`}` +
       (s.collector.lastError ? ` (error: ${s.collector.lastError})` : ''),
+    `vmsync   ${s.vmsync ? `${s.vmsync.failback_ready ? 'FAILBACK READY' : 'not ready'}, ${s.vmsync.consecutive_clean}/${s.vmsync.clean_checks_needed} clean checks, last check ${s.vmsync.last_check ?? 'never'}${s.vmsync.ranges_found.length ? `, ${s.vmsync.ranges_found.length} gap range(s)` : ''}` : 'disabled'}`,
     `last CAS ${s.lastWrite ? `${s.lastWrite.op} ${s.lastWrite.ok ? 'ok' : 'FAILED'} at ${s.lastWrite.at}: ${s.lastWrite.detail}` : '-'}`,
     `healthz  ${s.healthy ? '200 healthy' : `503: ${s.unhealthyReason}`}; takeovers ${s.takeovers}`,
   );
@@ -81,8 +85,9 @@ export function renderAdmin(r: AdminResult): string {
 async function adminDirect(config: Config, op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
   const w = await openWitness(config, loadKeyFile(config.dns.key_file));
   const seen = await w.witness.read();
+  // The gate as the agent last persisted it (vmsync.json in its state directory).
   const gate: FailbackGate = config.vmsync.enabled
-    ? { ready: false, detail: 'VM sync is enabled but this build has no sync loop yet: FAILBACK READY cannot be reached (use --force)' }
+    ? gateOf(await loadState(stateDir(config.instance)), config.vmsync.clean_checks)
     : { ready: true, detail: 'vmsync disabled: no data gate' };
   const plan = planAdmin(op, config, seen, gate, null, Date.now() / 1000, opts.force);
   const result: AdminResult = { op, done: false, dryRun: opts.dryRun, forced: opts.force, refused: plan.refused, plan: plan.plan, preconditions: plan.preconditions, via: 'direct' };
@@ -105,4 +110,26 @@ export async function adminCommand(op: AdminOp, args: AgentArgs & { force: boole
   out.result(renderAdmin(result), result);
   // A refusal exits 1, in a dry run too, so scripts can ask "would failback go?".
   return result.refused ? ExitCode.REFUSED : ExitCode.OK;
+}
+
+export function renderSync(r: SyncResult): string {
+  if (!r.report) return `VM sync is disabled (vmsync.enabled = false)\ngate: ${r.gate.detail}`;
+  const rep = r.report;
+  const range = (x: { start: string; end: string; missing: number; instances?: string[] }): string =>
+    `  ${x.start} .. ${x.end}  ${x.missing} samples missing${x.instances?.length ? ` (${x.instances.join(', ')})` : ''}`;
+  return [
+    `VM sync check (${rep.role}): ${rep.error ? `FAILED: ${rep.error.code}: ${rep.error.message}` : rep.clean ? 'clean' : 'gaps found'} in ${rep.duration_ms} ms` +
+      (rep.window ? `, window ${rep.window.start} .. ${rep.window.end}` : ''),
+    `ranges found: ${rep.ranges_found.length}`,
+    ...rep.ranges_found.map(range),
+    `ranges repaired: ${rep.ranges_repaired.length}, samples copied: ${rep.samples_copied}` + (rep.confirmed === null ? '' : `, confirmed: ${rep.confirmed}`),
+    ...(rep.remaining.length ? ['still short after repair:', ...rep.remaining.map(range)] : []),
+    `gate: ${r.gate.ready ? 'FAILBACK READY' : 'not ready'}: ${r.gate.detail}`,
+  ].join('\n');
+}
+
+export async function syncCommand(args: AgentArgs, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
+  const r = (await ask(selectConfigFile(args, env), args, { cmd: 'sync' })) as SyncResult;
+  out.result(renderSync(r), r);
+  return r.report?.error ? ExitCode.UNAVAILABLE : ExitCode.OK;
 }

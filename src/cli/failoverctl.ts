@@ -8,7 +8,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
-import { adminCommand, statusCommand, type AgentArgs } from './agent-commands.js';
+import { adminCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
 import { dnsCommand, initCommand } from './dns-commands.js';
 import { importEnvCommand } from './import-env.js';
@@ -73,6 +73,12 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
           .option('force', { type: 'boolean', default: false, describe: "override a failed collector self-check" })
           .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and the preconditions only' }),
       guard((a: GlobalArgs & AgentArgs & { force: boolean; dryRun: boolean }) => adminCommand('switchover', a, out, env)),
+    )
+    .command(
+      'sync',
+      'run a VM sync check now: gaps found, repaired, and the failback gate',
+      (y) => y,
+      guard((a: GlobalArgs & AgentArgs) => syncCommand(a, out, env)),
     )
     .command(
       'dns',

@@ -4,8 +4,9 @@
  * or `{ "ok": false, "error": { "code", "message", "exitCode" } }`.
  */
 import type { AgentStatus } from '../agent/status.js';
+import type { SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
-export type ControlCommand = 'status' | 'failback' | 'switchover';
+export type ControlCommand = 'status' | 'failback' | 'switchover' | 'sync';
 
 export interface ControlRequest {
   cmd: ControlCommand;
@@ -33,12 +34,21 @@ export interface AdminResult {
   via: 'agent' | 'direct';
 }
 
+/** The answer to `sync`: one VM sync cycle run now, and the gate after it. */
+export interface SyncResult {
+  /** null when vmsync is disabled. */
+  report: SyncReport | null;
+  status: VmSyncStatus | null;
+  gate: { ready: boolean; detail: string };
+}
+
 export type ControlResponse =
-  | { ok: true; result: AgentStatus | AdminResult }
+  | { ok: true; result: AgentStatus | AdminResult | SyncResult }
   | { ok: false; error: { code: string; message: string; exitCode: number } };
 
 /** What the agent exposes to the control socket. */
 export interface ControlHandler {
   status(): AgentStatus;
   admin(op: 'failback' | 'switchover', opts: { force: boolean; dryRun: boolean }): Promise<AdminResult>;
+  sync(): Promise<SyncResult>;
 }

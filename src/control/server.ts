@@ -18,7 +18,7 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export const IDLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_SOCKET_MODE = 0o660;
 
-const COMMANDS: readonly string[] = ['status', 'failback', 'switchover'];
+const COMMANDS: readonly string[] = ['status', 'failback', 'switchover', 'sync'];
 
 export interface ControlServerOptions {
   path: string;
@@ -240,6 +240,10 @@ export class ControlServer {
     }
     try {
       if (req.cmd === 'status') return { ok: true, result: this.opts.handler.status() };
+      if (req.cmd === 'sync') {
+        this.log.notice('control request', { event: 'control', cmd: req.cmd });
+        return { ok: true, result: await this.opts.handler.sync() };
+      }
       const force = req.args?.force ?? false;
       const dryRun = req.args?.dryRun ?? false;
       this.log.notice('control request', { event: 'control', cmd: req.cmd, force, dry_run: dryRun });

@@ -15,11 +15,11 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../state/atomic.js';
 
 import type { Logger } from '../log/logger.js';
 
 export const STATE_FILE = 'vmsync.json';
-const TMP_FILE = '.vmsync.json.tmp';
 export const STATE_VERSION = 1;
 
 /** A gap range as stored and reported: samples of (start, end] (ISO), `missing` = src - dst. */
@@ -111,27 +111,10 @@ export async function loadState(dir: string, logger?: Logger): Promise<VmSyncSta
   }
 }
 
-/** Atomically replace `<dir>/vmsync.json` (tmp, write, fsync, rename, fsync dir). */
+/** Atomically replace `<dir>/vmsync.json` (tmp, write, fsync, rename, fsync dir); creates `dir`. */
 export async function saveState(dir: string, state: VmSyncState): Promise<void> {
-  const tmp = path.join(dir, TMP_FILE);
-  const data = `${JSON.stringify(state, null, 2)}\n`;
-  const fh = await fs.open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(data, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, statePath(dir));
-  let dh: fs.FileHandle | undefined;
-  try {
-    dh = await fs.open(dir, 'r');
-    await dh.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic for readers.
-  } finally {
-    await dh?.close();
-  }
+  await fs.mkdir(dir, { recursive: true });
+  await writeFileAtomic(statePath(dir), `${JSON.stringify(state, null, 2)}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------

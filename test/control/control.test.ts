@@ -40,6 +40,7 @@ function fakeStatus(over: Partial<AgentStatus> = {}): AgentStatus {
     lease: { holder: 'primary', epoch: 4, seq: 99, unchangedSeconds: 1, ownAgeSeconds: null, error: null },
     health: { consecutiveFailures: 0, threshold: 3, last: 'ok' },
     collector: { control: 'systemd', unit: 'otelcol-contrib.service', desired: 'stopped', state: 'inactive', lastError: null },
+    vmsync: null,
     lastWrite: null,
     takeovers: 0,
     events: [],
@@ -72,6 +73,10 @@ function fakeHandler(): ControlHandler & { calls: { op: string; opts: { force: b
       h.calls.push({ op, opts });
       if (h.fail !== undefined) throw h.fail;
       return adminResult(op, opts);
+    },
+    sync: async () => {
+      h.calls.push({ op: 'sync', opts: { force: false, dryRun: false } });
+      return { report: null, status: null, gate: { ready: true, detail: 'vmsync disabled: no data gate' } };
     },
   };
   return h;
@@ -138,6 +143,14 @@ describe('round trips', () => {
       { op: 'failback', opts: { force: true, dryRun: true } },
       { op: 'switchover', opts: { force: false, dryRun: false } },
     ]);
+  });
+
+  test('sync reaches the handler and returns its result', async () => {
+    const h = fakeHandler();
+    const { path: p } = await startServer(h);
+    const r = await callAgent(p, { cmd: 'sync' });
+    expect(r).toEqual({ ok: true, result: { report: null, status: null, gate: { ready: true, detail: 'vmsync disabled: no data gate' } } });
+    expect(h.calls.map((c) => c.op)).toEqual(['sync']);
   });
 
   test('handler errors keep code and exitCode; other errors become INTERNAL / 1', async () => {

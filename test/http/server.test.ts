@@ -36,6 +36,7 @@ function fakeStatus(over: Partial<AgentStatus> = {}): AgentStatus {
     lease: { holder: 'primary', epoch: 7, seq: 12, unchangedSeconds: 3, ownAgeSeconds: 4.5, error: null },
     health: { consecutiveFailures: null, threshold: 3, last: null },
     collector: { control: 'systemd', unit: 'otelcol-contrib.service', desired: 'running', state: 'active', lastError: null },
+    vmsync: null,
     lastWrite: { op: 'renew', ok: true, at: '2025-01-01T00:01:00.000Z', detail: 'epoch 7 seq 12' },
     takeovers: 2,
     events: [{ at: '2025-01-01T00:00:01.000Z', event: 'start', text: 'agent started' }],
