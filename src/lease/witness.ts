@@ -11,7 +11,7 @@ import net from 'node:net';
 import type { DnsClient } from '../dns/client.js';
 import { DnsError } from '../dns/errors.js';
 import { change, prereq } from '../dns/update.js';
-import { normalizeName, type ResourceRecord, type RRType } from '../dns/wire.js';
+import { normalizeName, type RData, type ResourceRecord, type RRType } from '../dns/wire.js';
 import { formatLease, parseLease, renewed, transferred, type Lease, type Role } from './lease.js';
 
 export interface WitnessNames {
@@ -58,6 +58,26 @@ export function siteOf(address: string | undefined, sites: Sites): Role | undefi
   return undefined;
 }
 
+/** A Snapshot from the two RRsets as read; the lease parsed strictly (an error is kept, not thrown). */
+export function snapshotOf(addresses: RData[], txt: RData[], addressType: RRType, leaseName: string): Snapshot {
+  const snap: Snapshot = {
+    addresses: addresses.map(String),
+    addressType,
+    leaseText: txt.length ? txt.map((v) => (Array.isArray(v) ? v.join('') : String(v))) : null,
+    lease: null,
+  };
+  if (snap.leaseText?.length === 1) {
+    try {
+      snap.lease = parseLease(snap.leaseText[0]!);
+    } catch (err) {
+      snap.leaseError = (err as Error).message;
+    }
+  } else if (snap.leaseText) {
+    snap.leaseError = `${snap.leaseText.length} TXT records at ${leaseName}; expected one`;
+  }
+  return snap;
+}
+
 export class Witness {
   constructor(
     private readonly client: DnsClient,
@@ -74,23 +94,9 @@ export class Witness {
       this.client.read(this.names.record, this.addressType),
       this.client.read(this.names.leaseName, 'TXT'),
     ]);
-    const snap: Snapshot = {
-      addresses: addr.values.map(String),
-      addressType: this.addressType,
-      leaseText: txt.values.length ? txt.values.map((v) => (Array.isArray(v) ? v.join('') : String(v))) : null,
-      lease: null,
-    };
+    const snap = snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName);
     const offset = txt.offsetSeconds ?? addr.offsetSeconds;
     if (offset !== undefined) snap.offsetSeconds = offset;
-    if (snap.leaseText?.length === 1) {
-      try {
-        snap.lease = parseLease(snap.leaseText[0]!);
-      } catch (err) {
-        snap.leaseError = (err as Error).message;
-      }
-    } else if (snap.leaseText) {
-      snap.leaseError = `${snap.leaseText.length} TXT records at ${this.names.leaseName}; expected one`;
-    }
     return snap;
   }
 

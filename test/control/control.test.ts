@@ -10,45 +10,9 @@ import { callAgent, socketPath } from '../../src/control/client.js';
 import type { AdminResult, ControlHandler, ControlResponse } from '../../src/control/protocol.js';
 import { ControlServer, MAX_REQUEST_BYTES } from '../../src/control/server.js';
 import { AgentError } from '../../src/errors.js';
+import { fakeStatus } from '../fixtures/status.js';
 import { nullLogger } from '../../src/log/logger.js';
 
-/** Every field of AgentStatus, as a monitoring DR would report it. */
-function fakeStatus(over: Partial<AgentStatus> = {}): AgentStatus {
-  return {
-    instance: 'dr',
-    role: 'dr',
-    pid: 777,
-    startedAt: '2025-01-01T00:00:00.000Z',
-    phase: 'monitoring',
-    active: false,
-    decision: 'monitor',
-    reason: 'the primary is active and healthy',
-    sites: [
-      { role: 'primary', address: '10.10.10.10', named: true },
-      { role: 'dr', address: '10.20.20.20', named: false },
-    ],
-    dns: {
-      server: '10.10.1.53:53',
-      zone: 'example.com',
-      record: 'syslog.example.com',
-      addresses: ['10.10.10.10'],
-      readAgeSeconds: 2,
-      consecutiveFailures: 0,
-      lastError: null,
-      offsetSeconds: 0.1,
-    },
-    lease: { holder: 'primary', epoch: 4, seq: 99, unchangedSeconds: 1, ownAgeSeconds: null, error: null },
-    health: { consecutiveFailures: 0, threshold: 3, last: 'ok' },
-    collector: { control: 'systemd', unit: 'otelcol-contrib.service', desired: 'stopped', state: 'inactive', lastError: null },
-    vmsync: null,
-    lastWrite: null,
-    takeovers: 0,
-    events: [],
-    healthy: true,
-    unhealthyReason: null,
-    ...over,
-  };
-}
 
 function adminResult(op: 'failback' | 'switchover', opts: { force: boolean; dryRun: boolean }): AdminResult {
   return {
@@ -237,7 +201,7 @@ describe('protocol', () => {
       s.on('end', () => resolve(buf));
       s.on('error', reject);
     });
-    expect(JSON.parse(res)).toMatchObject({ ok: true, result: { instance: 'dr' } });
+    expect(JSON.parse(res)).toMatchObject({ ok: true, result: { instance: 'primary' } });
   });
 
   test(`a request line over ${MAX_REQUEST_BYTES} bytes closes the connection`, async () => {

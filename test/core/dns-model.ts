@@ -25,8 +25,8 @@
 import { DnsError } from '../../src/dns/errors.js';
 import { change, prereq } from '../../src/dns/update.js';
 import { normalizeName, type RData, type ResourceRecord, type RRType } from '../../src/dns/wire.js';
-import { formatLease, parseLease, type Lease } from '../../src/lease/lease.js';
-import type { Snapshot } from '../../src/lease/witness.js';
+import { formatLease, type Lease } from '../../src/lease/lease.js';
+import { snapshotOf, type Snapshot } from '../../src/lease/witness.js';
 
 export type CasResult = 'ok' | 'conflict';
 export type UpdateRcode = 'NOERROR' | 'NXRRSET' | 'YXRRSET' | 'NXDOMAIN' | 'YXDOMAIN' | 'NOTZONE';
@@ -312,25 +312,8 @@ export class DnsModel {
     return { ...c, addresses: [...c.addresses], leaseText: c.leaseText && [...c.leaseText], lease: c.lease && { ...c.lease } };
   }
 
-  /** Exactly the construction in Witness.read() (without offsetSeconds: no signed answers here). */
+  /** The same construction as Witness.read() (without offsetSeconds: no signed answers here). */
   private build(): Snapshot {
-    const addr = this.values(this.names.record, this.addressType);
-    const txt = this.values(this.names.leaseName, 'TXT');
-    const snap: Snapshot = {
-      addresses: addr.map(String),
-      addressType: this.addressType,
-      leaseText: txt.length ? txt.map((v) => (Array.isArray(v) ? v.join('') : String(v))) : null,
-      lease: null,
-    };
-    if (snap.leaseText?.length === 1) {
-      try {
-        snap.lease = parseLease(snap.leaseText[0]!);
-      } catch (err) {
-        snap.leaseError = (err as Error).message;
-      }
-    } else if (snap.leaseText) {
-      snap.leaseError = `${snap.leaseText.length} TXT records at ${this.names.leaseName}; expected one`;
-    }
-    return snap;
+    return snapshotOf(this.values(this.names.record, this.addressType), this.values(this.names.leaseName, 'TXT'), this.addressType, this.names.leaseName);
   }
 }

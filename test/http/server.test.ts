@@ -6,45 +6,9 @@ import type { AgentStatus } from '../../src/agent/status.js';
 import { AgentError } from '../../src/errors.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { HttpServer } from '../../src/http/server.js';
+import { fakeStatus } from '../fixtures/status.js';
 import { nullLogger, type LogFields, type Logger } from '../../src/log/logger.js';
 
-/** Every field of AgentStatus, with values a healthy active primary would have. */
-function fakeStatus(over: Partial<AgentStatus> = {}): AgentStatus {
-  return {
-    instance: 'primary',
-    role: 'primary',
-    pid: 4242,
-    startedAt: '2025-01-01T00:00:00.000Z',
-    phase: 'active',
-    active: true,
-    decision: 'renew',
-    reason: 'the record names us and our lease is valid',
-    sites: [
-      { role: 'primary', address: '10.10.10.10', named: true },
-      { role: 'dr', address: '10.20.20.20', named: false },
-    ],
-    dns: {
-      server: '10.10.1.53:53',
-      zone: 'example.com',
-      record: 'syslog.example.com',
-      addresses: ['10.10.10.10'],
-      readAgeSeconds: 1.5,
-      consecutiveFailures: 0,
-      lastError: null,
-      offsetSeconds: -0.25,
-    },
-    lease: { holder: 'primary', epoch: 7, seq: 12, unchangedSeconds: 3, ownAgeSeconds: 4.5, error: null },
-    health: { consecutiveFailures: null, threshold: 3, last: null },
-    collector: { control: 'systemd', unit: 'otelcol-contrib.service', desired: 'running', state: 'active', lastError: null },
-    vmsync: null,
-    lastWrite: { op: 'renew', ok: true, at: '2025-01-01T00:01:00.000Z', detail: 'epoch 7 seq 12' },
-    takeovers: 2,
-    events: [{ at: '2025-01-01T00:00:01.000Z', event: 'start', text: 'agent started' }],
-    healthy: true,
-    unhealthyReason: null,
-    ...over,
-  };
-}
 
 interface Reply {
   status: number;
