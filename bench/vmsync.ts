@@ -1,0 +1,1191 @@
+/**
+ * VM sync benchmark: repair of a full gap (every series missing for G minutes) in a passive
+ * site's VictoriaMetrics from the active site's, by our VmSync (json and native formats) compared
+ * with `vmctl vm-native` (and a plain `curl export | curl import` pipe as the floor of what the
+ * two VMs themselves cost) over the SAME range, in the SAME run.
+ *
+ * Data (test/fixtures/vm.ts generate()): `--series` series (default 2,000) at 15 s, over
+ * (T - G - 20 min, T]. Per gap size G (default 40 min and 4 h) one SOURCE VM holds all of it and a
+ * TEMPLATE destination holds the same minus the gap (T - 10 min - G, T - 10 min]; the template
+ * is stopped (SIGTERM: VM flushes) and every trial copies its storage directory and starts a
+ * FRESH destination VM on the copy, checked to lack the whole gap before the tool runs. So every
+ * tool starts from the same state and no run sees another's imports. The source VM serves all
+ * trials of its gap size (warmed by one untimed export of the gap in both formats first).
+ *
+ * Tools, in an order that rotates from trial to trial:
+ *   ours-json, ours-native  `VmSync.check({ passive: true })` in a child node process (this
+ *                           bundle, `--runner`): detection + repair + force_flush + confirmation,
+ *                           exactly what the agent runs (config defaults: bucket 60 s, settle
+ *                           120 s, lookback 24 h, max_chunk 6 h; the clock pinned to T + settle).
+ *                           Timed inside the child (no node start-up): detection ms and queries
+ *                           (VmSync's own figures), repair ms (VmSync's repair_duration_ms:
+ *                           export→import + force_flush + confirmation), and within it the copy
+ *                           (first export request to the last import's answer, by wrapping
+ *                           VmClient's methods in the child). Peak RSS: the child's
+ *                           process.resourceUsage().maxRSS at the end.
+ *   vmctl                   `script -qec "vmctl vm-native ..." /dev/null` (vmctl 1.79 needs a TTY
+ *                           for its progress bar; it asks nothing), wall time spawn → exit.
+ *   curl-native, curl-json  `curl export | curl -T - import`, gzip passed through (like ours).
+ * All tools export the same (start, end]: start + 1 ms … end (VM's bounds are inclusive).
+ *
+ * After every run: force_flush, then the per-minute `count_over_time` over the whole data window
+ * must be equal on both VMs (retried for up to ~20 s: VM 1.79 sometimes shows imported rows only
+ * seconds after force_flush, see src/vmsync/README.md), and the gap must hold exactly
+ * series × G / 15 s samples on the destination. A failed verification is an error (exit 1).
+ *
+ * Figures: medians over `--trials` (default 3). Throughput = gap samples / repair seconds (ours:
+ * repair_duration_ms; vmctl and curl: process wall time). Targets: ours ≥ 1.0 × vmctl for the
+ * 4-hour gap (each format), and our peak RSS grows by < 32 MB from the 40-minute to the 4-hour gap.
+ * CPU seconds of the source VM, the destination VM and the tool are recorded per run
+ * (/proc/PID/stat, /usr/bin/time, process.resourceUsage) to show where the time goes.
+ *
+ * Run it with `scripts/bench vmsync [--trials 3] [--series 2000] [--gaps 40m,4h]`; it writes
+ * bench/results/vmsync.json and appends one row to the "VM sync" section of docs/PERFORMANCE.md.
+ * A missed target is reported, never an error exit. Loopback only; every VM is stopped by PID,
+ * also on error and SIGINT/SIGTERM. BENCH_RUNNER_NODE_ARGS is passed to our child runner's node
+ * (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof').
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { request } from 'undici';
+
+import type { Logger } from '../src/log/logger.js';
+import { VmSync, type SyncReport, type VmSyncConfig } from '../src/vmsync/sync.js';
+import { VmClient, type VmFormat } from '../src/vmsync/vm-client.js';
+import { requireBinary } from '../test/fixtures/dns-servers.js';
+import { generate, startVm, waitQuiet, type VmFixture } from '../test/fixtures/vm.js';
+
+// ------------------------------------------------------------------------------------ constants
+
+const SEC = 1_000;
+const MIN = 60_000;
+const H = 3_600_000;
+const STEP = 15_000; // sample interval of the generated data
+const MARGIN = 10 * MIN; // data on either side of the gap
+const BUCKET = 60_000; // VmSync's default bucket; also the verification's resolution
+const SETTLE = 120_000; // VmSync's default settle
+const MATCH_ALL = '{__name__!=""}';
+const TARGETS = { throughput_vs_vmctl_min_4h: 1.0, rss_growth_max_mb: 32 };
+
+type Tool = 'ours-json' | 'ours-native' | 'vmctl' | 'curl-native' | 'curl-json';
+const ALL_TOOLS: Tool[] = ['ours-json', 'ours-native', 'vmctl', 'curl-native', 'curl-json'];
+
+// ------------------------------------------------------------------------------------ options
+
+interface Options {
+  trials: number;
+  series: number;
+  gaps: number[];
+  tools: Tool[];
+  out: string;
+  perfMd: string;
+  write: boolean;
+  root: string;
+}
+
+const USAGE = `usage: scripts/bench vmsync [--trials N] [--series N] [--gaps LIST] [--tools LIST] [--out FILE] [--perf-md FILE] [--no-write]
+  --trials N     runs of every tool per gap size, each on a fresh destination (default 3)
+  --series N     series (20 per device) at 15 s (default 2000)
+  --gaps LIST    gap sizes, e.g. 40m,4h (default); units s, m, h
+  --tools LIST   subset of ${ALL_TOOLS.join(',')} (default: all; the targets need
+                 ours-json, ours-native and vmctl)
+  --out FILE     JSON result (default bench/results/vmsync.json)
+  --perf-md FILE markdown log that gets one row per run (default docs/PERFORMANCE.md)
+  --no-write     print only; write neither file`;
+
+class UsageError extends Error {}
+class BenchError extends Error {}
+
+function parseDuration(s: string): number {
+  const m = /^(\d+)(s|m|h)$/.exec(s.trim());
+  if (!m) throw new UsageError(`bad duration "${s}" (e.g. 40m, 4h)`);
+  return Number(m[1]) * (m[2] === 's' ? SEC : m[2] === 'm' ? MIN : H);
+}
+
+function parseOptions(argv: string[]): Options {
+  const root = process.env.BENCH_ROOT ?? process.cwd();
+  const o: Options = {
+    trials: 3,
+    series: 2_000,
+    gaps: [40 * MIN, 4 * H],
+    tools: [...ALL_TOOLS],
+    out: path.join(root, 'bench/results/vmsync.json'),
+    perfMd: path.join(root, 'docs/PERFORMANCE.md'),
+    write: true,
+    root,
+  };
+  const int = (flag: string, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (v === undefined || !/^\d+$/.test(v) || n < min) throw new UsageError(`${flag} needs an integer >= ${min}, got ${v ?? 'nothing'}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i]!.includes('=') ? (argv[i]!.split(/=(.*)/s, 2) as [string, string]) : [argv[i]!, undefined];
+    const value = (): string | undefined => inline ?? argv[++i];
+    switch (flag) {
+      case '--trials':
+        o.trials = int(flag, value(), 1);
+        break;
+      case '--series':
+        o.series = int(flag, value(), 1);
+        break;
+      case '--gaps': {
+        const v = value() ?? '';
+        o.gaps = v.split(',').filter(Boolean).map(parseDuration);
+        if (o.gaps.length === 0) throw new UsageError('--gaps needs at least one duration');
+        for (const g of o.gaps) if (g % BUCKET !== 0) throw new UsageError(`gap ${fmtGap(g)} is not a whole number of minutes`);
+        break;
+      }
+      case '--tools': {
+        const v = (value() ?? '').split(',').filter(Boolean);
+        for (const t of v) if (!ALL_TOOLS.includes(t as Tool)) throw new UsageError(`unknown tool "${t}"`);
+        if (v.length === 0) throw new UsageError('--tools needs at least one tool');
+        o.tools = ALL_TOOLS.filter((t) => v.includes(t));
+        break;
+      }
+      case '--out':
+        o.out = path.resolve(value() ?? '');
+        break;
+      case '--perf-md':
+        o.perfMd = path.resolve(value() ?? '');
+        break;
+      case '--no-write':
+        o.write = false;
+        break;
+      case '-h':
+      case '--help':
+        console.log(USAGE);
+        process.exit(0);
+      // falls through (unreachable)
+      default:
+        throw new UsageError(`unknown option ${argv[i]}`);
+    }
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------------------------ helpers
+
+function log(msg: string): void {
+  process.stderr.write(`bench vmsync: ${msg}\n`);
+}
+
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+const r1 = (x: number): number => Math.round(x * 10) / 10;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function fmtGap(ms: number): string {
+  if (ms % H === 0) return `${ms / H}h`;
+  if (ms % MIN === 0) return `${ms / MIN}m`;
+  return `${ms / SEC}s`;
+}
+
+/** unix ms → the seconds VM takes (as VmClient sends them). */
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? String(ms / 1000) : (ms / 1000).toFixed(3);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A Logger that drops everything below warning and writes the rest to stderr (runner child). */
+function quietLogger(prefix: string): Logger {
+  const drop = (): void => {};
+  const say =
+    (level: string) =>
+    (msg: string, fields?: Record<string, unknown>): void => {
+      const f = fields ? ` ${JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? `${v.name}: ${v.message}` : v))}` : '';
+      process.stderr.write(`${prefix}: ${level}: ${msg}${f}\n`);
+    };
+  const l: Logger = {
+    emerg: say('emerg'),
+    alert: say('alert'),
+    crit: say('crit'),
+    error: say('error'),
+    warning: say('warning'),
+    notice: drop,
+    info: drop,
+    debug: drop,
+    child: () => l,
+    setLevel: drop,
+  };
+  return l;
+}
+
+/** utime + stime of a process in seconds (/proc/PID/stat); null when unreadable. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): utime is field 14, stime field 15
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks / clkTck();
+  } catch {
+    return null;
+  }
+}
+
+let ticksPerSecond: number | undefined;
+function clkTck(): number {
+  if (ticksPerSecond === undefined) {
+    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    const n = Number(r.stdout?.trim());
+    ticksPerSecond = Number.isFinite(n) && n > 0 ? n : 100;
+  }
+  return ticksPerSecond;
+}
+
+// ------------------------------------------------------------------------------------ cleanup
+
+const liveVms = new Set<VmFixture>();
+const liveChildren = new Set<ChildProcess>();
+const tmpDirs = new Set<string>();
+
+/** Set once a signal or an error started the cleanup: no new VM or child from then on. */
+let stopping = false;
+let signalled = false;
+
+const pendingStarts = new Set<Promise<unknown>>();
+
+async function startTrackedVm(storageDir: string): Promise<VmFixture> {
+  if (stopping) throw new BenchError('stopping');
+  const start = (async () => {
+    // The fixture passes its own -storageDataPath first; a later occurrence of a Go flag wins.
+    const vm = await startVm({ extraArgs: [`-storageDataPath=${storageDir}`] });
+    if (stopping) {
+      // came up while the cleanup ran (which waits for this): stop it here, by PID
+      await vm.stop().catch(() => {});
+      throw new BenchError('stopping');
+    }
+    liveVms.add(vm);
+    return vm;
+  })();
+  pendingStarts.add(start);
+  try {
+    return await start;
+  } finally {
+    pendingStarts.delete(start);
+  }
+}
+
+async function stopVm(vm: VmFixture): Promise<void> {
+  await vm.stop();
+  liveVms.delete(vm);
+}
+
+let cleaning: Promise<void> | undefined;
+function cleanupAll(): Promise<void> {
+  stopping = true;
+  cleaning ??= (async () => {
+    for (const c of liveChildren) {
+      try {
+        if (c.pid) process.kill(c.pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+    await Promise.all([...liveVms].map((vm) => vm.stop().catch(() => {})));
+    liveVms.clear();
+    await Promise.allSettled([...pendingStarts]);
+    for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+    tmpDirs.clear();
+  })();
+  return cleaning;
+}
+
+// ------------------------------------------------------------------------------------ layout
+
+/** One gap size's data: (from, to] everywhere, the gap (gs, ge] missing on the destination. */
+interface Layout {
+  gap: number;
+  label: string;
+  from: number;
+  to: number;
+  gs: number;
+  ge: number;
+  /** series × samples per series in the gap */
+  gapSamples: number;
+}
+
+function layoutFor(gap: number, T: number, series: number): Layout {
+  const ge = T - MARGIN;
+  const gs = ge - gap;
+  return { gap, label: fmtGap(gap), from: gs - MARGIN, to: T, gs, ge, gapSamples: series * (gap / STEP) };
+}
+
+/** Per-minute sums of count_over_time over (from, to] on one VM. */
+async function minuteCounts(url: string, l: Layout): Promise<Map<number, number>> {
+  const c = new VmClient(url, { timeoutMs: 30_000, retries: 1, logger: quietLogger('verify') });
+  try {
+    const series = await c.queryRange(`sum(count_over_time(${MATCH_ALL}[${BUCKET / 1000}s]))`, l.from + BUCKET, l.to, BUCKET);
+    const out = new Map<number, number>();
+    for (const s of series) for (const [t, v] of s.values) out.set(t, (out.get(t) ?? 0) + v);
+    return out;
+  } finally {
+    await c.close();
+  }
+}
+
+const inGap = (t: number, l: Layout): boolean => t > l.gs && t <= l.ge;
+
+function sumWhere(m: Map<number, number>, f: (t: number) => boolean): number {
+  let n = 0;
+  for (const [t, v] of m) if (f(t)) n += v;
+  return n;
+}
+
+/** Buckets whose counts differ (first few, for messages). */
+function diffs(a: Map<number, number>, b: Map<number, number>): string[] {
+  const keys = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
+  return keys.filter((k) => a.get(k) !== b.get(k)).map((k) => `${new Date(k).toISOString()}: ${a.get(k) ?? 0} vs ${b.get(k) ?? 0}`);
+}
+
+async function forceFlush(url: string): Promise<void> {
+  const res = await request(`${url}/internal/force_flush`);
+  await res.body.dump();
+}
+
+/** The destination before a run: everything but the gap. */
+async function checkFresh(dst: VmFixture, srcCounts: Map<number, number>, l: Layout): Promise<void> {
+  const d = await minuteCounts(dst.url, l);
+  const inside = sumWhere(d, (t) => inGap(t, l));
+  const outsideSrc = sumWhere(srcCounts, (t) => !inGap(t, l));
+  const outsideDst = sumWhere(d, (t) => !inGap(t, l));
+  if (inside !== 0 || outsideDst !== outsideSrc) {
+    throw new BenchError(`fresh destination ${dst.url} is not the template: ${inside} samples in the gap (want 0), ${outsideDst} outside (want ${outsideSrc})`);
+  }
+}
+
+/**
+ * After a run: per-minute counts equal on both VMs over the whole window, and the gap complete.
+ * Retried (force_flush, then 0.5, 1, 2, 4, 8 s pauses): VM 1.79 may show imported rows late.
+ */
+async function verifyRepaired(dst: VmFixture, srcCounts: Map<number, number>, l: Layout): Promise<{ attempts: number; ms: number }> {
+  const t0 = performance.now();
+  await forceFlush(dst.url);
+  const pauses = [500, 1_000, 2_000, 4_000, 8_000, 4_000];
+  for (let attempt = 1; ; attempt++) {
+    const d = await minuteCounts(dst.url, l);
+    const bad = diffs(srcCounts, d);
+    const gapDst = sumWhere(d, (t) => inGap(t, l));
+    if (bad.length === 0 && gapDst === l.gapSamples) return { attempts: attempt, ms: Math.round(performance.now() - t0) };
+    if (attempt > pauses.length) {
+      throw new BenchError(
+        `verification failed on ${dst.url}: gap holds ${gapDst} samples (want ${l.gapSamples}); ${bad.length} minute(s) differ from the source, e.g. ${bad.slice(0, 3).join('; ')}`,
+      );
+    }
+    await sleep(pauses[attempt - 1]!);
+  }
+}
+
+// ------------------------------------------------------------------------------------ runner (child)
+
+interface RunnerSpec {
+  src: string;
+  dst: string;
+  format: VmFormat;
+  now: number;
+  stateDir: string;
+  /** the two VMs' PIDs, for their CPU time per phase */
+  srcPid: number;
+  dstPid: number;
+}
+
+type Phase = 'detection' | 'copy' | 'flush' | 'confirm';
+/** CPU seconds per phase of the check: source VM, destination VM, this process */
+type PhaseCpu = Record<Phase, { src_vm: number | null; dst_vm: number | null; tool: number }>;
+
+interface RunnerResult {
+  report: Pick<SyncReport, 'ok' | 'ranges_found' | 'ranges_repaired' | 'samples_copied' | 'confirmed' | 'error' | 'duration_ms'>;
+  check_ms: number;
+  detection_ms: number | null;
+  /** range queries before the copy (detection, naming included) */
+  detection_queries: number;
+  /** range queries after the copy (confirmation) */
+  confirm_queries: number;
+  /** VmSync's own detection_queries figure (it counts the confirmation's too) */
+  vmsync_detection_queries: number;
+  /** wall ms of the detection's counting queries (one per side, in parallel: the slower) and naming queries */
+  detection_count_query_ms: number;
+  detection_naming_query_ms: number;
+  repair_ms: number | null;
+  confirm_checks: number;
+  bytes: number;
+  /** first export request → last import answer */
+  copy_ms: number;
+  /** first export request → its answer's headers */
+  export_headers_ms: number;
+  /** first export request → the end of the last export body (as read by the import) */
+  export_body_ms: number;
+  flush_ms: number;
+  /** process CPU (user + system) during the check, s */
+  cpu_s: number;
+  phase_cpu: PhaseCpu;
+  max_rss_kb: number;
+  rss_before_kb: number;
+  max_rss_before_kb: number;
+}
+
+/** Wraps VmClient's methods to time the copy inside VmSync.repair (this process only). */
+interface CpuSnap {
+  src: number | null;
+  dst: number | null;
+  self: number;
+}
+
+function instrument(snap: () => CpuSnap): {
+  cpu: Partial<Record<'start' | 'exportStart' | 'flushStart' | 'flushEnd' | 'end', CpuSnap>>;
+  exportStart?: number;
+  exportHeaders?: number;
+  exportEnd?: number;
+  importEnd?: number;
+  flushStart?: number;
+  flushEnd?: number;
+  queriesBeforeCopy: number;
+  queriesAfterCopy: number;
+  /** wall ms of each range query: [phase, kind (count | by: the naming query), ms] */
+  queryMs: [string, string, number][];
+} {
+  const marks: ReturnType<typeof instrument> = { cpu: {}, queriesBeforeCopy: 0, queriesAfterCopy: 0, queryMs: [] };
+  const proto = VmClient.prototype;
+  const origQuery = proto.queryRange;
+  proto.queryRange = async function (this: VmClient, ...args: Parameters<typeof origQuery>) {
+    const before = marks.exportStart === undefined;
+    if (before) marks.queriesBeforeCopy++;
+    else marks.queriesAfterCopy++;
+    const t = performance.now();
+    const r = await origQuery.apply(this, args);
+    marks.queryMs.push([before ? 'detection' : 'confirmation', args[0].startsWith('sum by') ? 'by' : 'count', Math.round(performance.now() - t)]);
+    return r;
+  };
+  const origExport = proto.exportStream;
+  const origImport = proto.import;
+  const origFlush = proto.forceFlush;
+  proto.exportStream = async function (this: VmClient, ...args: Parameters<typeof origExport>) {
+    if (marks.exportStart === undefined) {
+      marks.cpu.exportStart = snap();
+      marks.exportStart = performance.now();
+    }
+    const body = await origExport.apply(this, args);
+    marks.exportHeaders ??= performance.now();
+    body.once('end', () => (marks.exportEnd = performance.now()));
+    return body;
+  };
+  proto.import = async function (this: VmClient, ...args: Parameters<typeof origImport>) {
+    const r = await origImport.apply(this, args);
+    marks.importEnd = performance.now();
+    return r;
+  };
+  proto.forceFlush = async function (this: VmClient) {
+    if (marks.flushStart === undefined) {
+      marks.flushStart = performance.now();
+      marks.cpu.flushStart = snap();
+    }
+    const r = await origFlush.apply(this);
+    if (marks.flushEnd === undefined) {
+      marks.flushEnd = performance.now();
+      marks.cpu.flushEnd = snap();
+    }
+    return r;
+  };
+  return marks;
+}
+
+function phaseCpu(c: ReturnType<typeof instrument>['cpu']): PhaseCpu {
+  const d = (a: CpuSnap | undefined, b: CpuSnap | undefined) => {
+    const sub = (x: number | null | undefined, y: number | null | undefined): number | null => (typeof x === 'number' && typeof y === 'number' ? r3(y - x) : null);
+    return { src_vm: sub(a?.src, b?.src), dst_vm: sub(a?.dst, b?.dst), tool: sub(a?.self, b?.self) ?? -1 };
+  };
+  return {
+    detection: d(c.start, c.exportStart),
+    copy: d(c.exportStart, c.flushStart),
+    flush: d(c.flushStart, c.flushEnd),
+    confirm: d(c.flushEnd, c.end),
+  };
+}
+
+async function runner(spec: RunnerSpec): Promise<void> {
+  const snap = (): CpuSnap => {
+    const u = process.cpuUsage();
+    return { src: cpuSeconds(spec.srcPid), dst: cpuSeconds(spec.dstPid), self: (u.user + u.system) / 1e6 };
+  };
+  const marks = instrument(snap);
+  const config: VmSyncConfig = {
+    enabled: true,
+    local_url: spec.dst,
+    local_write_url: spec.dst,
+    remote_url: spec.src,
+    interval: 120_000,
+    bucket: BUCKET,
+    settle: SETTLE,
+    lookback: 24 * H,
+    max_chunk: 6 * H,
+    clean_checks: 3,
+    format: spec.format,
+  };
+  const sync = new VmSync({ config, stateDir: spec.stateDir, logger: quietLogger('runner'), now: () => spec.now, site: 'bench' });
+  await sync.load();
+  const rssBefore = process.memoryUsage().rss;
+  const maxBefore = process.resourceUsage().maxRSS;
+  const cpu0 = process.cpuUsage();
+  marks.cpu.start = snap();
+  const t0 = performance.now();
+  const report = await sync.check({ passive: true, failover: null });
+  const checkMs = performance.now() - t0;
+  marks.cpu.end = snap();
+  const cpu = process.cpuUsage(cpu0);
+  const st = sync.status();
+  await sync.close();
+  const rel = (x: number | undefined): number => (x === undefined || marks.exportStart === undefined ? -1 : Math.round(x - marks.exportStart));
+  const out: RunnerResult = {
+    report: {
+      ok: report.ok,
+      ranges_found: report.ranges_found,
+      ranges_repaired: report.ranges_repaired,
+      samples_copied: report.samples_copied,
+      confirmed: report.confirmed,
+      error: report.error,
+      duration_ms: report.duration_ms,
+    },
+    check_ms: Math.round(checkMs),
+    detection_ms: st.detection_ms,
+    detection_queries: marks.queriesBeforeCopy,
+    confirm_queries: marks.queriesAfterCopy,
+    vmsync_detection_queries: st.detection_queries,
+    detection_count_query_ms: Math.max(0, ...marks.queryMs.filter(([p, k]) => p === 'detection' && k === 'count').map(([, , ms]) => ms)),
+    detection_naming_query_ms: Math.max(0, ...marks.queryMs.filter(([p, k]) => p === 'detection' && k === 'by').map(([, , ms]) => ms)),
+    repair_ms: st.repair_duration_ms,
+    confirm_checks: st.confirm_checks,
+    bytes: st.bytes_copied_last,
+    copy_ms: rel(marks.importEnd),
+    export_headers_ms: rel(marks.exportHeaders),
+    export_body_ms: rel(marks.exportEnd),
+    flush_ms: marks.flushStart !== undefined && marks.flushEnd !== undefined ? Math.round(marks.flushEnd - marks.flushStart) : -1,
+    cpu_s: r3((cpu.user + cpu.system) / 1e6),
+    phase_cpu: phaseCpu(marks.cpu),
+    max_rss_kb: process.resourceUsage().maxRSS,
+    rss_before_kb: Math.round(rssBefore / 1024),
+    max_rss_before_kb: maxBefore,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+// ------------------------------------------------------------------------------------ tools (parent)
+
+interface RunResult {
+  tool: Tool;
+  trial: number;
+  /** the figure throughput is computed from: ours repair_ms, others process wall time */
+  repair_ms: number;
+  samples_per_s: number;
+  /** ours only */
+  detection_ms?: number;
+  detection_queries?: number;
+  confirm_queries?: number;
+  detection_count_query_ms?: number;
+  detection_naming_query_ms?: number;
+  copy_ms?: number;
+  flush_ms?: number;
+  confirm_ms?: number;
+  confirm_checks?: number;
+  export_headers_ms?: number;
+  export_body_ms?: number;
+  check_ms?: number;
+  max_rss_kb?: number;
+  rss_before_kb?: number;
+  bytes?: number;
+  /** vmctl's own "Total time" */
+  vmctl_total_ms?: number;
+  /** CPU seconds during the run */
+  cpu: { src_vm: number | null; dst_vm: number | null; tool: number | null };
+  /** ours: CPU seconds per phase of the check */
+  phase_cpu?: PhaseCpu;
+  /** peak RSS of vmctl/curl (largest process), KiB */
+  tool_max_rss_kb?: number;
+  verify: { attempts: number; ms: number };
+}
+
+/** Runs a command under /usr/bin/time; resolves to its wall time, CPU, max RSS and output. */
+function timed(cmd: string[], timeoutMs: number): Promise<{ wall_ms: number; cpu_s: number; max_rss_kb: number; stdout: string; stderr: string; code: number | null }> {
+  if (stopping) return Promise.reject(new BenchError('stopping'));
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(requireBinary('time'), ['-f', 'BENCHTIME %e %U %S %M', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    liveChildren.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      const wall = performance.now() - t0;
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      const m = /BENCHTIME (\S+) (\S+) (\S+) (\d+)/.exec(stderr);
+      resolve({
+        wall_ms: wall,
+        cpu_s: m ? r3(Number(m[2]) + Number(m[3])) : NaN,
+        max_rss_kb: m ? Number(m[4]) : NaN,
+        stdout,
+        stderr: stderr.replace(/.*BENCHTIME.*\n?/, ''),
+        code,
+      });
+    });
+  });
+}
+
+const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+async function runVmctl(src: VmFixture, dst: VmFixture, l: Layout) {
+  const cmd = [
+    requireBinary('vmctl'),
+    'vm-native',
+    `--vm-native-src-addr=${src.url}`,
+    `--vm-native-dst-addr=${dst.url}`,
+    `--vm-native-filter-match=${MATCH_ALL}`,
+    `--vm-native-filter-time-start=${seconds(l.gs + 1)}`,
+    `--vm-native-filter-time-end=${seconds(l.ge)}`,
+  ]
+    .map(shq)
+    .join(' ');
+  const r = await timed([requireBinary('script'), '-qec', cmd, '/dev/null'], 10 * MIN);
+  const out = r.stdout + r.stderr;
+  if (r.code !== 0 || !out.includes('Import finished!')) {
+    throw new BenchError(`vmctl failed (exit ${r.code}): ${out.slice(-1500)}`);
+  }
+  // "Total time: 910.105056ms" / "1.2345s"
+  const m = /Total time: ([\d.]+)(ms|s|µs)/.exec(out);
+  const total = m ? Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'ms' ? 1 : 0.001) : NaN;
+  return { ...r, vmctl_total_ms: r3(total) };
+}
+
+async function runCurl(src: VmFixture, dst: VmFixture, l: Layout, format: VmFormat) {
+  const p = format === 'native' ? '/native' : '';
+  const type = format === 'native' ? 'application/octet-stream' : 'application/stream+json';
+  const qs = new URLSearchParams({ 'match[]': MATCH_ALL, start: seconds(l.gs + 1), end: seconds(l.ge) }).toString();
+  const curl = requireBinary('curl');
+  const script =
+    `${shq(curl)} -sS --fail -H 'Accept-Encoding: gzip' ${shq(`${src.url}/api/v1/export${p}?${qs}`)} | ` +
+    `${shq(curl)} -sS --fail -X POST -H 'Content-Encoding: gzip' -H ${shq(`Content-Type: ${type}`)} -H 'Expect:' -T - ${shq(`${dst.url}/api/v1/import${p}`)}`;
+  const r = await timed([requireBinary('bash'), '-o', 'pipefail', '-c', script], 10 * MIN);
+  if (r.code !== 0) throw new BenchError(`curl pipe (${format}) failed (exit ${r.code}): ${(r.stdout + r.stderr).slice(-1500)}`);
+  return r;
+}
+
+function runOurs(src: VmFixture, dst: VmFixture, l: Layout, format: VmFormat, stateDir: string): Promise<RunnerResult> {
+  const spec: RunnerSpec = { src: src.url, dst: dst.url, format, now: l.to + SETTLE, stateDir, srcPid: src.pid, dstPid: dst.pid };
+  const nodeArgs = (process.env.BENCH_RUNNER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  if (stopping) return Promise.reject(new BenchError('stopping'));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, '--runner', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    liveChildren.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, 10 * MIN);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      if (stderr.trim()) log(`runner (${format}) said: ${stderr.trim().slice(-2000)}`);
+      if (code !== 0) return reject(new BenchError(`our runner (${format}) exited ${code}: ${stderr.slice(-1500)}`));
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as RunnerResult);
+      } catch {
+        reject(new BenchError(`our runner (${format}) printed no result: ${stdout.slice(-500)}`));
+      }
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------ one gap size
+
+interface GapResult {
+  layout: Layout;
+  setup: { generate_ms: number; src_samples: number; template_samples: number };
+  runs: RunResult[];
+}
+
+async function benchGap(l: Layout, opts: Options, tmp: string): Promise<GapResult> {
+  const srcDir = path.join(tmp, `${l.label}-src`);
+  const tplDir = path.join(tmp, `${l.label}-template`);
+  log(`gap ${l.label}: generating ${opts.series} series at 15 s over ${fmtGap(l.to - l.from)} into a source VM, the same minus the gap (${l.gapSamples} samples) into a template`);
+  const src = await startTrackedVm(srcDir);
+  const tpl = await startTrackedVm(tplDir);
+  const g0 = performance.now();
+  const [a, b] = await Promise.all([
+    generate(src.url, { series: opts.series, from: l.from, to: l.to, step: STEP }),
+    generate(tpl.url, { series: opts.series, from: l.from, to: l.to, step: STEP, holes: [{ from: l.gs, to: l.ge }] }),
+  ]);
+  await Promise.all([waitQuiet(src.url), waitQuiet(tpl.url)]);
+  const generateMs = Math.round(performance.now() - g0);
+  if (a.samples - b.samples !== l.gapSamples) throw new BenchError(`generator: source ${a.samples} - template ${b.samples} != gap ${l.gapSamples}`);
+  const srcCounts = await minuteCounts(src.url, l);
+  if (sumWhere(srcCounts, () => true) !== a.samples || sumWhere(srcCounts, (t) => inGap(t, l)) !== l.gapSamples) {
+    throw new BenchError(`source VM shows ${sumWhere(srcCounts, () => true)} samples (want ${a.samples}), ${sumWhere(srcCounts, (t) => inGap(t, l))} in the gap`);
+  }
+  await checkFresh(tpl, srcCounts, l);
+  await stopVm(tpl); // SIGTERM: VM flushes everything to tplDir
+  log(`gap ${l.label}: data ready in ${(generateMs / 1000).toFixed(1)} s; source ${src.url} (pid ${src.pid}); template stopped`);
+
+  // Warm the source (page cache, index) for every tool alike: one untimed export of the gap per format.
+  for (const p of ['/api/v1/export', '/api/v1/export/native']) {
+    const qs = new URLSearchParams({ 'match[]': MATCH_ALL, start: seconds(l.gs + 1), end: seconds(l.ge) }).toString();
+    const res = await request(`${src.url}${p}?${qs}`, { headers: { 'accept-encoding': 'gzip' } });
+    await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+  }
+
+  const runs: RunResult[] = [];
+  const tools = opts.tools;
+  for (let trial = 0; trial < opts.trials; trial++) {
+    const order = tools.map((_, i) => tools[(i + trial) % tools.length]!);
+    for (const tool of order) {
+      const dstDir = path.join(tmp, `${l.label}-dst-${trial}-${tool}`);
+      fs.cpSync(tplDir, dstDir, { recursive: true });
+      const dst = await startTrackedVm(dstDir);
+      try {
+        await checkFresh(dst, srcCounts, l);
+        await waitQuiet(dst.url, 10_000);
+        const cpu0 = { src: cpuSeconds(src.pid), dst: cpuSeconds(dst.pid) };
+        const cpuDelta = (): { src_vm: number | null; dst_vm: number | null } => {
+          const s = cpuSeconds(src.pid);
+          const d = cpuSeconds(dst.pid);
+          return {
+            src_vm: s !== null && cpu0.src !== null ? r3(s - cpu0.src) : null,
+            dst_vm: d !== null && cpu0.dst !== null ? r3(d - cpu0.dst) : null,
+          };
+        };
+        let run: Omit<RunResult, 'verify'>;
+        if (tool === 'ours-json' || tool === 'ours-native') {
+          const format: VmFormat = tool === 'ours-json' ? 'json' : 'native';
+          const stateDir = path.join(tmp, `state-${l.label}-${trial}-${format}`);
+          fs.mkdirSync(stateDir);
+          const r = await runOurs(src, dst, l, format, stateDir);
+          const cpu = cpuDelta();
+          const rep = r.report;
+          const want = [{ start: new Date(l.gs).toISOString(), end: new Date(l.ge).toISOString(), missing: l.gapSamples }];
+          if (!rep.ok || JSON.stringify(rep.ranges_found) !== JSON.stringify(want) || rep.samples_copied !== l.gapSamples || r.repair_ms === null) {
+            throw new BenchError(`ours (${format}): unexpected report ${JSON.stringify(rep).slice(0, 1500)}`);
+          }
+          if (rep.confirmed !== true) log(`ours (${format}) trial ${trial + 1}: repair NOT confirmed by VmSync (VM showing rows late?)`);
+          run = {
+            tool,
+            trial,
+            repair_ms: r.repair_ms,
+            samples_per_s: Math.round(l.gapSamples / (r.repair_ms / 1000)),
+            detection_ms: r.detection_ms ?? -1,
+            detection_queries: r.detection_queries,
+            confirm_queries: r.confirm_queries,
+            detection_count_query_ms: r.detection_count_query_ms,
+            detection_naming_query_ms: r.detection_naming_query_ms,
+            copy_ms: r.copy_ms,
+            flush_ms: r.flush_ms,
+            confirm_ms: r.repair_ms - r.copy_ms - r.flush_ms,
+            confirm_checks: r.confirm_checks,
+            export_headers_ms: r.export_headers_ms,
+            export_body_ms: r.export_body_ms,
+            check_ms: r.check_ms,
+            max_rss_kb: r.max_rss_kb,
+            rss_before_kb: r.rss_before_kb,
+            bytes: r.bytes,
+            cpu: { ...cpu, tool: r.cpu_s },
+            phase_cpu: r.phase_cpu,
+          };
+        } else if (tool === 'vmctl') {
+          const r = await runVmctl(src, dst, l);
+          const cpu = cpuDelta();
+          run = {
+            tool,
+            trial,
+            repair_ms: Math.round(r.wall_ms),
+            samples_per_s: Math.round(l.gapSamples / (r.wall_ms / 1000)),
+            vmctl_total_ms: r.vmctl_total_ms,
+            cpu: { ...cpu, tool: r.cpu_s },
+            tool_max_rss_kb: r.max_rss_kb,
+          };
+        } else {
+          const format: VmFormat = tool === 'curl-json' ? 'json' : 'native';
+          const r = await runCurl(src, dst, l, format);
+          const cpu = cpuDelta();
+          run = {
+            tool,
+            trial,
+            repair_ms: Math.round(r.wall_ms),
+            samples_per_s: Math.round(l.gapSamples / (r.wall_ms / 1000)),
+            cpu: { ...cpu, tool: r.cpu_s },
+            tool_max_rss_kb: r.max_rss_kb,
+          };
+        }
+        const verify = await verifyRepaired(dst, srcCounts, l);
+        runs.push({ ...run, verify });
+        log(
+          `gap ${l.label} trial ${trial + 1}/${opts.trials} ${tool.padEnd(11)} repair ${String(run.repair_ms).padStart(6)} ms  ${(run.samples_per_s / 1e6).toFixed(2)} M samples/s` +
+            (run.copy_ms !== undefined ? `  (copy ${run.copy_ms} ms [export headers ${run.export_headers_ms}, body end ${run.export_body_ms}], flush ${run.flush_ms}, confirm ${run.confirm_ms} x${run.confirm_checks}; detection ${run.detection_ms} ms / ${run.detection_queries} q [count ${run.detection_count_query_ms}, naming ${run.detection_naming_query_ms} ms]; peak RSS ${(run.max_rss_kb! / 1024).toFixed(1)} MB)` : '') +
+            `  cpu src ${run.cpu.src_vm} dst ${run.cpu.dst_vm} tool ${run.cpu.tool} s${run.phase_cpu ? ` (copy ${run.phase_cpu.copy.src_vm}/${run.phase_cpu.copy.dst_vm}/${run.phase_cpu.copy.tool})` : ''}; verified (${verify.attempts})`,
+        );
+      } finally {
+        await stopVm(dst);
+        fs.rmSync(dstDir, { recursive: true, force: true });
+      }
+    }
+  }
+  await stopVm(src);
+  fs.rmSync(srcDir, { recursive: true, force: true });
+  fs.rmSync(tplDir, { recursive: true, force: true });
+  return { layout: l, setup: { generate_ms: generateMs, src_samples: a.samples, template_samples: b.samples }, runs };
+}
+
+// ------------------------------------------------------------------------------------ summary
+
+interface ToolSummary {
+  trials: number;
+  repair_ms: number;
+  samples_per_s: number;
+  repair_ms_min: number;
+  repair_ms_max: number;
+  detection_ms?: number;
+  detection_queries?: number;
+  detection_count_query_ms?: number;
+  detection_naming_query_ms?: number;
+  confirm_queries?: number;
+  copy_ms?: number;
+  /** gap samples / copy seconds */
+  copy_samples_per_s?: number;
+  flush_ms?: number;
+  confirm_ms?: number;
+  export_body_ms?: number;
+  check_ms?: number;
+  peak_rss_mb?: number;
+  rss_before_mb?: number;
+  bytes?: number;
+  vmctl_total_ms?: number;
+  cpu_s: { src_vm: number | null; dst_vm: number | null; tool: number | null };
+  /** ours: median CPU seconds of the copy phase alone (export→import), per process */
+  copy_cpu_s?: { src_vm: number | null; dst_vm: number | null; tool: number | null };
+  /** ours: median CPU seconds of detection (both VMs + ours) */
+  detection_cpu_s?: number | null;
+}
+
+const opt = (f: (x: number) => number, x: number | undefined): number | null => (x === undefined ? null : f(x));
+
+function summarize(runs: RunResult[], gapSamples: number): ToolSummary {
+  const med = (f: (r: RunResult) => number | null | undefined): number | undefined => {
+    const xs = runs.map(f).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+    return xs.length ? median(xs) : undefined;
+  };
+  const repair = med((r) => r.repair_ms)!;
+  const s: ToolSummary = {
+    trials: runs.length,
+    repair_ms: repair,
+    samples_per_s: Math.round(gapSamples / (repair / 1000)),
+    repair_ms_min: Math.min(...runs.map((r) => r.repair_ms)),
+    repair_ms_max: Math.max(...runs.map((r) => r.repair_ms)),
+    cpu_s: {
+      src_vm: opt(r3, med((r) => r.cpu.src_vm)),
+      dst_vm: opt(r3, med((r) => r.cpu.dst_vm)),
+      tool: opt(r3, med((r) => r.cpu.tool)),
+    },
+  };
+  const copy = med((r) => r.copy_ms);
+  if (copy !== undefined) {
+    s.detection_ms = med((r) => r.detection_ms);
+    s.detection_queries = med((r) => r.detection_queries);
+    s.detection_count_query_ms = med((r) => r.detection_count_query_ms);
+    s.detection_naming_query_ms = med((r) => r.detection_naming_query_ms);
+    s.confirm_queries = med((r) => r.confirm_queries);
+    s.copy_ms = copy;
+    s.copy_samples_per_s = Math.round(gapSamples / (copy / 1000));
+    s.flush_ms = med((r) => r.flush_ms);
+    s.confirm_ms = med((r) => r.confirm_ms);
+    s.export_body_ms = med((r) => r.export_body_ms);
+    s.check_ms = med((r) => r.check_ms);
+    s.peak_rss_mb = r1(med((r) => r.max_rss_kb)! / 1024);
+    s.rss_before_mb = r1(med((r) => r.rss_before_kb)! / 1024);
+    s.bytes = med((r) => r.bytes);
+    s.copy_cpu_s = {
+      src_vm: opt(r3, med((r) => r.phase_cpu?.copy.src_vm)),
+      dst_vm: opt(r3, med((r) => r.phase_cpu?.copy.dst_vm)),
+      tool: opt(r3, med((r) => r.phase_cpu?.copy.tool)),
+    };
+    s.detection_cpu_s = opt(r3, med((r) => (r.phase_cpu ? (r.phase_cpu.detection.src_vm ?? 0) + (r.phase_cpu.detection.dst_vm ?? 0) + r.phase_cpu.detection.tool : undefined)));
+  }
+  const vt = med((r) => r.vmctl_total_ms);
+  if (vt !== undefined) s.vmctl_total_ms = vt;
+  return s;
+}
+
+// ------------------------------------------------------------------------------------ markdown
+
+const MD_SECTION = '## VM sync: gap repair, ours vs `vmctl vm-native` (`scripts/bench vmsync`)';
+const MD_TABLE_HEAD = [
+  '| date (UTC) | series, trials | 40 m gap: repair s, ours json / native / vmctl | 4 h gap: repair s, ours json / native / vmctl | 4 h M samples/s, json / native / vmctl | 4 h ours / vmctl, json / native (≥ 1.0) | ours peak RSS 40 m → 4 h, growth MB (< 32) | detection queries, ms (40 m / 4 h) | result | command |',
+  '|---|---|---|---|---|---|---|---|---|---|',
+];
+
+function mdHeader(): string {
+  return [
+    '# Performance',
+    '',
+    'Benchmarks run on the developer or CI machine against real servers on 127.0.0.1 (never in the',
+    'unit tests). Each run appends one row; a missed target is recorded, it does not fail the build.',
+    '',
+  ].join('\n');
+}
+
+function mdSection(): string {
+  return [
+    MD_SECTION,
+    '',
+    'Repair of a full gap (every series missing) of 40 minutes and of 4 hours, 2,000 series at 15 s',
+    '(320,000 and 1,920,000 samples), from a source VictoriaMetrics into a destination that lacks',
+    'exactly the gap (test/fixtures/vm.ts; every trial on a FRESH destination, a copy of one template;',
+    'afterwards the per-minute `count_over_time` must be equal on both VMs). Ours: `VmSync.check` on a',
+    'passive site in a child node process; "repair" is VmSync\'s repair_duration_ms (export → import,',
+    'force_flush, confirmation re-detection), detection is reported apart. vmctl: `vmctl vm-native`',
+    'over the same range (under `script`, which it needs for a TTY), process wall time. Medians of',
+    'the trials. Targets: ours ≥ 1.0 × vmctl in samples/s for the 4-hour gap (each format), and our',
+    'peak RSS (child maxRSS) grows by < 32 MB from the 40-minute to the 4-hour gap (larger of the two',
+    'formats). "copy only": ours timed from the first export request to the last import answer',
+    '(no flush, no confirmation), still against vmctl\'s whole run. The machine is shared: repeat',
+    'runs scatter by ±30 % or more. Per-run details (copy vs flush vs confirm, per-query detection',
+    'times, CPU of each VM and tool, curl-pipe references): bench/results/vmsync.json.',
+    '',
+    ...MD_TABLE_HEAD,
+  ].join('\n');
+}
+
+/** Adds `row` as the last row of this section's table, creating the file and/or section when missing. */
+function appendPerfRow(file: string, row: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : mdHeader();
+  if (!text.endsWith('\n')) text += '\n';
+  const lines = text.split('\n');
+  const sectionAt = lines.indexOf(MD_SECTION);
+  if (sectionAt < 0) {
+    fs.writeFileSync(file, `${text}${text.endsWith('\n\n') ? '' : '\n'}${mdSection()}\n${row}\n`);
+    return;
+  }
+  let i = sectionAt + 1;
+  while (i < lines.length && !lines[i]!.startsWith('|') && !lines[i]!.startsWith('## ')) i++;
+  if (i >= lines.length || lines[i]!.startsWith('## ')) {
+    lines.splice(i, 0, ...MD_TABLE_HEAD, row, ...(i < lines.length ? [''] : []));
+  } else {
+    while (i < lines.length && lines[i]!.startsWith('|')) i++;
+    lines.splice(i, 0, row);
+  }
+  fs.writeFileSync(file, lines.join('\n'));
+}
+
+// ------------------------------------------------------------------------------------ main
+
+function vmVersion(): string {
+  const r = spawnSync('dpkg-query', ['-W', '-f', '${Version}', 'victoria-metrics'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : 'unknown';
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`bench vmsync: ${err.message}\n${USAGE}`);
+      return 64;
+    }
+    throw err;
+  }
+  for (const b of ['victoria-metrics', 'time', ...(opts.tools.includes('vmctl') ? ['vmctl', 'script'] : []), ...(opts.tools.some((t) => t.startsWith('curl')) ? ['curl', 'bash'] : [])]) {
+    requireBinary(b);
+  }
+
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signalled = true;
+    log(`${sig}: stopping VMs (${[...liveVms].map((v) => v.pid).join(', ') || 'none'}) and children`);
+    void cleanupAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-vmsync-'));
+  tmpDirs.add(tmp);
+  const version = vmVersion();
+  const t0 = performance.now();
+  // T: a minute boundary in the past; all data lies in (T - gap - 20 min, T].
+  const T = Math.floor(Date.now() / MIN) * MIN - 2 * MIN;
+  try {
+    const gaps: GapResult[] = [];
+    for (const gap of opts.gaps) gaps.push(await benchGap(layoutFor(gap, T, opts.series), opts, tmp));
+
+    // -- summaries
+    const perGap = gaps.map((g) => {
+      const tools: Partial<Record<Tool, ToolSummary>> = {};
+      for (const t of opts.tools) tools[t] = summarize(g.runs.filter((r) => r.tool === t), g.layout.gapSamples);
+      const vm = tools.vmctl;
+      const ratio = (t: Tool): number | null => (vm && tools[t] ? r3(tools[t]!.samples_per_s / vm.samples_per_s) : null);
+      const copyRatio = (t: Tool): number | null => (vm && tools[t]?.copy_samples_per_s ? r3(tools[t]!.copy_samples_per_s! / vm.samples_per_s) : null);
+      return {
+        gap: g.layout.label,
+        gap_ms: g.layout.gap,
+        gap_samples: g.layout.gapSamples,
+        range: { start: new Date(g.layout.gs).toISOString(), end: new Date(g.layout.ge).toISOString() },
+        data: { from: new Date(g.layout.from).toISOString(), to: new Date(g.layout.to).toISOString(), ...g.setup },
+        tools,
+        vs_vmctl: {
+          ours_json: ratio('ours-json'),
+          ours_native: ratio('ours-native'),
+          ours_json_copy_only: copyRatio('ours-json'),
+          ours_native_copy_only: copyRatio('ours-native'),
+          curl_native: ratio('curl-native'),
+          curl_json: ratio('curl-json'),
+        },
+        runs: g.runs,
+      };
+    });
+
+    const byLabel = (label: string) => perGap.find((g) => g.gap === label);
+    const g40 = byLabel('40m');
+    const g4h = byLabel('4h');
+    const rss = (g: typeof g40, t: Tool): number | null => g?.tools[t]?.peak_rss_mb ?? null;
+    const growth = (t: Tool): number | null => {
+      const a = rss(g40, t);
+      const b = rss(g4h, t);
+      return a !== null && b !== null ? r1(b - a) : null;
+    };
+    const rssGrowth = { json: growth('ours-json'), native: growth('ours-native') };
+    const growths = [rssGrowth.json, rssGrowth.native].filter((x): x is number => x !== null);
+    const checks = {
+      throughput_4h_json: g4h?.vs_vmctl.ours_json != null ? g4h.vs_vmctl.ours_json >= TARGETS.throughput_vs_vmctl_min_4h : null,
+      throughput_4h_native: g4h?.vs_vmctl.ours_native != null ? g4h.vs_vmctl.ours_native >= TARGETS.throughput_vs_vmctl_min_4h : null,
+      rss_growth: growths.length ? Math.max(...growths) < TARGETS.rss_growth_max_mb : null,
+    };
+    const evaluated = Object.values(checks).filter((c) => c !== null);
+    const pass = evaluated.length === 3 && evaluated.every(Boolean);
+    const cpus = os.cpus();
+    const command = ['scripts/bench vmsync', ...process.argv.slice(2)].join(' ');
+    const result = {
+      date: new Date().toISOString(),
+      machine: {
+        cpus: cpus.length,
+        cpu_model: cpus[0]?.model ?? 'unknown',
+        node: process.version,
+        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+        loadavg: os.loadavg().map(r3),
+      },
+      victoria_metrics_version: version,
+      command,
+      series: opts.series,
+      step_s: STEP / 1000,
+      trials: opts.trials,
+      tools: opts.tools,
+      vmsync_config: { bucket_s: BUCKET / 1000, settle_s: SETTLE / 1000, lookback_h: 24, max_chunk_h: 6, timeout_s: 60, retries: 2 },
+      duration_s: 0,
+      gaps: perGap,
+      peak_rss_growth_mb: rssGrowth,
+      targets: TARGETS,
+      checks,
+      pass,
+    };
+    result.duration_s = r1((performance.now() - t0) / 1000);
+
+    // -- console
+    const f2 = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x.toFixed(2));
+    console.log(`VM sync gap repair, VictoriaMetrics ${version} on 127.0.0.1; ${opts.series} series at 15 s; ${opts.trials} trial(s) per tool; medians`);
+    for (const g of perGap) {
+      console.log(`  gap ${g.gap} (${g.gap_samples} samples):`);
+      for (const t of opts.tools) {
+        const s = g.tools[t]!;
+        const extra =
+          s.copy_ms !== undefined
+            ? `  [copy ${s.copy_ms} ms = ${f2(s.copy_samples_per_s! / 1e6)} M/s (cpu src/dst/ours ${s.copy_cpu_s?.src_vm}/${s.copy_cpu_s?.dst_vm}/${s.copy_cpu_s?.tool} s), flush ${s.flush_ms}, confirm ${s.confirm_ms}; detection ${s.detection_ms} ms / ${s.detection_queries} queries (count ${s.detection_count_query_ms} + naming ${s.detection_naming_query_ms} ms); peak RSS ${s.peak_rss_mb} MB, ${s.rss_before_mb} MB before the check]`
+            : s.vmctl_total_ms !== undefined
+              ? `  [vmctl's own total ${Math.round(s.vmctl_total_ms)} ms]`
+              : '';
+        console.log(
+          `    ${t.padEnd(12)} repair ${(s.repair_ms / 1000).toFixed(3).padStart(7)} s  ${f2(s.samples_per_s / 1e6).padStart(6)} M samples/s  (min ${s.repair_ms_min}, max ${s.repair_ms_max} ms)  cpu src/dst/tool ${s.cpu_s.src_vm}/${s.cpu_s.dst_vm}/${s.cpu_s.tool} s${extra}`,
+        );
+      }
+      const v = g.vs_vmctl;
+      console.log(`    vs vmctl: ours json ${f2(v.ours_json)}x, ours native ${f2(v.ours_native)}x (copy only: ${f2(v.ours_json_copy_only)}x / ${f2(v.ours_native_copy_only)}x); curl native ${f2(v.curl_native)}x, curl json ${f2(v.curl_json)}x`);
+    }
+    const mark = (c: boolean | null): string => (c === null ? 'n/a' : c ? 'MET' : 'MISSED');
+    console.log(`  target 4 h ours json >= 1.0x vmctl:   ${f2(g4h?.vs_vmctl.ours_json)}x ${mark(checks.throughput_4h_json)}`);
+    console.log(`  target 4 h ours native >= 1.0x vmctl: ${f2(g4h?.vs_vmctl.ours_native)}x ${mark(checks.throughput_4h_native)}`);
+    console.log(`  target peak RSS growth 40m -> 4h < 32 MB: json ${rssGrowth.json ?? '-'} MB, native ${rssGrowth.native ?? '-'} MB ${mark(checks.rss_growth)}`);
+    console.log(pass ? 'RESULT: PASS (all targets met)' : `RESULT: FAIL (${evaluated.length < 3 ? 'targets not all evaluated' : 'target missed'}; not a build failure)`);
+    log(`done in ${result.duration_s} s`);
+
+    if (opts.write) {
+      fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+      fs.writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
+      const secs = (g: typeof g40): string =>
+        g ? (['ours-json', 'ours-native', 'vmctl'] as Tool[]).map((t) => (g.tools[t] ? (g.tools[t]!.repair_ms / 1000).toFixed(2) : '-')).join(' / ') : '-';
+      const tput = (g: typeof g40): string =>
+        g ? (['ours-json', 'ours-native', 'vmctl'] as Tool[]).map((t) => (g.tools[t] ? (g.tools[t]!.samples_per_s / 1e6).toFixed(2) : '-')).join(' / ') : '-';
+      const rssCell = (t: Tool): string => `${rss(g40, t) ?? '-'} → ${rss(g4h, t) ?? '-'}, ${growth(t) ?? '-'}`;
+      const det = (g: typeof g40): string => {
+        const s = g?.tools['ours-json'] ?? g?.tools['ours-native'];
+        return s ? `${s.detection_queries} q, ${s.detection_ms} ms` : '-';
+      };
+      const row =
+        `| ${result.date.slice(0, 16).replace('T', ' ')} | ${opts.series}, ${opts.trials} | ${secs(g40)} | ${secs(g4h)} | ${tput(g4h)} | ` +
+        `${f2(g4h?.vs_vmctl.ours_json)} / ${f2(g4h?.vs_vmctl.ours_native)} (copy only ${f2(g4h?.vs_vmctl.ours_json_copy_only)} / ${f2(g4h?.vs_vmctl.ours_native_copy_only)}) | json ${rssCell('ours-json')}; native ${rssCell('ours-native')} | ${det(g40)} / ${det(g4h)} | ` +
+        `${pass ? 'pass' : 'FAIL'} | \`${command}\` |`;
+      appendPerfRow(opts.perfMd, row);
+      log(`wrote ${path.relative(opts.root, opts.out)} and a row in ${path.relative(opts.root, opts.perfMd)}`);
+    }
+    return 0;
+  } finally {
+    await cleanupAll();
+  }
+}
+
+if (process.argv[2] === '--runner') {
+  runner(JSON.parse(process.argv[3]!) as RunnerSpec).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`runner: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      process.exit(1);
+    },
+  );
+} else {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      if (signalled) return; // the signal handler stops everything and exits 130
+      console.error(`bench vmsync: ERROR: ${err instanceof Error ? err.message : String(err)}`);
+      if (!(err instanceof BenchError) && err instanceof Error && err.stack) console.error(err.stack);
+      void cleanupAll().finally(() => process.exit(1));
+    },
+  );
+}
