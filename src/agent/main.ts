@@ -130,10 +130,13 @@ async function main(argv: string[]): Promise<number> {
     : null;
   pinger?.start();
   let lastStatus = '';
-  const statusTimer = setInterval(() => {
-    const line = statusLine(engine.status());
-    if (line !== lastStatus) notifier.status((lastStatus = line));
-  }, 1000);
+  // STATUS= follows the state within a second; without systemd there is nobody to tell.
+  const statusTimer = notifier.enabled
+    ? setInterval(() => {
+        const line = statusLine(engine.status());
+        if (line !== lastStatus) notifier.status((lastStatus = line));
+      }, 1000)
+    : undefined;
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -213,7 +213,7 @@ export class Metrics {
     this.value('failover_vmsync_failback_ready', 'FAILBACK READY (0/1).', vm((v) => bool(v.failback_ready)));
     this.value('failover_vmsync_detection_seconds', 'Wall time of the last detection (both sides).', vm((v) => (v.detection_ms === null ? null : v.detection_ms / 1000)));
 
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   }
 
   // ---- events the engine reports ----------------------------------------------------------------
