@@ -12,6 +12,8 @@ import { freePort, startServer, type DnsServerFixture, type TestKey } from '../f
 import { startTruncatingProxy } from '../fixtures/truncating-proxy.js';
 
 const SITES = { primary: '10.10.10.10', dr: '10.20.20.20' };
+// Generous per-attempt timeouts: these tests are about behaviour, not speed, and Knot can take
+// over a second to answer an update on a loaded 2-core machine.
 
 export function tsigKey(k: TestKey, override: Partial<TsigKey> = {}): TsigKey {
   return { name: k.name, algorithm: k.algorithm, secret: Buffer.from(k.secret, 'base64'), ...override };
@@ -41,7 +43,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
 
   beforeAll(async () => {
     srv = await startServer(kind);
-    client = new DnsClient({ server: { host: srv.host, port: srv.port }, key: tsigKey(srv.key), timeoutMs: 1000, retries: 1 });
+    client = new DnsClient({ server: { host: srv.host, port: srv.port }, key: tsigKey(srv.key), timeoutMs: 3000, retries: 1 });
     witness = witnessFor(client);
   });
   afterAll(async () => {
@@ -94,7 +96,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
     const bad = new DnsClient({
       server: { host: srv.host, port: srv.port },
       key: tsigKey(srv.key, { secret: Buffer.alloc(32, 7) }),
-      timeoutMs: 1000,
+      timeoutMs: 3000,
       retries: 0,
     });
     const err = await rejection(witnessFor(bad).renew(before, Date.now() / 1000));
@@ -108,7 +110,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
     const bad = new DnsClient({
       server: { host: srv.host, port: srv.port },
       key: tsigKey(srv.key, { name: 'no-such-key' }),
-      timeoutMs: 1000,
+      timeoutMs: 3000,
       retries: 0,
     });
     const err = await rejection(bad.read(srv.record, 'A'));
@@ -118,7 +120,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
 
   it('an unsigned update is refused', async () => {
     const before = await witness.read();
-    const unsigned = new DnsClient({ server: { host: srv.host, port: srv.port }, timeoutMs: 1000, retries: 0 });
+    const unsigned = new DnsClient({ server: { host: srv.host, port: srv.port }, timeoutMs: 3000, retries: 0 });
     const err = await rejection(witnessFor(unsigned).renew(before, Date.now() / 1000));
     // BIND answers REFUSED, Knot NOTAUTH: both mean "not allowed".
     expect(['DNS_REFUSED', 'DNS_NOTAUTH']).toContain(err.code);
@@ -130,7 +132,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
     const skewed = new DnsClient({
       server: { host: srv.host, port: srv.port },
       key: tsigKey(srv.key),
-      timeoutMs: 1000,
+      timeoutMs: 3000,
       retries: 0,
       now: () => Date.now() - 1_000_000,
     });
@@ -141,7 +143,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
   });
 
   it('hmac-sha512 keys work too', async () => {
-    const c512 = new DnsClient({ server: { host: srv.host, port: srv.port }, key: tsigKey(srv.key512), timeoutMs: 1000, retries: 0 });
+    const c512 = new DnsClient({ server: { host: srv.host, port: srv.port }, key: tsigKey(srv.key512), timeoutMs: 3000, retries: 0 });
     const w = witnessFor(c512);
     const seen = await w.read();
     const r = await w.renew(seen, Date.now() / 1000);
@@ -150,7 +152,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
   });
 
   it('TCP path: reads and a CAS over TCP', async () => {
-    const tcp = new DnsClient({ server: { host: srv.host, port: srv.port }, key: tsigKey(srv.key), timeoutMs: 1000, retries: 0, tcp: true });
+    const tcp = new DnsClient({ server: { host: srv.host, port: srv.port }, key: tsigKey(srv.key), timeoutMs: 3000, retries: 0, tcp: true });
     const w = witnessFor(tcp);
     const seen = await w.read();
     const r = await tcp.update(srv.zone, [], []);
@@ -163,7 +165,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
   it('a truncated UDP reply makes it retry over TCP', async () => {
     const proxy = await startTruncatingProxy({ host: srv.host, port: srv.port });
     try {
-      const c = new DnsClient({ server: { host: proxy.host, port: proxy.port }, key: tsigKey(srv.key), timeoutMs: 1000, retries: 1 });
+      const c = new DnsClient({ server: { host: proxy.host, port: proxy.port }, key: tsigKey(srv.key), timeoutMs: 3000, retries: 1 });
       const seen = await witnessFor(c).read();
       expect(data(seen)).toEqual(data(await witness.read()));
       const r = await c.update(srv.zone, [], []);
