@@ -74,7 +74,7 @@ export interface VmSyncPort {
   load(): Promise<void>;
   check(ctx: CheckContext): Promise<SyncReport>;
   status(): VmSyncStatus;
-  failbackGate(): FailbackGate;
+  failbackGate(currentEpoch?: number | null): FailbackGate;
   close(): Promise<void>;
 }
 
@@ -301,9 +301,10 @@ export class Engine implements ControlHandler {
     if (this.events.length > MAX_EVENTS) this.events.shift();
   }
 
-  private gate(): FailbackGate {
+  /** The failback gate for the failover of `epoch` (default: the lease epoch last read). */
+  private gate(epoch: number | null = this.state.seen?.lease?.epoch ?? null): FailbackGate {
     if (this.deps.gate) return this.deps.gate();
-    if (this.deps.vmsync) return this.deps.vmsync.failbackGate();
+    if (this.deps.vmsync) return this.deps.vmsync.failbackGate(epoch);
     return this.config.vmsync.enabled
       ? { ready: false, detail: 'VM sync is enabled but this build has no sync loop yet: FAILBACK READY cannot be reached (use --force)' }
       : { ready: true, detail: 'vmsync disabled: no data gate' };
@@ -319,7 +320,7 @@ export class Engine implements ControlHandler {
   admin(op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
     return this.enqueue(async () => {
       const seen = await this.deps.witness.read();
-      const plan = planAdmin(op, this.config, seen, this.gate(), this.deps.collector.state(), this.clock.wallSeconds(), opts.force);
+      const plan = planAdmin(op, this.config, seen, this.gate(seen.lease?.epoch ?? null), this.deps.collector.state(), this.clock.wallSeconds(), opts.force);
       const result: AdminResult = {
         op,
         done: false,

@@ -87,7 +87,7 @@ async function adminDirect(config: Config, op: AdminOp, opts: { force: boolean; 
   const seen = await w.witness.read();
   // The gate as the agent last persisted it (vmsync.json in its state directory).
   const gate: FailbackGate = config.vmsync.enabled
-    ? gateOf(await loadState(stateDir(config.instance)), config.vmsync.clean_checks)
+    ? gateOf(await loadState(stateDir(config.instance)), config.vmsync.clean_checks, seen.lease?.epoch ?? null)
     : { ready: true, detail: 'vmsync disabled: no data gate' };
   const plan = planAdmin(op, config, seen, gate, null, Date.now() / 1000, opts.force);
   const result: AdminResult = { op, done: false, dryRun: opts.dryRun, forced: opts.force, refused: plan.refused, plan: plan.plan, preconditions: plan.preconditions, via: 'direct' };

@@ -213,8 +213,9 @@ export class VmSync {
   }
 
   /** The failback precondition, in the form the admin planner takes. */
-  failbackGate(): { ready: boolean; detail: string } {
-    return gateOf(this.state, this.config.clean_checks);
+  /** The gate for the failover whose lease epoch is `currentEpoch` (the witness's, as last read). */
+  failbackGate(currentEpoch?: number | null): { ready: boolean; detail: string } {
+    return gateOf(this.state, this.config.clean_checks, currentEpoch);
   }
 
   /** Runs one cycle (see the file comment). Never rejects. */
@@ -644,8 +645,13 @@ export class VmSync {
 }
 
 /** The failback precondition from a state (also for failoverctl reading vmsync.json without the agent). */
-export function gateOf(state: VmSyncState, cleanChecks: number): { ready: boolean; detail: string } {
+export function gateOf(state: VmSyncState, cleanChecks: number, currentEpoch?: number | null): { ready: boolean; detail: string } {
   const fo = state.failover ? `failover epoch ${state.failover.epoch}` : 'no failover recorded';
+  // READY counts only for the CURRENT failover: a READY saved for an earlier epoch says nothing
+  // about the gap the latest outage left.
+  if (currentEpoch !== undefined && currentEpoch !== null && state.failover?.epoch !== currentEpoch) {
+    return { ready: false, detail: `not ready: no sync check yet for the current failover (epoch ${currentEpoch}; state holds ${fo})` };
+  }
   if (state.failback_ready) {
     return { ready: true, detail: `FAILBACK READY (${fo}): ${state.consecutive_clean} consecutive clean checks, last at ${state.last_clean_check}` };
   }
