@@ -27,6 +27,7 @@
  * (server not starting, an update refused, a seq mismatch) exits non-zero.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -399,20 +400,7 @@ const MD_TABLE_HEAD = [
   '|---|---|---|---|---|---|---|---|---|',
 ];
 
-function mdHeader(): string {
-  return [
-    '# Performance',
-    '',
-    'Benchmarks run on the developer or CI machine against real servers on 127.0.0.1 (never in the',
-    'unit tests). Each run appends one row; a missed target is recorded, it does not fail the build.',
-    '',
-  ].join('\n');
-}
-
-function mdSection(): string {
-  return [
-    MD_SECTION,
-    '',
+const MD_INTRO = [
     'One TSIG-signed (hmac-sha256) RFC 2136 compare-and-swap UPDATE per lease renewal, exactly what',
     '`Witness.renew` sends (prerequisites: A and TXT RRsets equal to the last read; updates: delete +',
     'add of both), chained sequentially against one BIND `named` started by test/fixtures/dns-servers.ts.',
@@ -421,37 +409,9 @@ function mdSection(): string {
     'update (spawn to exit 0). Ours and the persistent nsupdate alternate in blocks ("rounds") so that',
     'load on a shared machine hits both alike. Targets: ours ≤ 1.2 × persistent nsupdate (median) and',
     'process per update ≥ 15 × ours (median). Raw numbers of the last run: bench/results/dns.json.',
-    '',
-    ...MD_TABLE_HEAD,
-  ].join('\n');
-}
+];
 
-/**
- * Adds `row` as the last row of the DNS table, creating the file and/or the
- * section when missing. When the DNS table ends the file (the usual case),
- * this is a plain append of one line.
- */
-function appendPerfRow(file: string, row: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : mdHeader();
-  if (!text.endsWith('\n')) text += '\n';
-  const lines = text.split('\n');
-  const sectionAt = lines.indexOf(MD_SECTION);
-  if (sectionAt < 0) {
-    fs.writeFileSync(file, `${text}${text.endsWith('\n\n') ? '' : '\n'}${mdSection()}\n${row}\n`);
-    return;
-  }
-  // The table's last line: the first table line after the header, then all contiguous '|' lines.
-  let i = sectionAt + 1;
-  while (i < lines.length && !lines[i]!.startsWith('|') && !lines[i]!.startsWith('## ')) i++;
-  if (i >= lines.length || lines[i]!.startsWith('## ')) {
-    lines.splice(i, 0, ...MD_TABLE_HEAD, row, ...(i < lines.length ? [''] : []));
-  } else {
-    while (i < lines.length && lines[i]!.startsWith('|')) i++;
-    lines.splice(i, 0, row);
-  }
-  fs.writeFileSync(file, lines.join('\n'));
-}
+
 
 const f2 = (x: number): string => x.toFixed(2);
 
@@ -611,7 +571,7 @@ async function main(): Promise<number> {
       const row =
         `| ${result.date.slice(0, 16).replace('T', ' ')} | ${opts.n}${opts.rounds > 1 ? ` (${opts.rounds} rounds)` : ''} | ${ms(s.ours)} | ${ms(s.persistent)} | ${ms(s.perProc)} (n=${opts.nProc}) | ` +
         `${f2(ratios.ours_vs_persistent)} | ${f2(ratios.per_process_vs_ours)} | ${pass ? 'pass' : 'FAIL'} | \`${['scripts/bench dns', ...process.argv.slice(2)].join(' ')}\` |`;
-      appendPerfRow(opts.perfMd, row);
+      appendPerfRow(opts.perfMd, { heading: MD_SECTION, intro: MD_INTRO, tableHead: MD_TABLE_HEAD }, row);
       log(`wrote ${path.relative(opts.root, opts.out)} and a row in ${path.relative(opts.root, opts.perfMd)}`);
     }
     return 0;

@@ -46,6 +46,7 @@
  * (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof').
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -953,20 +954,7 @@ const MD_TABLE_HEAD = [
   '|---|---|---|---|---|---|---|---|---|---|',
 ];
 
-function mdHeader(): string {
-  return [
-    '# Performance',
-    '',
-    'Benchmarks run on the developer or CI machine against real servers on 127.0.0.1 (never in the',
-    'unit tests). Each run appends one row; a missed target is recorded, it does not fail the build.',
-    '',
-  ].join('\n');
-}
-
-function mdSection(): string {
-  return [
-    MD_SECTION,
-    '',
+const MD_INTRO = [
     'Repair of a full gap (every series missing) of 40 minutes and of 4 hours, 2,000 series at 15 s',
     '(320,000 and 1,920,000 samples), from a source VictoriaMetrics into a destination that lacks',
     'exactly the gap (test/fixtures/vm.ts; every trial on a FRESH destination, a copy of one template;',
@@ -980,32 +968,9 @@ function mdSection(): string {
     '(no flush, no confirmation), still against vmctl\'s whole run. The machine is shared: repeat',
     'runs scatter by ±30 % or more. Per-run details (copy vs flush vs confirm, per-query detection',
     'times, CPU of each VM and tool, curl-pipe references): bench/results/vmsync.json.',
-    '',
-    ...MD_TABLE_HEAD,
-  ].join('\n');
-}
+];
 
-/** Adds `row` as the last row of this section's table, creating the file and/or section when missing. */
-function appendPerfRow(file: string, row: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : mdHeader();
-  if (!text.endsWith('\n')) text += '\n';
-  const lines = text.split('\n');
-  const sectionAt = lines.indexOf(MD_SECTION);
-  if (sectionAt < 0) {
-    fs.writeFileSync(file, `${text}${text.endsWith('\n\n') ? '' : '\n'}${mdSection()}\n${row}\n`);
-    return;
-  }
-  let i = sectionAt + 1;
-  while (i < lines.length && !lines[i]!.startsWith('|') && !lines[i]!.startsWith('## ')) i++;
-  if (i >= lines.length || lines[i]!.startsWith('## ')) {
-    lines.splice(i, 0, ...MD_TABLE_HEAD, row, ...(i < lines.length ? [''] : []));
-  } else {
-    while (i < lines.length && lines[i]!.startsWith('|')) i++;
-    lines.splice(i, 0, row);
-  }
-  fs.writeFileSync(file, lines.join('\n'));
-}
+
 
 // ------------------------------------------------------------------------------------ main
 
@@ -1161,7 +1126,7 @@ async function main(): Promise<number> {
         `| ${result.date.slice(0, 16).replace('T', ' ')} | ${opts.series}, ${opts.trials} | ${secs(g40)} | ${secs(g4h)} | ${tput(g4h)} | ` +
         `${f2(g4h?.vs_vmctl.ours_json)} / ${f2(g4h?.vs_vmctl.ours_native)} (copy only ${f2(g4h?.vs_vmctl.ours_json_copy_only)} / ${f2(g4h?.vs_vmctl.ours_native_copy_only)}) | json ${rssCell('ours-json')}; native ${rssCell('ours-native')} | ${det(g40)} / ${det(g4h)} | ` +
         `${pass ? 'pass' : 'FAIL'} | \`${command}\` |`;
-      appendPerfRow(opts.perfMd, row);
+      appendPerfRow(opts.perfMd, { heading: MD_SECTION, intro: MD_INTRO, tableHead: MD_TABLE_HEAD }, row);
       log(`wrote ${path.relative(opts.root, opts.out)} and a row in ${path.relative(opts.root, opts.perfMd)}`);
     }
     return 0;
