@@ -11,7 +11,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { AdminResult, ControlHandler, SyncResult } from '../control/protocol.js';
-import { planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
+import { ADMIN_ATTEMPTS, planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
 import { decide, holdsValidLease, initialState, namedSite, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
 import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
@@ -319,33 +319,39 @@ export class Engine implements ControlHandler {
   /** failback / switchover, executed by this agent (serialised with the ticks). */
   admin(op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
     return this.enqueue(async () => {
-      const seen = await this.deps.witness.read();
-      const plan = planAdmin(op, this.config, seen, this.gate(seen.lease?.epoch ?? null), this.deps.collector.state(), this.clock.wallSeconds(), opts.force);
-      const result: AdminResult = {
-        op,
-        done: false,
-        dryRun: opts.dryRun,
-        forced: opts.force,
-        refused: plan.refused,
-        plan: plan.plan,
-        preconditions: plan.preconditions,
-        via: 'agent',
-      };
-      if (opts.dryRun || plan.refused) return result;
-      if (opts.force && plan.preconditions.some((p) => !p.ok)) {
-        this.deps.logger.warning(`${op} forced past failed preconditions`, {
-          event: `${op}_forced`,
-          failed: plan.preconditions.filter((p) => !p.ok).map((p) => p.name).join(','),
-        });
-      }
-      const outcome = await this.write(op, () => this.deps.witness.transfer(seen, plan.to, this.config.sites, this.clock.wallSeconds()));
-      await this.apply(decide(this.core, this.state, outcome, this.clock.now()));
-      if (!outcome.outcome.ok) {
+      // The active site keeps renewing: a conflict means it renewed between our read and our
+      // CAS. Re-read and re-plan (preconditions checked again), a bounded number of times.
+      for (let attempt = 1; ; attempt++) {
+        const seen = await this.deps.witness.read();
+        const plan = planAdmin(op, this.config, seen, this.gate(seen.lease?.epoch ?? null), this.deps.collector.state(), this.clock.wallSeconds(), opts.force);
+        const result: AdminResult = {
+          op,
+          done: false,
+          dryRun: opts.dryRun,
+          forced: opts.force,
+          refused: plan.refused,
+          plan: plan.plan,
+          preconditions: plan.preconditions,
+          via: 'agent',
+        };
+        if (opts.dryRun || plan.refused) return result;
+        if (opts.force && plan.preconditions.some((p) => !p.ok)) {
+          this.deps.logger.warning(`${op} forced past failed preconditions`, {
+            event: `${op}_forced`,
+            failed: plan.preconditions.filter((p) => !p.ok).map((p) => p.name).join(','),
+          });
+        }
+        const outcome = await this.write(op, () => this.deps.witness.transfer(seen, plan.to, this.config.sites, this.clock.wallSeconds()));
+        await this.apply(decide(this.core, this.state, outcome, this.clock.now()));
+        if (outcome.outcome.ok) {
+          result.done = true;
+          return result;
+        }
         const o = outcome.outcome;
-        throw new AgentError(o.code, `${op} not applied: ${o.message}`, o.conflict ? ExitCode.REFUSED : ExitCode.UNAVAILABLE);
+        if (!o.conflict || attempt >= ADMIN_ATTEMPTS) {
+          throw new AgentError(o.code, `${op} not applied: ${o.message}`, o.conflict ? ExitCode.REFUSED : ExitCode.UNAVAILABLE);
+        }
       }
-      result.done = true;
-      return result;
     });
   }
 

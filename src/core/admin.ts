@@ -11,6 +11,9 @@ import { namedSite } from './decide.js';
 
 export type AdminOp = 'failback' | 'switchover';
 
+/** Read-plan-CAS rounds for an admin move racing the active site's renewals. */
+export const ADMIN_ATTEMPTS = 5;
+
 const OVERRIDABLE = new Set(['vmsync-failback-ready', 'collector-unit']);
 
 export interface FailbackGate {
