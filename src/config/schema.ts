@@ -81,6 +81,8 @@ export interface Config {
     settle: number;
     lookback: number;
     max_chunk: number;
+    /** Export → import streams a repair runs at once. */
+    concurrency: number;
     clean_checks: number;
     format: 'json' | 'native';
   };
@@ -268,6 +270,7 @@ const sections = {
     settle: duration('120s', { min: 0, max: Infinity }),
     lookback: duration('24h', { max: Infinity }),
     max_chunk: duration('6h', { max: Infinity }),
+    concurrency: count(1, 16, 2),
     clean_checks: count(1, Number.MAX_SAFE_INTEGER, 3),
     format: z.enum(['json', 'native']).default('json'),
   }),
@@ -388,6 +391,7 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
       settle: vmsync.settle,
       lookback: vmsync.lookback,
       max_chunk: vmsync.max_chunk,
+      concurrency: vmsync.concurrency,
       clean_checks: vmsync.clean_checks,
       format: vmsync.format,
     },

@@ -207,7 +207,7 @@ export class Metrics {
     const vm = <T>(read: (v: NonNullable<AgentStatus['vmsync']>) => T | null) => (s: AgentStatus) => (s.vmsync ? read(s.vmsync) : null);
     this.value('failover_vmsync_ranges_found', 'Gap ranges found by the last VM sync check.', vm((v) => v.ranges_found.length));
     this.value('failover_vmsync_samples_copied_total', 'Samples repaired into the local VM since the state file began.', vm((v) => v.samples_copied_total));
-    this.value('failover_vmsync_repair_duration_seconds', 'Duration of the last repair.', vm((v) => (v.repair_duration_ms === null ? null : v.repair_duration_ms / 1000)));
+    this.value('failover_vmsync_repair_duration_seconds', 'Duration of the last repair (export → import of every chunk, then force_flush).', vm((v) => (v.repair_duration_ms === null ? null : v.repair_duration_ms / 1000)));
     this.value('failover_vmsync_last_clean_check_timestamp_seconds', 'Unix time of the last clean check.', vm((v) => (v.last_clean_check ? Date.parse(v.last_clean_check) / 1000 : null)));
     this.value('failover_vmsync_consecutive_clean', 'Consecutive clean checks since the current failover.', vm((v) => v.consecutive_clean));
     this.value('failover_vmsync_failback_ready', 'FAILBACK READY (0/1).', vm((v) => bool(v.failback_ready)));

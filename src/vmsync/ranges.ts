@@ -135,6 +135,31 @@ export function splitRange(range: Span, maxChunk: number): Span[] {
   return out;
 }
 
+/** A piece of a gap range that one export → import stream copies. */
+export interface Chunk extends Span {
+  range: GapRange;
+}
+
+/** Pieces are not cut below this many buckets just to have more streams. */
+export const MIN_PIECE_BUCKETS = 10;
+
+/**
+ * The chunks of a repair, in time order: every range split at `maxChunk` and, when that leaves
+ * it fewer pieces than `streams`, into `streams` pieces (bucket-aligned, each at least
+ * MIN_PIECE_BUCKETS buckets) so that parallel streams share a large range.
+ */
+export function planChunks(ranges: readonly GapRange[], maxChunk: number, streams: number, bucket: number): Chunk[] {
+  if (!(streams >= 1)) throw new RangeError(`streams must be at least 1, got ${streams}`);
+  const out: Chunk[] = [];
+  for (const range of ranges) {
+    const len = range.end - range.start;
+    const share = Math.ceil(len / streams / bucket) * bucket;
+    const size = Math.min(maxChunk, Math.max(share, MIN_PIECE_BUCKETS * bucket));
+    for (const c of splitRange(range, size)) out.push({ ...c, range });
+  }
+  return out;
+}
+
 /** The bucket timestamps of the ranges (each (start, end] → start+S … end), as windows for re-detection. */
 export function windowsOfRanges(ranges: readonly Span[], bucket: number): BucketWindow[] {
   return ranges.map((r) => ({ start: bucketOf(r.start + 1, bucket), end: alignDown(r.end, bucket) })).filter((w) => w.start <= w.end);

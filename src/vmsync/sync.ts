@@ -15,16 +15,18 @@
  *    now - lookback, to the last settled bucket; windows over 24 h are split into several
  *    queries). A source with no sample at all in the window is an error (VM_SOURCE_EMPTY), never
  *    a clean check. Deficient buckets (destination < source) merge into ranges (start, end].
- *    For partial gaps a second query per side (`sum by (instance)`, only over the ranges found)
- *    names the devices.
- * 3. Repair (passive only): every range, split at `max_chunk`, is exported from the source
+ *    For partial gaps a second query per side (`sum by (instance)`, only over the ranges found
+ *    where the destination has some samples: a full gap is every device) names the devices.
+ * 3. Repair (passive only): every range, split at `max_chunk` and shared out among
+ *    `concurrency` streams (ranges.ts planChunks), is exported from the source
  *    (`/api/v1/export`, gzip passed through compressed; `/export/native` with format "native")
  *    and streamed straight into the destination's import: nothing is buffered, memory is flat in
  *    the size of the gap. A chunk that fails is retried as a whole (the import is idempotent when
  *    both VMs deduplicate alike: same -dedup.minScrapeInterval, which the bucket is a multiple of).
  *    The first chunk that still fails stops the repair; the next cycle finds what is left.
- *    Then `/internal/force_flush` on the destination and ONE re-detection of the repaired
- *    ranges, whose result is recorded (`last_repair_confirmed`, `remaining_after_repair`).
+ *    Then `/internal/force_flush` on the destination (that is the repair, `repair_duration_ms`),
+ *    and a re-detection of the repaired ranges, whose result is recorded
+ *    (`last_repair_confirmed`, `remaining_after_repair`, `confirm_duration_ms`).
  * 4. Gate: a check is clean when it completed and found no range. FAILBACK READY after
  *    `clean_checks` consecutive clean checks since the failover began (a new lease epoch resets
  *    the count). The gate is live: a later gap or error withdraws it until the count is reached
@@ -49,9 +51,9 @@ import type { Webhook } from './notify.js';
 import {
   gapRanges,
   inRanges,
+  planChunks,
   queryWindows,
   scanWindow,
-  splitRange,
   type BucketWindow,
   type GapRange,
   type Span,
@@ -123,8 +125,12 @@ export interface VmSyncStatus extends VmSyncState {
   /** Range queries the last detection made (both sides, naming included) and their wall time. */
   detection_queries: number;
   detection_ms: number | null;
-  /** Wall time of the last repair (export/import, flush, re-detection); null if none yet. */
+  /** Wall time of the last repair: export → import of every chunk, then force_flush; null if none yet. */
   repair_duration_ms: number | null;
+  /** Wall time of the re-detection that confirmed (or not) the last repair; null if none yet. */
+  confirm_duration_ms: number | null;
+  /** Range queries the last repair's confirmation made (both sides, every re-detection). */
+  confirm_queries: number;
   /** Bytes streamed by the last repair (compressed when gzip). */
   bytes_copied_last: number;
   last_repair_confirmed: boolean | null;
@@ -164,8 +170,10 @@ export class VmSync {
     destination_url: null as string | null,
     last_check_duration_ms: null as number | null,
     detection_queries: 0,
+    confirm_queries: 0,
     detection_ms: null as number | null,
     repair_duration_ms: null as number | null,
+    confirm_duration_ms: null as number | null,
     bytes_copied_last: 0,
     last_repair_confirmed: null as boolean | null,
     remaining_after_repair: [] as RangeRecord[],
@@ -266,7 +274,7 @@ export class VmSync {
       // --- detection
       const d0 = performance.now();
       this.figures.detection_queries = 0;
-      const { srcBuckets, dstBuckets, srcTotal } = await this.detect(src, dst, win);
+      const { srcBuckets, dstBuckets, srcTotal } = await this.detect(src, dst, win, () => this.figures.detection_queries++);
       if (srcTotal === 0) {
         throw new AgentError(
           'VM_SOURCE_EMPTY',
@@ -276,7 +284,7 @@ export class VmSync {
       }
       const ranges = gapRanges(srcBuckets, dstBuckets, bucket);
       const records = ranges.map(toRecord);
-      if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records);
+      if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records, dstBuckets);
       this.figures.detection_ms = Math.round(performance.now() - d0);
       report.ranges_found = records;
       st.ranges_found = records;
@@ -293,6 +301,7 @@ export class VmSync {
           failure = (err as RepairError).cause ?? err;
         }
         const repairedRecords = records.filter((_, i) => repairedRanges.includes(ranges[i]));
+        this.figures.repair_duration_ms = Math.round(performance.now() - r0);
         const copied = repairedRanges.reduce((n, r) => n + r.missing, 0);
         report.ranges_repaired = repairedRecords;
         report.samples_copied = copied;
@@ -302,13 +311,14 @@ export class VmSync {
         if (repairedRanges.length > 0) {
           let expected = 0;
           for (const [t, v] of srcBuckets) if (inRanges(t, repairedRanges, bucket)) expected += v;
+          const c0 = performance.now();
           const confirm = await this.confirm(src, dst, repairedRanges, expected, failure === undefined);
+          this.figures.confirm_duration_ms = Math.round(performance.now() - c0);
           report.confirmed = confirm.remaining.length === 0;
           report.remaining = confirm.remaining;
           this.figures.last_repair_confirmed = report.confirmed;
           this.figures.remaining_after_repair = confirm.remaining;
         }
-        this.figures.repair_duration_ms = Math.round(performance.now() - r0);
         if (repairedRanges.length > 0) this.reportRepair(report, this.figures.repair_duration_ms);
         if (failure !== undefined) throw failure;
       } else {
@@ -412,16 +422,19 @@ export class VmSync {
     return this.clients;
   }
 
-  /** Bucket counts of both sides over `win` (≤ 24 h per query, both sides in parallel). */
+  /** Bucket counts of both sides over `win` (≤ 24 h per query, both sides in parallel); `tally` is called per query. */
   private async detect(
     src: VmClient,
     dst: VmClient,
     win: BucketWindow,
+    tally: () => void,
   ): Promise<{ srcBuckets: Map<number, number>; dstBuckets: Map<number, number>; srcTotal: number }> {
     const bucket = this.config.bucket;
     const srcBuckets = new Map<number, number>();
     const dstBuckets = new Map<number, number>();
     for (const w of queryWindows(win, bucket)) {
+      tally();
+      tally();
       const [s, d] = await Promise.all([this.counts(src, QUERY(bucket), w), this.counts(dst, QUERY(bucket), w)]);
       for (const [t, v] of s) srcBuckets.set(t, v);
       for (const [t, v] of d) dstBuckets.set(t, v);
@@ -433,7 +446,6 @@ export class VmSync {
 
   /** One query → bucket → value (series summed), checking the answer's timestamps are our buckets. */
   private async counts(vm: VmClient, query: string, w: BucketWindow): Promise<Map<number, number>> {
-    this.figures.detection_queries++;
     const series = await vm.queryRange(query, w.start, w.end, this.config.bucket);
     const out = new Map<number, number>();
     for (const s of series) {
@@ -447,13 +459,19 @@ export class VmSync {
     return out;
   }
 
-  /** Partial gaps: which values of `nameLabel` (devices) the destination lacks. Failures only log. */
-  private async nameDevices(src: VmClient, dst: VmClient, ranges: GapRange[], records: RangeRecord[]): Promise<void> {
+  /**
+   * Partial gaps: which values of `nameLabel` (devices) the destination lacks. Failures only log.
+   * A range where the destination has no sample at all is a full gap (every device): no query.
+   */
+  private async nameDevices(src: VmClient, dst: VmClient, ranges: GapRange[], records: RangeRecord[], dstBuckets: Map<number, number>): Promise<void> {
     const bucket = this.config.bucket;
     const q = BY_QUERY(this.nameLabel, bucket);
     try {
       for (let i = 0; i < Math.min(ranges.length, MAX_NAMED_RANGES); i++) {
         const r = ranges[i];
+        let dstInRange = 0;
+        for (const [t, v] of dstBuckets) if (inRanges(t, [r], bucket)) dstInRange += v;
+        if (dstInRange === 0) continue;
         const totals = { src: new Map<string, number>(), dst: new Map<string, number>() };
         for (const w of queryWindows({ start: r.start + bucket, end: r.end }, bucket)) {
           this.figures.detection_queries += 2;
@@ -475,35 +493,54 @@ export class VmSync {
     }
   }
 
-  /** Export → import every range, chunk by chunk; resolves to the ranges fully copied, or rejects with RepairError. */
+  /**
+   * Export → import every range; resolves to the ranges fully copied, or rejects with RepairError.
+   * Up to `concurrency` chunk streams run at once (each one export → import, streamed): one
+   * import request keeps a VictoriaMetrics busy on about one core, so a large range is also cut
+   * into `concurrency` pieces (planChunks). After the first chunk that still fails no new chunk
+   * starts; the ones in flight finish, and the ranges whose every chunk arrived count as copied.
+   */
   private async repair(src: VmClient, dst: VmClient, ranges: GapRange[]): Promise<GapRange[]> {
+    const format: VmFormat = this.config.format;
+    const chunks = planChunks(ranges, this.config.max_chunk, this.config.concurrency, this.config.bucket);
+    const left = new Map(ranges.map((r) => [r, 0]));
+    for (const c of chunks) left.set(c.range, left.get(c.range)! + 1);
+    const rangeBytes = new Map<GapRange, number>();
     const done: GapRange[] = [];
     let bytes = 0;
     let imported = false;
-    const format: VmFormat = this.config.format;
-    try {
-      for (const range of ranges) {
-        let rangeBytes = 0;
-        for (const chunk of splitRange(range, this.config.max_chunk)) {
-          rangeBytes += await this.copyChunk(src, dst, chunk, format);
+    let failure: { err: unknown } | undefined;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < chunks.length) {
+        const c = chunks[next++];
+        try {
+          const n = await this.copyChunk(src, dst, c, format);
           imported = true;
+          bytes += n;
+          rangeBytes.set(c.range, (rangeBytes.get(c.range) ?? 0) + n);
+          left.set(c.range, left.get(c.range)! - 1);
+          if (left.get(c.range) === 0) {
+            done.push(c.range);
+            this.logger.info('vmsync: range copied', {
+              event: 'vmsync_range_copied',
+              start: iso(c.range.start),
+              end: iso(c.range.end),
+              missing: c.range.missing,
+              bytes: rangeBytes.get(c.range),
+            });
+          }
+        } catch (err) {
+          failure ??= { err };
         }
-        bytes += rangeBytes;
-        done.push(range);
-        this.logger.info('vmsync: range copied', {
-          event: 'vmsync_range_copied',
-          start: iso(range.start),
-          end: iso(range.end),
-          missing: range.missing,
-          bytes: rangeBytes,
-        });
       }
-    } catch (err) {
+    };
+    await Promise.all(Array.from({ length: Math.min(this.config.concurrency, chunks.length) }, worker));
+    done.sort((a, b) => a.start - b.start);
+    this.figures.bytes_copied_last = bytes;
+    if (failure !== undefined) {
       if (imported) await dst.forceFlush().catch(() => false);
-      this.figures.bytes_copied_last = bytes;
-      throw new RepairError(err, done);
-    } finally {
-      this.figures.bytes_copied_last = bytes;
+      throw new RepairError(failure.err, done);
     }
     const flushed = await dst.forceFlush().catch((err: unknown) => {
       this.logger.warning('vmsync: force_flush failed (data becomes searchable within seconds anyway)', { error: err as Error });
@@ -559,10 +596,11 @@ export class VmSync {
     const inside = (m: Map<number, number>) => new Map([...m].filter(([t]) => inRanges(t, repaired, bucket)));
     let remaining: RangeRecord[] = repaired.map(toRecord);
     this.figures.confirm_checks = 0;
+    this.figures.confirm_queries = 0;
     for (let i = 0; ; i++) {
       try {
         this.figures.confirm_checks++;
-        const { srcBuckets, dstBuckets } = await this.detect(src, dst, span);
+        const { srcBuckets, dstBuckets } = await this.detect(src, dst, span, () => this.figures.confirm_queries++);
         remaining = gapRanges(inside(srcBuckets), inside(dstBuckets), bucket).map(toRecord);
         const total = (m: Map<number, number>) => [...inside(m).values()].reduce((n, v) => n + v, 0);
         const srcNow = total(srcBuckets);

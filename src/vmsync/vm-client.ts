@@ -15,7 +15,7 @@
  * import is not retried here: the caller retries the whole export→import of a chunk (idempotent
  * when both VMs deduplicate alike).
  */
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 
 import { AgentError, ExitCode } from '../errors.js';
@@ -170,22 +170,26 @@ export class VmClient {
     const gzip = opts.gzip ?? (stream as ExportStream).gzip === true;
     let bytes = 0;
     let sourceError: unknown;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        cb(null, chunk);
-      },
-    });
     stream.on('error', (err) => {
       sourceError ??= err;
-      counter.destroy(err);
     });
-    stream.pipe(counter);
+    // The import pulls from this generator. Reading a Readable by async iteration takes everything
+    // it has buffered at once (read() without a size), so VM's many small export writes (gzip
+    // flushed per block, a few hundred bytes each) go out as a few large writes while the import
+    // socket is busy, and as they come when it is not. Backpressure is the pull itself: nothing is
+    // read from the export faster than the import takes it.
+    const body = (async function* () {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        yield chunk;
+      }
+    })();
     const headers: Record<string, string> = { 'content-type': PATHS[format].type };
     if (gzip) headers['content-encoding'] = 'gzip';
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: 'POST', headers, body: counter, dispatcher: this.dispatcher });
+      // undici takes an AsyncIterable body (docs/api/Dispatcher.md); its 6.x types do not list it.
+      res = await request(url, { method: 'POST', headers, body: body as unknown as Readable, dispatcher: this.dispatcher });
     } catch (err) {
       stream.destroy();
       // The export failing mid-stream is the source's fault: say so.

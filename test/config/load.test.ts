@@ -57,7 +57,7 @@ describe('example configs', () => {
       for (const key of ['role', 'primary', 'dr', 'record', 'zone', 'server', 'key_file', 'record_ttl', 'lease_name',
         'timeout', 'retries', 'ttl', 'renew_interval', 'max_skew', 'targets', 'expect', 'require', 'interval', 'failures',
         'control', 'unit', 'mode', 'self_fence', 'enabled', 'local_url', 'local_write_url', 'remote_url', 'bucket', 'settle',
-        'lookback', 'max_chunk', 'clean_checks', 'format', 'webhook', 'listen', 'level']) {
+        'lookback', 'max_chunk', 'concurrency', 'clean_checks', 'format', 'webhook', 'listen', 'level']) {
         expect(text, `${file} lacks ${key}`).toMatch(new RegExp(`^${key} = `, 'm'));
       }
     }
@@ -116,6 +116,7 @@ describe('defaults (SPEC §8)', () => {
         settle: 120_000,
         lookback: 86_400_000,
         max_chunk: 21_600_000,
+        concurrency: 2,
         clean_checks: 3,
         format: 'json',
       },

@@ -8,6 +8,8 @@ import {
   DAY_MS,
   gapRanges,
   inRanges,
+  MIN_PIECE_BUCKETS,
+  planChunks,
   queryWindows,
   scanWindow,
   splitRange,
@@ -184,6 +186,71 @@ describe('splitRange', () => {
         }
         expect(next).toBe(a + len);
       }),
+    );
+  });
+});
+
+describe('planChunks', () => {
+  const range = (startMin: number, endMin: number) => ({ start: T0 + startMin * S, end: T0 + endMin * S, missing: 1 });
+
+  test('a large range is shared out among the streams, bucket-aligned', () => {
+    const r = range(0, 240); // 4 h
+    expect(planChunks([r], 6 * H, 2, S).map((c) => [(c.start - T0) / S, (c.end - T0) / S])).toEqual([
+      [0, 120],
+      [120, 240],
+    ]);
+    // 3 streams over 41 min: ceil(41/3) = 14 buckets a piece
+    expect(planChunks([range(0, 41)], 6 * H, 3, S).map((c) => (c.end - c.start) / S)).toEqual([14, 14, 13]);
+    expect(planChunks([r], 6 * H, 2, S).every((c) => c.range === r)).toBe(true);
+  });
+
+  test('max_chunk still bounds every piece; one stream is plain splitRange', () => {
+    const r = range(0, 15 * 60);
+    expect(planChunks([r], 6 * H, 2, S).map((c) => (c.end - c.start) / H)).toEqual([6, 6, 3]);
+    expect(planChunks([r], 6 * H, 1, S).map(({ start, end }) => ({ start, end }))).toEqual(splitRange(r, 6 * H));
+  });
+
+  test('small ranges are not cut below MIN_PIECE_BUCKETS buckets; ranges keep their order', () => {
+    const a = range(0, 3);
+    const b = range(10, 10 + MIN_PIECE_BUCKETS + 4);
+    const chunks = planChunks([a, b], 6 * H, 4, S);
+    expect(chunks.map((c) => [c.range === a ? 'a' : 'b', (c.end - c.start) / S])).toEqual([
+      ['a', 3],
+      ['b', MIN_PIECE_BUCKETS],
+      ['b', 4],
+    ]);
+    expect(() => planChunks([a], 6 * H, 0, S)).toThrow(RangeError);
+  });
+
+  test('property: the chunks of each range tile it exactly, in order, within max_chunk', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(2000), fc.integer({ min: 1, max: 600 })), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 1, max: 400 }),
+        (spans, streams, maxChunkBuckets) => {
+          let t = T0;
+          const ranges = spans.map(([skip, len]) => {
+            const r = { start: t + skip * S, end: t + (skip + len) * S, missing: len };
+            t = r.end + S;
+            return r;
+          });
+          const chunks = planChunks(ranges, maxChunkBuckets * S, streams, S);
+          for (const r of ranges) {
+            const mine = chunks.filter((c) => c.range === r);
+            let next = r.start;
+            for (const c of mine) {
+              expect(c.start).toBe(next);
+              expect((c.end - c.start) % S === 0 || c.end === r.end).toBe(true);
+              expect(c.end - c.start).toBeLessThanOrEqual(maxChunkBuckets * S);
+              next = c.end;
+            }
+            expect(next).toBe(r.end);
+          }
+          expect(chunks.map((c) => c.start)).toEqual([...chunks.map((c) => c.start)].sort((x, y) => x - y));
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

@@ -83,6 +83,7 @@ function config(over: Partial<VmSyncConfig>): VmSyncConfig {
     settle: SETTLE,
     lookback: 4 * H,
     max_chunk: 6 * H,
+    concurrency: 2,
     clean_checks: 3,
     format: 'json',
     ...over,
@@ -324,8 +325,13 @@ describe('passive site: detection, repair, gate (json format)', { timeout: 60_00
       source_url: A.url,
       destination_url: P.url,
     });
-    expect(st.detection_queries).toBeGreaterThanOrEqual(2);
+    // one count query per side, plus one naming query per side for the one PARTIAL range (a full
+    // gap names no device, so it costs no query); the confirmation's queries are its own figure
+    expect(st.detection_queries).toBe(4);
+    expect(st.confirm_checks).toBeGreaterThanOrEqual(1);
+    expect(st.confirm_queries).toBe(2 * st.confirm_checks);
     expect(st.repair_duration_ms).toBeGreaterThan(0);
+    expect(st.confirm_duration_ms).toBeGreaterThanOrEqual(0);
     expect(st.bytes_copied_last).toBeGreaterThan(0);
     expect(readState(dir)).toMatchObject({ ranges_repaired: MAIN_RANGES(), failover: { epoch: 7, since: iso(T - 4 * H) } });
   });
