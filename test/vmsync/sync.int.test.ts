@@ -38,7 +38,7 @@ const SETTLE = 60_000;
 const logger: Logger = process.env.VMSYNC_TEST_LOG ? createLogger({ level: 'debug' }) : nullLogger();
 
 let T: number;
-let A: VmFixture, P: VmFixture, Q: VmFixture, R: VmFixture, U: VmFixture;
+let A: VmFixture, P: VmFixture, Q: VmFixture, R: VmFixture, U: VmFixture, V: VmFixture;
 let tmp: string;
 const closers: (() => Promise<void>)[] = [];
 
@@ -186,11 +186,16 @@ async function webhookReceiver(hang = false): Promise<{ url: string; hits: Hit[]
 /**
  * A reverse proxy: requests under a route's prefix go to its target with the prefix stripped.
  * `onExport` runs once, after the first chunk of the first export answer was passed on.
- * `override` may answer a request itself (return true).
+ * `override` may answer a request itself (return true); `hold` delays forwarding.
  */
 async function startProxy(
   routes: [prefix: string, target: string][],
-  opts: { onExport?: () => Promise<void>; override?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean } = {},
+  opts: {
+    onExport?: () => Promise<void>;
+    override?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+    /** Runs before a request is forwarded; the request waits for it. */
+    hold?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+  } = {},
 ): Promise<{ url: string; seen: string[] }> {
   const seen: string[] = [];
   let exportHook = opts.onExport;
@@ -205,36 +210,41 @@ async function startProxy(
       return;
     }
     const target = new URL(route[1]);
-    const up = http.request(
-      { host: target.hostname, port: target.port, method: req.method, path: url.slice(route[0].length), headers: { ...req.headers, host: target.host } },
-      (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        const hook = url.includes('/api/v1/export') ? exportHook : undefined;
-        if (!hook) {
-          ur.pipe(res);
-          return;
-        }
-        exportHook = undefined;
-        void (async () => {
-          let first = true;
-          try {
-            for await (const chunk of ur) {
-              res.write(chunk);
-              if (first) {
-                first = false;
-                await new Promise((r) => setTimeout(r, 100)); // let the importer start sending
-                await hook();
-              }
-            }
-            res.end();
-          } catch {
-            res.destroy();
+    const prefix = route[0];
+    const forward = (): void => {
+      const up = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: url.slice(prefix.length), headers: { ...req.headers, host: target.host } },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          const hook = url.includes('/api/v1/export') ? exportHook : undefined;
+          if (!hook) {
+            ur.pipe(res);
+            return;
           }
-        })();
-      },
-    );
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+          exportHook = undefined;
+          void (async () => {
+            let first = true;
+            try {
+              for await (const chunk of ur) {
+                res.write(chunk);
+                if (first) {
+                  first = false;
+                  await new Promise((r) => setTimeout(r, 100)); // let the importer start sending
+                  await hook();
+                }
+              }
+              res.end();
+            } catch {
+              res.destroy();
+            }
+          })();
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    };
+    if (opts.hold) void opts.hold(req, res).then(forward);
+    else forward();
   });
   return { url: await listen(srv), seen };
 }
@@ -245,7 +255,7 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fa-vmsync-'));
   T = Math.floor(Date.now() / S) * S - S;
   const t0 = Date.now();
-  [A, P, Q, R, U] = await Promise.all([startVm(), startVm(), startVm(), startVm(), startVm()]);
+  [A, P, Q, R, U, V] = await Promise.all([startVm(), startVm(), startVm(), startVm(), startVm(), startVm()]);
   const full = { series: SERIES, from: T - 4 * H, to: T };
   const hour = { series: SERIES, from: T - 65 * MIN, to: T };
   const [a, p, ...rest] = await Promise.all([
@@ -254,13 +264,14 @@ beforeAll(async () => {
     generate(Q.url, { ...hour, holes: hourHoles() }),
     generate(R.url, { ...hour, holes: hourHoles() }),
     generate(U.url, { ...hour, holes: hourHoles() }),
+    generate(V.url, { ...hour, holes: hourHoles() }),
   ]);
   const loaded = Date.now() - t0;
   // Let the bulk load's merges finish first (see waitQuiet).
-  await Promise.all([A, P, Q, R, U].map((v) => waitQuiet(v.url)));
+  await Promise.all([A, P, Q, R, U, V].map((v) => waitQuiet(v.url)));
   // eslint-disable-next-line no-console
   console.log(
-    `vmsync int: 5 VMs loaded in ${loaded} ms (+${Date.now() - t0 - loaded} ms until idle): A ${a.samples} samples, P ${p.samples}, Q/R/U ${rest.map((r) => r.samples).join('/')}`,
+    `vmsync int: 6 VMs loaded in ${loaded} ms (+${Date.now() - t0 - loaded} ms until idle): A ${a.samples} samples, P ${p.samples}, Q/R/U/V ${rest.map((r) => r.samples).join('/')}`,
   );
   expect(a.samples).toBe(SERIES * 4 * 60 * 4);
   expect(a.samples - p.samples).toBe(sumMissing(MAIN_RANGES()));
@@ -268,7 +279,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of closers.reverse()) await c().catch(() => {});
-  await Promise.all([A, P, Q, R, U].filter(Boolean).map((v) => v.stop()));
+  await Promise.all([A, P, Q, R, U, V].filter(Boolean).map((v) => v.stop()));
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -483,6 +494,67 @@ describe('repair variants', { timeout: 60_000 }, () => {
     const third = await s.check({ passive: true, failover: { epoch: 3, since: (T - H) / 1000 } });
     expect(third).toMatchObject({ ok: true, clean: true, ranges_found: [] });
     await expectSameCounts(A, R, T - H, T);
+  });
+});
+
+describe('parallel repair streams', { timeout: 60_000 }, () => {
+  test('chunks are copied by `concurrency` streams at once; a chunk that keeps failing stops the repair, ranges fully copied count, the next cycle completes', async () => {
+    // Exports wait (up to 3 s) until a second one is in flight: with 2 streams both chunks of the
+    // first two ranges are asked for together. The last range's export answers 500 until `broken` is cleared.
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let broken = true;
+    const peers: (() => void)[] = [];
+    const exportStart = (req: http.IncomingMessage) => Number(new URL(req.url ?? '/', 'http://x').searchParams.get('start')) * 1000;
+    const isExport = (req: http.IncomingMessage) => (req.url ?? '').includes('/api/v1/export');
+    const lastRange = (req: http.IncomingMessage) => exportStart(req) > at(20) && exportStart(req) <= at(10);
+    const proxy = await startProxy([['', A.url]], {
+      override: (req, res) => {
+        if (!(broken && isExport(req) && lastRange(req))) return false;
+        res.statusCode = 500;
+        res.end('internal error: storage unavailable');
+        return true;
+      },
+      hold: async (req, res) => {
+        if (!broken || !isExport(req)) return;
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        res.on('close', () => inFlight--);
+        if (inFlight >= 2) {
+          for (const wake of peers.splice(0)) wake();
+          return;
+        }
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, 3_000);
+          peers.push(() => {
+            clearTimeout(timer);
+            r();
+          });
+        });
+      },
+    });
+    const dir = newDir('streams');
+    const s = makeSync({ local_url: V.url, remote_url: proxy.url, lookback: H, concurrency: 2 }, { dir, retries: 1 });
+    const [r1, r2, r3] = HOUR_RANGES();
+
+    const first = await s.check({ passive: true, failover: { epoch: 4, since: (T - H) / 1000 } });
+    expect(first.ranges_found).toEqual(HOUR_RANGES());
+    expect(maxInFlight).toBe(2);
+    expect(first.ok).toBe(false);
+    expect(first.error?.code).toBe('VM_HTTP');
+    expect(first.ranges_repaired).toEqual([r1, r2]);
+    expect(first.samples_copied).toBe(r1.missing + r2.missing);
+    expect(readState(dir)).toMatchObject({ ranges_repaired: [r1, r2], samples_copied_last: r1.missing + r2.missing, last_error: { code: 'VM_HTTP' } });
+    // the first two ranges are in the destination, the last one is not
+    await expectSameCounts(A, V, at(55), at(25));
+    const [src3, dst3] = await Promise.all([bucketCounts(A.url, at(20), at(10)), bucketCounts(V.url, at(20), at(10))]);
+    const total = (m: Map<string, number>) => [...m.values()].reduce((n, v) => n + v, 0);
+    expect(total(src3) - total(dst3)).toBe(r3.missing);
+
+    broken = false;
+    const second = await s.check({ passive: true, failover: { epoch: 4, since: (T - H) / 1000 } });
+    expect(second).toMatchObject({ ok: true, ranges_found: [r3], ranges_repaired: [r3], samples_copied: r3.missing, confirmed: true });
+    await expectSameCounts(A, V, T - H, T);
   });
 });
 
