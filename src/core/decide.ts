@@ -30,9 +30,10 @@ export interface CoreConfig {
 export type Phase =
   | 'starting' // no verified read yet
   | 'active' // the record names us and we hold a valid lease
+  | 'pending' // the record names us, renewals confirmed, but our lease does not count yet (ttl + max_skew wait, or no renewal confirmed yet)
   | 'standby' // the record names the other site
   | 'monitoring' // DR watching an active primary
-  | 'fenced' // we should be active but our lease is lost
+  | 'fenced' // we should be active but our lease is lost (last confirmed renewal older than ttl - max_skew)
   | 'holding'; // the witness is unreadable or inconsistent: change nothing
 
 export type CollectorState = 'active' | 'inactive' | 'activating' | 'deactivating' | 'failed' | 'missing' | 'unknown';
@@ -161,9 +162,42 @@ function desiredCollector(config: CoreConfig, s: CoreState, now: number): CoreSt
   return 'running';
 }
 
+/** Our renewals have gone unconfirmed for ttl - max_skew: the lease is lost, whatever else holds. */
+function renewalStale(config: CoreConfig, s: CoreState, now: number): boolean {
+  return s.ownSentAt !== null && now - s.ownSentAt >= config.lease.ttl - config.lease.max_skew;
+}
+
+/**
+ * Phase and reason of a site the record names (the holder), as of `now`. The one place that tells
+ * a lost lease (fenced) from one that does not count YET (pending), so ticks and write results agree.
+ */
+function holderView(config: CoreConfig, s: CoreState, now: number, epoch: number | undefined): { phase: Phase; reason: string } {
+  const fence = config.collector.self_fence ? ', self-fenced' : '';
+  if (s.ownSentAt === null) {
+    return {
+      phase: s.phase === 'starting' ? 'starting' : 'pending',
+      reason: `the record names us (epoch ${epoch}) but no renewal of ours is confirmed yet${fence}: renewing`,
+    };
+  }
+  if (renewalStale(config, s, now)) {
+    return {
+      phase: 'fenced',
+      reason: `the record names us but our last confirmed renewal was sent ${secs(now - s.ownSentAt)} ago (>= ttl - max_skew): lease lost${fence}; renewing`,
+    };
+  }
+  if (!holdsValidLease(config, s, now)) {
+    const from = s.validFrom === null ? 'once a renewal is confirmed' : `from ${new Date(s.validFrom).toISOString()}`;
+    return {
+      phase: 'pending',
+      reason: `the record names us (epoch ${epoch}); our lease counts only ${from}: ttl + max_skew after we became holder other than by our own takeover, as the other site may still believe its lease valid until then${fence}; renewing`,
+    };
+  }
+  return { phase: 'active', reason: `the record names us and we hold the lease (epoch ${epoch}): renewing` };
+}
+
 function tickInterval(config: CoreConfig, s: CoreState): number {
   // The holder ticks at the renewal cadence, a monitoring DR at its health cadence.
-  return s.phase === 'active' || s.phase === 'fenced' ? config.lease.renew_interval : config.role === 'dr' ? config.health.interval : config.lease.renew_interval;
+  return s.phase === 'active' || s.phase === 'pending' || s.phase === 'fenced' ? config.lease.renew_interval : config.role === 'dr' ? config.health.interval : config.lease.renew_interval;
 }
 
 function finish(config: CoreConfig, s: CoreState, actions: Action[], now: number, prev: CoreState): Decision {
@@ -248,10 +282,12 @@ function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { k
     actions.push({ type: 'log', level: 'warning', msg: s.reason, fields: { event: 'takeover', epoch: l?.epoch, seq: l?.seq } });
     actions.push({ type: 'notify', event: 'failover', text: `DR took over ${o.snapshot.addresses[0]} (epoch ${l?.epoch})` });
   } else if (obs.op === 'renew') {
-    s.phase = 'active';
+    const v = holder === config.role ? holderView(config, s, now, l?.epoch) : { phase: 'standby' as const, reason: `renewed, but the record names the ${holder}` };
+    if (v.phase !== s.phase) s.reason = v.reason;
+    s.phase = v.phase;
     actions.push({ type: 'log', level: 'debug', msg: 'lease renewed', fields: { event: 'renew', epoch: l?.epoch, seq: l?.seq } });
   } else {
-    s.phase = holder === config.role ? 'active' : 'standby';
+    s.phase = holder === config.role ? holderView(config, s, now, l?.epoch).phase : 'standby';
     s.decision = obs.op;
     s.reason = `${obs.op} done: the record names the ${holder} (epoch ${l?.epoch})`;
     actions.push({ type: 'log', level: 'warning', msg: s.reason, fields: { event: obs.op, epoch: l?.epoch, seq: l?.seq } });
@@ -267,7 +303,7 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   }
   if (!obs.dns.ok) {
     s.dnsFailures++;
-    const lost = s.ownSentAt !== null && !holdsValidLease(config, s, now);
+    const lost = renewalStale(config, s, now);
     s.phase = lost ? 'fenced' : s.phase === 'starting' ? 'starting' : 'holding';
     s.decision = lost ? 'fenced' : 'hold';
     s.reason = `DNS unreadable (${obs.dns.code}: ${obs.dns.message}); keeping the current state (${s.dnsFailures} in a row)`;
@@ -305,12 +341,10 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
 
   if (named === me) {
     // We are the holder: renew (CAS on exactly what we read).
-    const lost = s.ownSentAt !== null && !holdsValidLease(config, s, now);
-    s.phase = lost ? 'fenced' : 'active';
+    const v = holderView(config, s, now, lease.epoch);
+    s.phase = v.phase;
     s.decision = 'renew';
-    s.reason = lost
-      ? `the record names us but our last confirmed renewal was sent ${secs(now - s.ownSentAt!)} ago (> ttl - max_skew): lease lost${config.collector.self_fence ? ', self-fenced' : ''}; renewing`
-      : `the record names us and we hold the lease (epoch ${lease.epoch}): renewing`;
+    s.reason = v.reason;
     actions.push({ type: 'cas', op: 'renew', seen: snap });
     return;
   }

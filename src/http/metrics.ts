@@ -16,7 +16,7 @@ import type { CollectorState, Phase, WriteOp } from '../core/decide.js';
 import type { Role } from '../lease/lease.js';
 
 /** Every phase, so `failover_phase` is one-hot over a fixed set (a missing element fails to compile). */
-export const PHASES = ['starting', 'active', 'standby', 'monitoring', 'fenced', 'holding'] as const satisfies readonly Phase[];
+export const PHASES = ['starting', 'active', 'pending', 'standby', 'monitoring', 'fenced', 'holding'] as const satisfies readonly Phase[];
 type MissingPhase = Exclude<Phase, (typeof PHASES)[number]>;
 const _allPhases: [MissingPhase] extends [never] ? true : MissingPhase = true;
 

@@ -56,11 +56,54 @@ const cas = (d: ReturnType<typeof decide>) => d.actions.filter((a) => a.type ===
 
 describe('primary', () => {
   it('renews when the record names it and it holds the lease', () => {
-    const d = run(config('primary'), [[0, tick(snap(P, primaryLease(4)))]]);
+    const cfg = config('primary');
+    // A restart in the epoch it held (lease.json): the first tick renews, the confirmation makes it active.
+    const d = run(cfg, [[0, tick(snap(P, primaryLease(4)))]], initialState(cfg, { heldEpoch: 1 }));
     expect(cas(d)).toEqual([{ type: 'cas', op: 'renew', seen: snap(P, primaryLease(4)) }]);
-    expect(d.state.phase).toBe('active');
+    expect(d.state.phase).toBe('starting');
+    expect(d.state.reason).toMatch(/no renewal of ours is confirmed yet: renewing/);
     expect(d.state.collector).toBe('running');
     expect(d.state.nextTickMs).toBe(10_000);
+    const w = decide(cfg, d.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 1 } }, 2);
+    expect(w.state.phase).toBe('active');
+    expect(w.state.reason).toMatch(/we hold the lease \(epoch 1\)/);
+    expect(w.actions).toContainEqual(expect.objectContaining({ type: 'log', msg: w.state.reason, fields: expect.objectContaining({ event: 'decision', phase: 'active' }) }));
+  });
+
+  it('a holder whose lease does not count yet is "pending", steadily, with the time it counts from; then active once', () => {
+    const cfg = config('primary');
+    // Fresh start, epoch 1 not taken over by us (e.g. failoverctl init): counts from first seen + ttl + max_skew.
+    let st = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]).state;
+    const phases: string[] = [];
+    const decisionLogs: string[] = [];
+    for (let t = 0, seq = 5; t <= 40_000; t += 10_000, seq += 2) {
+      if (t > 0) {
+        const d = decide(cfg, st, tick(snap(P, primaryLease(seq - 1))), t);
+        for (const a of d.actions) if (a.type === 'log' && a.fields?.event === 'decision') decisionLogs.push(`${String(a.fields.phase)}: ${a.msg}`);
+        st = d.state;
+        phases.push(`${t} tick ${st.phase}`);
+      }
+      const w = decide(cfg, st, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(seq)), sentAt: t + 1 } }, t + 2);
+      for (const a of w.actions) if (a.type === 'log' && a.fields?.event === 'decision') decisionLogs.push(`${String(a.fields.phase)}: ${a.msg}`);
+      st = w.state;
+      phases.push(`${t} write ${st.phase}`);
+    }
+    // valid from 0 + 30 s + 5 s: pending through the 30 s renewal, active from the 40 s tick on
+    expect(phases).toEqual([
+      '0 write pending',
+      '10000 tick pending',
+      '10000 write pending',
+      '20000 tick pending',
+      '20000 write pending',
+      '30000 tick pending',
+      '30000 write pending',
+      '40000 tick active',
+      '40000 write active',
+    ]);
+    expect(decisionLogs).toHaveLength(2); // one line on becoming pending, one on becoming active: no flapping
+    expect(decisionLogs[0]).toMatch(/^pending: .*our lease counts only from 1970-01-01T00:00:35\.000Z: ttl \+ max_skew after we became holder/);
+    expect(decisionLogs.at(-1)).toMatch(/^active: the record names us and we hold the lease \(epoch 1\)/);
+    expect(st.collector).toBe('running'); // self_fence off: DNS names us
   });
 
   it('after a restart in the epoch it held: valid from the SEND of its first confirmed renewal', () => {
@@ -259,10 +302,12 @@ describe('dr', () => {
   });
 
   it('renews its own lease once active', () => {
-    const d = run(config('dr'), [[0, tick(snap(D, drLease(3)), false)]]);
+    const cfg = config('dr');
+    const d = run(cfg, [[0, tick(snap(D, drLease(3)), false)]], initialState(cfg, { heldEpoch: 2 }));
     expect(cas(d)).toEqual([{ type: 'cas', op: 'renew', seen: snap(D, drLease(3)) }]);
-    expect(d.state.phase).toBe('active');
     expect(d.state.nextTickMs).toBe(10_000);
+    const w = decide(cfg, d.state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(D, drLease(4)), sentAt: 1 } }, 2);
+    expect(w.state.phase).toBe('active');
   });
 
   it('after a failback it stands by and stops its collector', () => {
