@@ -95,7 +95,7 @@ describe('the agent under systemd', { timeout: 120_000 }, () => {
     // Type=notify: by the time start returns, READY was sent (logged just before).
     expect(await journalSince('-5min', '')).toMatch(/event=ready/);
     expect(await prop(UNIT, 'ActiveState')).toBe('active');
-    expect(await prop(UNIT, 'StatusText')).toMatch(/^role=primary state=(active|starting) dns=127\.0\.0\.31 lease=primary\/epoch 1 collector=/);
+    expect(await prop(UNIT, 'StatusText')).toMatch(/^role=primary state=(active|pending|starting) dns=127\.0\.0\.31 lease=primary\/epoch 1 collector=/);
     const st = (await sh(`systemctl status --no-pager ${UNIT}`)).out;
     expect(st).toMatch(/Status: "role=primary state=/);
     expect(await prop(UNIT, 'User')).toBe('failover-agent');
