@@ -17,6 +17,7 @@ import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { HealthChecker, HealthResult } from '../health/checks.js';
+import { planReload } from './reload.js';
 import type { Logger } from '../log/logger.js';
 import type { Snapshot, WriteResult } from '../lease/witness.js';
 import type { Role } from '../lease/lease.js';
@@ -142,16 +143,19 @@ export class Engine implements ControlHandler {
   }
 
   /** Applies a new, already validated config (SIGHUP). Role and sites changes need a restart. */
+  /** Applies a new configuration, or throws RELOAD_REFUSED (keeping the running one); resolves to the keys applied. */
   reload(next: Config): string[] {
-    const changed: string[] = [];
-    if (next.role !== this.config.role) changed.push('role');
-    if (next.sites.primary !== this.config.sites.primary || next.sites.dr !== this.config.sites.dr) changed.push('sites');
-    if (changed.length) {
-      throw new AgentError('RELOAD_REFUSED', `cannot change ${changed.join(' and ')} by reload: restart the agent`, ExitCode.CONFIG);
+    const plan = planReload(this.config, next);
+    if (plan.restart.length) {
+      throw new AgentError(
+        'RELOAD_REFUSED',
+        `cannot change ${plan.restart.join(', ')} by reload (built at start): restart the agent to apply ${plan.restart.length === 1 ? 'it' : 'them'}; nothing was changed`,
+        ExitCode.CONFIG,
+      );
     }
     this.config = next;
     this.core = coreConfig(next);
-    return ['applied'];
+    return plan.apply;
   }
 
   hasVerifiedRead(): boolean {

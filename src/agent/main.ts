@@ -161,11 +161,11 @@ async function main(argv: string[]): Promise<number> {
       notifier.reloading();
       try {
         const next = loadConfig(file);
-        engine.reload(next);
+        const applied = engine.reload(next);
         config = next;
         logger.setLevel(next.log.level);
         tracker.setDeadlines(deadlines(next));
-        logger.notice('configuration reloaded', { event: 'reload', file });
+        logger.notice(`configuration reloaded${applied.length ? `: ${applied.join(', ')} changed` : ' (no change)'}`, { event: 'reload', file, changed: applied.join(',') });
       } catch (err) {
         logger.error(`reload rejected, keeping the running configuration: ${(err as Error).message}`, {
           event: 'reload_failed',

@@ -280,10 +280,20 @@ describe('two agents against BIND', { timeout: 60_000 }, () => {
     await dr.waitLog(/event=reload_failed/, 3000, from);
     expect(dr.lines.slice(from).some((l) => /health\.failures/.test(l.line))).toBe(true);
     expect((await status(dr)).health.threshold).toBe(3);
+    // A key the running agent built a component from (the health checker's timeout) cannot change
+    // by reload: refused whole, naming it; the live change beside it is not half applied.
+    from = dr.lines.length;
+    fs.writeFileSync(dr.configFile, good.replace('failures = 3', 'failures = 4').replace('timeout = "150ms"', 'timeout = "300ms"'));
+    dr.signal('SIGHUP');
+    const refused = await dr.waitLog(/event=reload_failed/, 3000, from);
+    expect(refused.line).toMatch(/cannot change health\.timeout by reload .*restart the agent/);
+    expect(refused.line).toMatch(/code=RELOAD_REFUSED/);
+    expect((await status(dr)).health.threshold).toBe(3);
     from = dr.lines.length;
     fs.writeFileSync(dr.configFile, good.replace('failures = 3', 'failures = 4'));
     dr.signal('SIGHUP');
-    await dr.waitLog(/event=reload /, 3000, from);
+    const applied = await dr.waitLog(/event=reload /, 3000, from);
+    expect(applied.line).toMatch(/configuration reloaded: health\.failures changed/);
     const d = await status(dr);
     expect(d.health.threshold).toBe(4);
     expect(d.pid).toBe(pid);
