@@ -27,6 +27,7 @@
  * (server not starting, an update refused, a seq mismatch) exits non-zero.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { intFlag, parseBenchArgs, UsageError, type CommonOptions } from './args.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,16 +40,12 @@ import { requireBinary, startBind, type DnsServerFixture } from '../test/fixture
 
 // ------------------------------------------------------------------------------------ options
 
-interface Options {
+interface Options extends CommonOptions {
   n: number;
   warmup: number;
   nProc: number;
   procWarmup: number;
   rounds: number;
-  out: string;
-  perfMd: string;
-  write: boolean;
-  root: string;
 }
 
 const USAGE = `usage: scripts/bench dns [--n N] [--warmup W] [--rounds R] [--n-proc P] [--proc-warmup Q] [--out FILE] [--perf-md FILE] [--no-write]
@@ -64,65 +61,23 @@ const USAGE = `usage: scripts/bench dns [--n N] [--warmup W] [--rounds R] [--n-p
   --no-write       print only; write neither file`;
 
 function parseOptions(argv: string[]): Options {
-  const root = process.env.BENCH_ROOT ?? process.cwd();
-  const o: Options = {
-    n: 300,
-    warmup: 20,
-    nProc: 50,
-    procWarmup: 3,
-    rounds: 10,
-    out: path.join(root, 'bench/results/dns.json'),
-    perfMd: path.join(root, 'docs/PERFORMANCE.md'),
-    write: true,
-    root,
-  };
-  const int = (flag: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (v === undefined || !/^\d+$/.test(v) || n < min) throw new UsageError(`${flag} needs an integer >= ${min}, got ${v ?? 'nothing'}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i]!.includes('=') ? (argv[i]!.split(/=(.*)/s, 2) as [string, string]) : [argv[i]!, undefined];
-    const value = (): string | undefined => inline ?? argv[++i];
-    switch (flag) {
-      case '--n':
-        o.n = int(flag, value(), 1);
-        break;
-      case '--warmup':
-        o.warmup = int(flag, value(), 0);
-        break;
-      case '--n-proc':
-        o.nProc = int(flag, value(), 1);
-        break;
-      case '--rounds':
-        o.rounds = int(flag, value(), 1);
-        break;
-      case '--proc-warmup':
-        o.procWarmup = int(flag, value(), 0);
-        break;
-      case '--out':
-        o.out = path.resolve(value() ?? '');
-        break;
-      case '--perf-md':
-        o.perfMd = path.resolve(value() ?? '');
-        break;
-      case '--no-write':
-        o.write = false;
-        break;
-      case '-h':
-      case '--help':
-        console.log(USAGE);
-        process.exit(0);
-      // falls through (unreachable)
-      default:
-        throw new UsageError(`unknown option ${argv[i]}`);
-    }
+  const { values: v, common, help } = parseBenchArgs(argv, ['n', 'warmup', 'n-proc', 'proc-warmup', 'rounds'] as const, 'bench/results/dns.json');
+  if (help) {
+    console.log(USAGE);
+    process.exit(0);
   }
+  const o: Options = {
+    n: intFlag('n', v.n, 1, 300),
+    warmup: intFlag('warmup', v.warmup, 0, 20),
+    nProc: intFlag('n-proc', v['n-proc'], 1, 50),
+    procWarmup: intFlag('proc-warmup', v['proc-warmup'], 0, 3),
+    rounds: intFlag('rounds', v.rounds, 1, 10),
+    ...common,
+  };
   if (o.rounds > o.n) throw new UsageError(`--rounds ${o.rounds} exceeds --n ${o.n}`);
   return o;
 }
 
-class UsageError extends Error {}
 
 // ------------------------------------------------------------------------------------ stats
 

@@ -49,6 +49,7 @@
  * (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof').
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { intFlag, parseBenchArgs, UsageError, type CommonOptions } from './args.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -79,20 +80,16 @@ const ALL_TOOLS: Tool[] = ['ours-json', 'ours-native', 'vmctl', 'curl-native', '
 
 // ------------------------------------------------------------------------------------ options
 
-interface Options {
+interface Options extends CommonOptions {
   trials: number;
   series: number;
   gaps: number[];
   tools: Tool[];
-  out: string;
-  perfMd: string;
-  write: boolean;
-  root: string;
   /** vmsync.concurrency for ours */
   concurrency: number;
 }
 
-const USAGE = `usage: scripts/bench vmsync [--trials N] [--series N] [--gaps LIST] [--tools LIST] [--out FILE] [--perf-md FILE] [--no-write]
+const USAGE = `usage: scripts/bench vmsync [--trials N] [--series N] [--concurrency N] [--gaps LIST] [--tools LIST] [--out FILE] [--perf-md FILE] [--no-write]
   --trials N     runs of every tool per gap size, each on a fresh destination (default 3)
   --series N     series (20 per device) at 15 s (default 2000)
   --concurrency N  our vmsync.concurrency (parallel streams; default 2, the agent's default)
@@ -103,7 +100,6 @@ const USAGE = `usage: scripts/bench vmsync [--trials N] [--series N] [--gaps LIS
   --perf-md FILE markdown log that gets one row per run (default docs/PERFORMANCE.md)
   --no-write     print only; write neither file`;
 
-class UsageError extends Error {}
 class BenchError extends Error {}
 
 function parseDuration(s: string): number {
@@ -113,67 +109,29 @@ function parseDuration(s: string): number {
 }
 
 function parseOptions(argv: string[]): Options {
-  const root = process.env.BENCH_ROOT ?? process.cwd();
+  const { values: v, common, help } = parseBenchArgs(argv, ['trials', 'series', 'concurrency', 'gaps', 'tools'] as const, 'bench/results/vmsync.json');
+  if (help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   const o: Options = {
-    trials: 3,
-    series: 2_000,
+    trials: intFlag('trials', v.trials, 1, 3),
+    series: intFlag('series', v.series, 1, 2_000),
+    concurrency: intFlag('concurrency', v.concurrency, 1, 2),
     gaps: [40 * MIN, 4 * H],
     tools: [...ALL_TOOLS],
-    out: path.join(root, 'bench/results/vmsync.json'),
-    perfMd: path.join(root, 'docs/PERFORMANCE.md'),
-    write: true,
-    root,
-    concurrency: 2,
+    ...common,
   };
-  const int = (flag: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (v === undefined || !/^\d+$/.test(v) || n < min) throw new UsageError(`${flag} needs an integer >= ${min}, got ${v ?? 'nothing'}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i]!.includes('=') ? (argv[i]!.split(/=(.*)/s, 2) as [string, string]) : [argv[i]!, undefined];
-    const value = (): string | undefined => inline ?? argv[++i];
-    switch (flag) {
-      case '--trials':
-        o.trials = int(flag, value(), 1);
-        break;
-      case '--series':
-        o.series = int(flag, value(), 1);
-        break;
-      case '--concurrency':
-        o.concurrency = int(flag, value(), 1);
-        break;
-      case '--gaps': {
-        const v = value() ?? '';
-        o.gaps = v.split(',').filter(Boolean).map(parseDuration);
-        if (o.gaps.length === 0) throw new UsageError('--gaps needs at least one duration');
-        for (const g of o.gaps) if (g % BUCKET !== 0) throw new UsageError(`gap ${fmtGap(g)} is not a whole number of minutes`);
-        break;
-      }
-      case '--tools': {
-        const v = (value() ?? '').split(',').filter(Boolean);
-        for (const t of v) if (!ALL_TOOLS.includes(t as Tool)) throw new UsageError(`unknown tool "${t}"`);
-        if (v.length === 0) throw new UsageError('--tools needs at least one tool');
-        o.tools = ALL_TOOLS.filter((t) => v.includes(t));
-        break;
-      }
-      case '--out':
-        o.out = path.resolve(value() ?? '');
-        break;
-      case '--perf-md':
-        o.perfMd = path.resolve(value() ?? '');
-        break;
-      case '--no-write':
-        o.write = false;
-        break;
-      case '-h':
-      case '--help':
-        console.log(USAGE);
-        process.exit(0);
-      // falls through (unreachable)
-      default:
-        throw new UsageError(`unknown option ${argv[i]}`);
-    }
+  if (v.gaps !== undefined) {
+    o.gaps = v.gaps.split(',').filter(Boolean).map(parseDuration);
+    if (o.gaps.length === 0) throw new UsageError('--gaps needs at least one duration');
+    for (const g of o.gaps) if (g % BUCKET !== 0) throw new UsageError(`gap ${fmtGap(g)} is not a whole number of minutes`);
+  }
+  if (v.tools !== undefined) {
+    const t = v.tools.split(',').filter(Boolean);
+    for (const x of t) if (!ALL_TOOLS.includes(x as Tool)) throw new UsageError(`unknown tool "${x}"`);
+    if (t.length === 0) throw new UsageError('--tools needs at least one tool');
+    o.tools = ALL_TOOLS.filter((x) => t.includes(x));
   }
   return o;
 }
