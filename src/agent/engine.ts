@@ -12,7 +12,7 @@
 import type { Config } from '../config/schema.js';
 import type { AdminResult, ControlHandler, SyncResult } from '../control/protocol.js';
 import { ADMIN_ATTEMPTS, planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
-import { decide, holdsValidLease, initialState, namedSite, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
+import { decide, holdsValidLease, initialState, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
 import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
 import { AgentError, ExitCode } from '../errors.js';
@@ -142,8 +142,7 @@ export class Engine implements ControlHandler {
     await this.deps.health?.close();
   }
 
-  /** Applies a new, already validated config (SIGHUP). Role and sites changes need a restart. */
-  /** Applies a new configuration, or throws RELOAD_REFUSED (keeping the running one); resolves to the keys applied. */
+  /** Applies a new, already validated config (SIGHUP), or throws RELOAD_REFUSED keeping the running one (agent/reload.ts); returns the keys applied. */
   reload(next: Config): string[] {
     const plan = planReload(this.config, next);
     if (plan.restart.length) {
@@ -367,7 +366,7 @@ export class Engine implements ControlHandler {
     const me = this.config.role;
     const valid = holdsValidLease(this.core, s, now);
     const collectorState = this.deps.collector.state();
-    const [healthy, unhealthyReason] = this.healthVerdict(named, valid, collectorState);
+    const [healthy, unhealthyReason] = siteHealth(this.core, s, now, collectorState);
     const age = (t: number | null): number | null => (t === null ? null : Math.round((now - t) / 100) / 10);
     return {
       instance: this.config.instance,
@@ -419,22 +418,5 @@ export class Engine implements ControlHandler {
   }
 
   /** /healthz: running, holding the lease if the record names us, and the collector as it should be. */
-  private healthVerdict(named: Role | undefined, valid: boolean, collector: AgentStatus['collector']['state']): [boolean, string | null] {
-    const s = this.state;
-    if (s.seen === null) return [false, 'no verified DNS read yet'];
-    if (s.decision === 'inconsistent') return [false, s.reason];
-    if (named === this.config.role && !valid) {
-      const now = this.clock.now();
-      if (s.ownSentAt === null) return [false, 'the record names us but no renewal is confirmed yet'];
-      if (s.validFrom !== null && now < s.validFrom) {
-        return [false, `the record names us; our lease counts in ${((s.validFrom - now) / 1000).toFixed(1)} s (the other site's lease must run out first)`];
-      }
-      return [false, 'the record names us but our lease has run out'];
-    }
-    if (s.collector !== null) {
-      const ok = s.collector === 'running' ? collector === 'active' : collector !== 'active' && collector !== 'activating';
-      if (!ok) return [false, `collector is ${collector ?? 'unknown'} but should be ${s.collector}`];
-    }
-    return [true, null];
-  }
+
 }

@@ -146,6 +146,27 @@ export function holdsValidLease(config: CoreConfig, s: CoreState, now: number): 
   );
 }
 
+/**
+ * The verdict /healthz gives (the DR's default health target): [healthy, why not]. Healthy when
+ * the site does what it should: the witness read, and when the record names this site, renewals
+ * confirmed and fresh. A holder in the ttl + max_skew wait after a failback is healthy (it holds
+ * the lease at the witness and renews it); only a holder whose renewals stopped is not. And the
+ * collector unit in the state the core wants.
+ */
+export function siteHealth(config: CoreConfig, s: CoreState, now: number, collector: CollectorState | null): [boolean, string | null] {
+  if (s.seen === null) return [false, 'no verified DNS read yet'];
+  if (s.decision === 'inconsistent') return [false, s.reason];
+  if (namedSite(s.seen, config) === config.role) {
+    if (s.ownSentAt === null) return [false, 'the record names us but no renewal is confirmed yet'];
+    if (renewalStale(config, s, now)) return [false, 'the record names us but our lease has run out (no confirmed renewal for ttl - max_skew)'];
+  }
+  if (s.collector !== null) {
+    const ok = s.collector === 'running' ? collector === 'active' : collector !== 'active' && collector !== 'activating';
+    if (!ok) return [false, `collector is ${collector ?? 'unknown'} but should be ${s.collector}`];
+  }
+  return [true, null];
+}
+
 /** How long the other site's lease has gone without a new seq, on our clock. */
 export function leaseAge(s: CoreState, now: number): number | null {
   return s.leaseSince === null ? null : now - s.leaseSince;

@@ -220,7 +220,6 @@ export class VmSync {
     };
   }
 
-  /** The failback precondition, in the form the admin planner takes. */
   /** The gate for the failover whose lease epoch is `currentEpoch` (the witness's, as last read). */
   failbackGate(currentEpoch?: number | null): { ready: boolean; detail: string } {
     return gateOf(this.state, this.config.clean_checks, currentEpoch);

@@ -3,7 +3,7 @@
  * (plain numbers: the core never reads a clock of its own).
  */
 import { describe, expect, it } from 'vitest';
-import { decide, holdsValidLease, initialState, type CollectorState, type CoreConfig, type CoreState, type Observation } from '../../src/core/decide.js';
+import { decide, holdsValidLease, initialState, siteHealth, type CollectorState, type CoreConfig, type CoreState, type Observation } from '../../src/core/decide.js';
 import { formatLease, type Lease } from '../../src/lease/lease.js';
 import type { Snapshot } from '../../src/lease/witness.js';
 
@@ -53,6 +53,35 @@ function run(cfg: CoreConfig, steps: [number, Observation][], start?: CoreState)
 }
 
 const cas = (d: ReturnType<typeof decide>) => d.actions.filter((a) => a.type === 'cas');
+
+describe('siteHealth (/healthz)', () => {
+  it('a holder in the ttl + max_skew wait after a failback is healthy; one whose renewals stopped is not', () => {
+    const cfg = config('primary');
+    // The primary fails back: holder in epoch 3 from its own failback write, lease counts from 9 + 35 s.
+    const st = decide(cfg, run(cfg, [[0, tick(snap(D, drLease(7)))]]).state, { kind: 'write', op: 'failback', outcome: { ok: true, snapshot: snap(P, primaryLease(8, 3)), sentAt: 5 } }, 9).state;
+    expect(holdsValidLease(cfg, st, 10)).toBe(false);
+    expect(st.phase).toBe('pending');
+    expect(siteHealth(cfg, st, 10, 'active')).toEqual([true, null]);
+    // renewals confirmed up to 5 ms; at ttl - max_skew after that send: lease lost, unhealthy
+    expect(siteHealth(cfg, st, 5 + 24_999, 'active')).toEqual([true, null]);
+    expect(siteHealth(cfg, st, 5 + 25_000, 'active')[0]).toBe(false);
+    expect(siteHealth(cfg, st, 5 + 25_000, 'active')[1]).toMatch(/lease has run out/);
+  });
+
+  it('unhealthy before a verified read, before a confirmed renewal, and with the collector not as wanted', () => {
+    const cfg = config('primary');
+    expect(siteHealth(cfg, initialState(cfg), 0, null)).toEqual([false, 'no verified DNS read yet']);
+    const first = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]).state;
+    expect(siteHealth(cfg, first, 1, 'active')).toEqual([false, 'the record names us but no renewal is confirmed yet']);
+    const renewed = decide(cfg, first, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 1 } }, 2).state;
+    expect(siteHealth(cfg, renewed, 3, 'active')).toEqual([true, null]);
+    expect(siteHealth(cfg, renewed, 3, 'failed')).toEqual([false, 'collector is failed but should be running']);
+    // standby: healthy while its collector is stopped
+    const standby = run(cfg, [[0, tick(snap(D, drLease(7)))]]).state;
+    expect(siteHealth(cfg, standby, 1, 'inactive')).toEqual([true, null]);
+    expect(siteHealth(cfg, standby, 1, 'active')[0]).toBe(false);
+  });
+});
 
 describe('primary', () => {
   it('renews when the record names it and it holds the lease', () => {
