@@ -207,10 +207,11 @@ function holderView(config: CoreConfig, s: CoreState, now: number, epoch: number
     };
   }
   if (!holdsValidLease(config, s, now)) {
-    const from = s.validFrom === null ? 'once a renewal is confirmed' : `from ${new Date(s.validFrom).toISOString()}`;
+    // The core's clock is monotonic (not wall time): say how long, not when.
+    const when = s.validFrom === null ? 'once a renewal is confirmed' : `in ${secs(Math.max(0, s.validFrom - now))}`;
     return {
       phase: 'pending',
-      reason: `the record names us (epoch ${epoch}); our lease counts only ${from}: ttl + max_skew after we became holder other than by our own takeover, as the other site may still believe its lease valid until then${fence}; renewing`,
+      reason: `the record names us (epoch ${epoch}); our lease counts ${when}: ttl + max_skew after we became holder other than by our own takeover, as the other site may still believe its lease valid until then${fence}; renewing`,
     };
   }
   return { phase: 'active', reason: `the record names us and we hold the lease (epoch ${epoch}): renewing` };

@@ -130,7 +130,8 @@ describe('primary', () => {
       '40000 write active',
     ]);
     expect(decisionLogs).toHaveLength(2); // one line on becoming pending, one on becoming active: no flapping
-    expect(decisionLogs[0]).toMatch(/^pending: .*our lease counts only from 1970-01-01T00:00:35\.000Z: ttl \+ max_skew after we became holder/);
+    // logged at the first write (t = 2 ms), valid from 35 s: "counts in 35.0 s" (a duration: the core's clock is monotonic)
+    expect(decisionLogs[0]).toMatch(/^pending: .*our lease counts in 35\.0 s: ttl \+ max_skew after we became holder/);
     expect(decisionLogs.at(-1)).toMatch(/^active: the record names us and we hold the lease \(epoch 1\)/);
     expect(st.collector).toBe('running'); // self_fence off: DNS names us
   });
