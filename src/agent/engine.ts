@@ -337,6 +337,10 @@ export class Engine implements ControlHandler {
           preconditions: plan.preconditions,
           via: 'agent',
         };
+        if (plan.refused && !opts.dryRun) {
+          // The journal keeps the operator's attempt and why it was refused, not only the request.
+          this.deps.logger.notice(`${op} refused: ${plan.refused}`, { event: `${op}_refused` });
+        }
         if (opts.dryRun || plan.refused) return result;
         if (opts.force && plan.preconditions.some((p) => !p.ok)) {
           this.deps.logger.warning(`${op} forced past failed preconditions`, {

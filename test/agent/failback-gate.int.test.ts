@@ -100,9 +100,12 @@ afterAll(async () => {
 
 describe('failback gate through the agent', { timeout: 120_000 }, () => {
   it('failback is refused with the gate reason before FAILBACK READY', async () => {
+    const from = primary.lines.length;
     const r = await ctl(['failback']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/REFUSED: vmsync-failback-ready: not ready/);
+    // the agent's journal says so too (the operator's attempt and why)
+    expect((await primary.waitLog(/event=failback_refused/, 2000, from)).line).toMatch(/failback refused: vmsync-failback-ready: not ready/);
     expect((await witness.read()).addresses).toEqual([SITES.dr]);
     const dry = await ctl(['--json', 'failback', '--dry-run']);
     expect(dry.code).toBe(1);
