@@ -56,7 +56,7 @@ import { request } from 'undici';
 
 import type { Snapshot, Witness } from '../src/lease/witness.js';
 import { witnessOf } from '../test/agent/harness.js';
-import { startServer, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
+import { dnsTable, startServer, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
 import { bootContainer, defaultRoot, type Container, type ExecResult } from '../test/fixtures/nspawn.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -438,14 +438,7 @@ role = "${role}"
 primary = "${SITES.primary}"
 dr = "${SITES.dr}"
 
-[dns]
-record = "${srv.record}"
-zone = "${srv.zone}"
-server = "${srv.host}:${srv.port}"
-key_file = "/etc/failover-agent/tsig.key"
-record_ttl = "${t.record_ttl}"
-timeout = "${t.dns_timeout}"
-retries = ${t.dns_retries}
+${dnsTable(srv, { keyFile: '/etc/failover-agent/tsig.key', recordTtl: t.record_ttl, timeout: t.dns_timeout, retries: t.dns_retries })}
 
 [lease]
 ttl = "${t.lease_ttl}"

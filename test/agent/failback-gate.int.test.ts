@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../src/agent/status.js';
 import type { SyncResult } from '../../src/control/protocol.js';
 import type { Witness } from '../../src/lease/witness.js';
-import { freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
 import { generate, startVm, waitQuiet, type VmFixture } from '../fixtures/vm.js';
 import { AgentProcess, CTL, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
@@ -59,13 +59,7 @@ beforeAll(async () => {
 [sites]
 primary = "${SITES.primary}"
 dr = "${SITES.dr}"
-[dns]
-record = "${srv.record}"
-zone = "${srv.zone}"
-server = "${srv.host}:${srv.port}"
-key_file = "${srv.key.file}"
-timeout = "500ms"
-retries = 1
+${dnsTable(srv)}
 [lease]
 ttl = "3s"
 renew_interval = "500ms"

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../src/agent/status.js';
 import type { Witness, Snapshot } from '../../src/lease/witness.js';
-import { freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
 import { AgentProcess, CTL, HealthPath, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
 const PRIMARY = '127.0.0.11';
@@ -39,13 +39,7 @@ function configText(role: 'primary' | 'dr', extra = ''): string {
 [sites]
 primary = "${PRIMARY}"
 dr = "${DR}"
-[dns]
-record = "${srv.record}"
-zone = "${srv.zone}"
-server = "${srv.host}:${srv.port}"
-key_file = "${srv.key.file}"
-timeout = "200ms"
-retries = 1
+${dnsTable(srv, { timeout: '200ms' })}
 [lease]
 ttl = "${TTL}ms"
 renew_interval = "${INTERVAL}ms"

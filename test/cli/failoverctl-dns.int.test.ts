@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { dnsTable, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CTL = path.join(ROOT, 'dist/failoverctl.js');
@@ -51,13 +51,7 @@ export function writeConfig(dir: string, srv: DnsServerFixture, role: 'primary' 
 primary = "10.10.10.10"
 dr = "10.20.20.20"
 
-[dns]
-record = "${srv.record}"
-zone = "${srv.zone}"
-server = "${srv.host}:${srv.port}"
-key_file = "${srv.key.file}"
-timeout = "500ms"
-retries = 1
+${dnsTable(srv)}
 ${extra}`,
   );
   return file;
