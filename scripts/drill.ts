@@ -58,6 +58,7 @@ import type { Snapshot, Witness } from '../src/lease/witness.js';
 import { witnessOf } from '../test/agent/harness.js';
 import { dnsTable, startServer, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
 import { bootContainer, defaultRoot, type Container, type ExecResult } from '../test/fixtures/nspawn.js';
+import { vmHealthy } from '../test/fixtures/vm.js';
 
 // ---------------------------------------------------------------------------------------------
 // settings
@@ -317,16 +318,6 @@ class DnsWatcher {
 
 // ---------------------------------------------------------------------------------------------
 // VictoriaMetrics, from the host
-
-async function vmHealthy(url: string): Promise<boolean> {
-  try {
-    const res = await request(`${url}/health`, { headersTimeout: 1_000, bodyTimeout: 1_000 });
-    const text = await res.body.text();
-    return res.statusCode === 200 && text.trim() === 'OK';
-  } catch {
-    return false;
-  }
-}
 
 async function vmQuery(url: string, query: string, timeSec: number): Promise<number> {
   const qs = new URLSearchParams({ query, time: String(timeSec), nocache: '1' });
