@@ -61,3 +61,14 @@ export function intFlag(flag: string, v: string | undefined, min: number, def: n
   if (!/^\d+$/.test(v) || n < min) throw new UsageError(`--${flag} needs an integer >= ${min}, got ${v}`);
   return n;
 }
+
+/** Runs a bench's option parser; a UsageError prints `bench NAME: message` and the usage, and yields exit code 64. */
+export function parseOrUsage<T>(name: string, usage: string, parse: () => T): T | 64 {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`bench ${name}: ${err.message}\n${usage}`);
+    return 64;
+  }
+}

@@ -27,7 +27,7 @@
  * (server not starting, an update refused, a seq mismatch) exits non-zero.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { intFlag, parseBenchArgs, UsageError, type CommonOptions } from './args.js';
+import { intFlag, parseBenchArgs, parseOrUsage, UsageError, type CommonOptions } from './args.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -373,16 +373,8 @@ const f2 = (x: number): string => x.toFixed(2);
 // ------------------------------------------------------------------------------------ main
 
 async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`bench dns: ${err.message}\n${USAGE}`);
-      return 64;
-    }
-    throw err;
-  }
+  const opts = parseOrUsage('dns', USAGE, () => parseOptions(process.argv.slice(2)));
+  if (opts === 64) return 64;
 
   const version = bindVersion();
   log(`starting BIND (${version}) on 127.0.0.1`);

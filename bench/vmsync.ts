@@ -49,7 +49,7 @@
  * (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof').
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { intFlag, parseBenchArgs, UsageError, type CommonOptions } from './args.js';
+import { intFlag, parseBenchArgs, parseOrUsage, UsageError, type CommonOptions } from './args.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -977,16 +977,8 @@ function vmVersion(): string {
 }
 
 async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`bench vmsync: ${err.message}\n${USAGE}`);
-      return 64;
-    }
-    throw err;
-  }
+  const opts = parseOrUsage('vmsync', USAGE, () => parseOptions(process.argv.slice(2)));
+  if (opts === 64) return 64;
   for (const b of ['victoria-metrics', 'time', ...(opts.tools.includes('vmctl') ? ['vmctl', 'script'] : []), ...(opts.tools.some((t) => t.startsWith('curl')) ? ['curl', 'bash'] : [])]) {
     requireBinary(b);
   }
