@@ -28,9 +28,9 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { intFlag, parseBenchArgs, parseOrUsage, UsageError, type CommonOptions } from './args.js';
+import { machineInfo } from './machine.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { TsigKey } from '../src/config/keyfile.js';
 import { DnsClient } from '../src/dns/client.js';
@@ -459,16 +459,9 @@ async function main(): Promise<number> {
       per_process_vs_ours: ratios.per_process_vs_ours >= TARGETS.per_process_vs_ours_min,
     };
     const pass = checks.ours_vs_persistent && checks.per_process_vs_ours;
-    const cpus = os.cpus();
     const result = {
       date: new Date().toISOString(),
-      machine: {
-        cpus: cpus.length,
-        cpu_model: cpus[0]?.model ?? 'unknown',
-        node: process.version,
-        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-        loadavg: os.loadavg().map(r3),
-      },
+      machine: machineInfo(),
       bind_version: version,
       command: ['scripts/bench dns', ...process.argv.slice(2)].join(' '),
       n: opts.n,

@@ -50,6 +50,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { intFlag, parseBenchArgs, parseOrUsage, UsageError, type CommonOptions } from './args.js';
+import { machineInfo } from './machine.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -1052,17 +1053,10 @@ async function main(): Promise<number> {
     };
     const evaluated = Object.values(checks).filter((c) => c !== null);
     const pass = evaluated.length === 3 && evaluated.every(Boolean);
-    const cpus = os.cpus();
     const command = ['scripts/bench vmsync', ...process.argv.slice(2)].join(' ');
     const result = {
       date: new Date().toISOString(),
-      machine: {
-        cpus: cpus.length,
-        cpu_model: cpus[0]?.model ?? 'unknown',
-        node: process.version,
-        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-        loadavg: os.loadavg().map(r3),
-      },
+      machine: machineInfo(),
       victoria_metrics_version: version,
       command,
       series: opts.series,
