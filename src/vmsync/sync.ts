@@ -494,9 +494,9 @@ export class VmSync {
 
   /**
    * Export → import every range; resolves to the ranges fully copied, or rejects with RepairError.
-   * Up to `concurrency` chunk streams run at once (each one export → import, streamed): one
-   * import request keeps a VictoriaMetrics busy on about one core, so a large range is also cut
-   * into `concurrency` pieces (planChunks). After the first chunk that still fails no new chunk
+   * Up to `concurrency` chunk streams run at once (each one export → import, streamed), and a
+   * large range is cut into `concurrency` pieces (planChunks) so that they share it: for long
+   * network paths, where one TCP stream is window-bound. After the first chunk that still fails no new chunk
    * starts; the ones in flight finish, and the ranges whose every chunk arrived count as copied.
    */
   private async repair(src: VmClient, dst: VmClient, ranges: GapRange[]): Promise<GapRange[]> {
