@@ -597,12 +597,15 @@ interface RunResult {
   verify: { attempts: number; ms: number };
 }
 
-/** Runs a command under /usr/bin/time; resolves to its wall time, CPU, max RSS and output. */
-function timed(cmd: string[], timeoutMs: number): Promise<{ wall_ms: number; cpu_s: number; max_rss_kb: number; stdout: string; stderr: string; code: number | null }> {
+/**
+ * Spawns a tracked child (stopped by PID on cleanup), captures its output, SIGKILLs it after
+ * `timeoutMs`; resolves when it has closed, with its wall time from the spawn.
+ */
+function runCaptured(cmd: string, args: string[], timeoutMs: number): Promise<{ wall_ms: number; stdout: string; stderr: string; code: number | null }> {
   if (stopping) return Promise.reject(new BenchError('stopping'));
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(requireBinary('time'), ['-f', 'BENCHTIME %e %U %S %M', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     liveChildren.add(child);
     let stdout = '';
     let stderr = '';
@@ -621,20 +624,25 @@ function timed(cmd: string[], timeoutMs: number): Promise<{ wall_ms: number; cpu
       reject(e);
     });
     child.on('close', (code) => {
-      const wall = performance.now() - t0;
       clearTimeout(timer);
       liveChildren.delete(child);
-      const m = /BENCHTIME (\S+) (\S+) (\S+) (\d+)/.exec(stderr);
-      resolve({
-        wall_ms: wall,
-        cpu_s: m ? r3(Number(m[2]) + Number(m[3])) : NaN,
-        max_rss_kb: m ? Number(m[4]) : NaN,
-        stdout,
-        stderr: stderr.replace(/.*BENCHTIME.*\n?/, ''),
-        code,
-      });
+      resolve({ wall_ms: performance.now() - t0, stdout, stderr, code });
     });
   });
+}
+
+/** Runs a command under /usr/bin/time; resolves to its wall time, CPU, max RSS and output. */
+async function timed(cmd: string[], timeoutMs: number): Promise<{ wall_ms: number; cpu_s: number; max_rss_kb: number; stdout: string; stderr: string; code: number | null }> {
+  const r = await runCaptured(requireBinary('time'), ['-f', 'BENCHTIME %e %U %S %M', ...cmd], timeoutMs);
+  const m = /BENCHTIME (\S+) (\S+) (\S+) (\d+)/.exec(r.stderr);
+  return {
+    wall_ms: r.wall_ms,
+    cpu_s: m ? r3(Number(m[2]) + Number(m[3])) : NaN,
+    max_rss_kb: m ? Number(m[4]) : NaN,
+    stdout: r.stdout,
+    stderr: r.stderr.replace(/.*BENCHTIME.*\n?/, ''),
+    code: r.code,
+  };
 }
 
 const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -675,41 +683,17 @@ async function runCurl(src: VmFixture, dst: VmFixture, l: Layout, format: VmForm
   return r;
 }
 
-function runOurs(src: VmFixture, dst: VmFixture, l: Layout, format: VmFormat, stateDir: string, concurrency: number): Promise<RunnerResult> {
+async function runOurs(src: VmFixture, dst: VmFixture, l: Layout, format: VmFormat, stateDir: string, concurrency: number): Promise<RunnerResult> {
   const spec: RunnerSpec = { src: src.url, dst: dst.url, format, concurrency, now: l.to + SETTLE, stateDir, srcPid: src.pid, dstPid: dst.pid };
   const nodeArgs = (process.env.BENCH_RUNNER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  if (stopping) return Promise.reject(new BenchError('stopping'));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, '--runner', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    liveChildren.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      try {
-        if (child.pid) process.kill(child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }, 10 * MIN);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      liveChildren.delete(child);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      liveChildren.delete(child);
-      if (stderr.trim()) log(`runner (${format}) said: ${stderr.trim().slice(-2000)}`);
-      if (code !== 0) return reject(new BenchError(`our runner (${format}) exited ${code}: ${stderr.slice(-1500)}`));
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as RunnerResult);
-      } catch {
-        reject(new BenchError(`our runner (${format}) printed no result: ${stdout.slice(-500)}`));
-      }
-    });
-  });
+  const { stdout, stderr, code } = await runCaptured(process.execPath, [...nodeArgs, process.argv[1]!, '--runner', JSON.stringify(spec)], 10 * MIN);
+  if (stderr.trim()) log(`runner (${format}) said: ${stderr.trim().slice(-2000)}`);
+  if (code !== 0) throw new BenchError(`our runner (${format}) exited ${code}: ${stderr.slice(-1500)}`);
+  try {
+    return JSON.parse(stdout.trim().split('\n').pop()!) as RunnerResult;
+  } catch {
+    throw new BenchError(`our runner (${format}) printed no result: ${stdout.slice(-500)}`);
+  }
 }
 
 // ------------------------------------------------------------------------------------ one gap size

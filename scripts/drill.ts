@@ -57,7 +57,7 @@ import { request } from 'undici';
 import type { Snapshot, Witness } from '../src/lease/witness.js';
 import { witnessOf } from '../test/agent/harness.js';
 import { dnsTable, startServer, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
-import { bootContainer, defaultRoot, type Container, type ExecResult } from '../test/fixtures/nspawn.js';
+import { alive, bootContainer, defaultRoot, type Container, type ExecResult } from '../test/fixtures/nspawn.js';
 import { vmHealthy } from '../test/fixtures/vm.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -505,15 +505,6 @@ function childrenOf(pid: number): number[] {
     /* process gone */
   }
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Poll `probe` every `everyMs` until it returns true (bounded). */
