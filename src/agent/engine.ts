@@ -19,8 +19,7 @@ import { AgentError, ExitCode } from '../errors.js';
 import type { HealthChecker, HealthResult } from '../health/checks.js';
 import { planReload } from './reload.js';
 import type { Logger } from '../log/logger.js';
-import type { Snapshot, WriteResult } from '../lease/witness.js';
-import type { Role } from '../lease/lease.js';
+import { renewalOf, transferOf, type Intended, type Snapshot, type WriteResult } from '../lease/witness.js';
 import { loadHeldEpoch, saveHeldEpoch } from './lease-state.js';
 import type { AgentStatus, RecentEvent } from './status.js';
 import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
@@ -28,8 +27,8 @@ import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 /** What the engine needs from the witness (Witness implements it). */
 export interface WitnessPort {
   read(): Promise<Snapshot>;
-  renew(seen: Snapshot, nowSeconds: number): Promise<WriteResult>;
-  transfer(seen: Snapshot, to: Role, sites: { primary: string; dr: string }, nowSeconds: number): Promise<WriteResult>;
+  /** One CAS: `next` if the witness still holds exactly `seen`. */
+  write(seen: Snapshot, next: Intended): Promise<WriteResult>;
 }
 
 export interface Clock {
@@ -267,10 +266,8 @@ export class Engine implements ControlHandler {
       } else if (a.type === 'notify') {
         this.deps.observer?.notify?.(a.event, a.text);
       } else if (a.type === 'cas') {
-        const outcome = await this.write(a.op, () =>
-          a.op === 'renew'
-            ? this.deps.witness.renew(a.seen, this.clock.wallSeconds())
-            : this.deps.witness.transfer(a.seen, 'dr', this.config.sites, this.clock.wallSeconds()),
+        const outcome = await this.write(a.op, a.seen, () =>
+          a.op === 'renew' ? renewalOf(a.seen, this.clock.wallSeconds()) : transferOf(a.seen, 'dr', this.config.sites, this.clock.wallSeconds()),
         );
         await this.apply(decide(this.core, this.state, outcome, this.clock.now()));
       }
@@ -281,21 +278,29 @@ export class Engine implements ControlHandler {
     }
   }
 
-  /** Performs a CAS and turns its outcome into an observation. */
-  private async write(op: WriteOp, fn: () => Promise<WriteResult>): Promise<Extract<Observation, { kind: 'write' }>> {
+  /**
+   * Performs a CAS on `seen` and turns its outcome into an observation. Lease time counts from
+   * `sentAt`, taken on the engine's clock just before the first send (the conservative bound);
+   * a failed write reports what it tried to set, so a later read can confirm it.
+   */
+  private async write(op: WriteOp, seen: Snapshot, plan: () => Intended): Promise<Extract<Observation, { kind: 'write' }>> {
+    let next: Intended | undefined;
+    const sentAt = this.clock.now();
     try {
-      const r = await fn();
+      next = plan();
+      const r = await this.deps.witness.write(seen, next);
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
       this.lastWrite = { op, ok: true, at: new Date().toISOString(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
-      return { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt: r.sentAt } };
+      return { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } };
     } catch (err) {
       const conflict = err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED';
       const code = err instanceof AgentError ? err.code : 'INTERNAL';
       this.deps.observer?.write?.(op, conflict ? 'conflict' : 'error');
       this.deps.observer?.dnsError?.(code);
       this.lastWrite = { op, ok: false, at: new Date().toISOString(), detail: `${code}: ${(err as Error).message}` };
-      return { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message } };
+      const attempted = next && !conflict ? { attempted: { lease: next.lease, sentAt } } : {};
+      return { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } };
     }
   }
 
@@ -348,7 +353,7 @@ export class Engine implements ControlHandler {
             failed: plan.preconditions.filter((p) => !p.ok).map((p) => p.name).join(','),
           });
         }
-        const outcome = await this.write(op, () => this.deps.witness.transfer(seen, plan.to, this.config.sites, this.clock.wallSeconds()));
+        const outcome = await this.write(op, seen, () => transferOf(seen, plan.to, this.config.sites, this.clock.wallSeconds()));
         await this.apply(decide(this.core, this.state, outcome, this.clock.now()));
         if (outcome.outcome.ok) {
           result.done = true;

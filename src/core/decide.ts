@@ -7,16 +7,20 @@
  * - The holder of the lease renews it while the record names it (CAS).
  * - The primary never writes on its own when the record names the DR (no preemption).
  * - The DR takes over only when `health.failures` consecutive checks failed AND it has
- *   seen the same lease seq for `lease.ttl + lease.max_skew` on its own clock, AND its
- *   self-check passes (DNS readable, own collector not failed or missing).
+ *   READ the same lease seq for `lease.ttl + lease.max_skew` on its own clock with no read
+ *   gap (a failed or unverified read restarts that window: time it could not read is not time
+ *   the lease went unrenewed), AND its self-check passes (DNS readable, own collector not
+ *   failed or missing).
  * - A holder treats its lease as lost `lease.ttl - lease.max_skew` after the SEND of its
  *   last confirmed write; with `collector.self_fence` it then stops collecting.
+ * - A read that shows exactly the lease we last tried to write (same holder, epoch and seq)
+ *   confirms that write although its answer was lost, counted from its FIRST send.
  * - DNS unreachable or unverified: keep the current state, never act on missing data.
  * - A conflict (prerequisite failed) means someone else moved: re-read, never retry blindly.
  */
 import type { Snapshot } from '../lease/witness.js';
 import { siteOf } from '../lease/witness.js';
-import type { Role } from '../lease/lease.js';
+import type { Lease, Role } from '../lease/lease.js';
 
 export interface CoreConfig {
   role: Role;
@@ -55,7 +59,14 @@ export type Observation =
       op: WriteOp;
       outcome:
         | { ok: true; snapshot: Snapshot; sentAt: number }
-        | { ok: false; conflict: boolean; code: string; message: string };
+        | {
+            ok: false;
+            conflict: boolean;
+            code: string;
+            message: string;
+            /** What the write tried to set and when it was first sent (monotonic ms): a later read may show it applied. */
+            attempted?: { lease: Lease; sentAt: number };
+          };
     };
 
 export type Action =
@@ -70,9 +81,19 @@ export interface CoreState {
   seenAt: number | null;
   /** Consecutive failed reads or writes of the witness. */
   dnsFailures: number;
-  /** Lease progress as observed: `epoch/seq` and when we first saw it (monotonic ms). */
+  /**
+   * Lease progress as observed: `epoch/seq` and since when we have READ it unchanged with no
+   * read gap (monotonic ms; null after a failed or unverified read: the next good read restarts it).
+   */
   leaseKey: string | null;
   leaseSince: number | null;
+  /** Monotonic ms of the first good read after a failed or unverified one (null: none since start). */
+  readableAgainAt: number | null;
+  /**
+   * Our last write whose outcome is unknown (answer lost): the lease it tried to set and the send
+   * of its FIRST attempt. A read showing exactly that lease confirms it from that send.
+   */
+  unconfirmed: { op: WriteOp; holder: Role; epoch: number; seq: number; sentAt: number } | null;
   /** Send time (monotonic ms) of our last CONFIRMED write that left us holding the lease. */
   ownSentAt: number | null;
   /**
@@ -112,6 +133,8 @@ export function initialState(config: CoreConfig, persisted: { heldEpoch?: number
     dnsFailures: 0,
     leaseKey: null,
     leaseSince: null,
+    readableAgainAt: null,
+    unconfirmed: null,
     ownSentAt: null,
     heldEpoch: persisted.heldEpoch ?? null,
     validFrom: null,
@@ -230,7 +253,9 @@ function finish(config: CoreConfig, s: CoreState, actions: Action[], now: number
   if (s.collector !== prev.collector && s.collector !== null) {
     actions.push({ type: 'log', level: 'info', msg: `collector should be ${s.collector}`, fields: { event: 'collector_desired', want: s.collector } });
   }
-  return { state: s, actions };
+  // Causal order: the decision (and everything that explains it) before the write it causes; the
+  // runner performs a cas and logs its outcome where the cas stands.
+  return { state: s, actions: [...actions.filter((a) => a.type !== 'cas'), ...actions.filter((a) => a.type === 'cas')] };
 }
 
 export function decide(config: CoreConfig, prev: CoreState, obs: Observation, now: number): Decision {
@@ -245,7 +270,7 @@ export function decide(config: CoreConfig, prev: CoreState, obs: Observation, no
 function observeLease(s: CoreState, snap: Snapshot, now: number, me: Role): void {
   const key = snap.lease ? `${snap.lease.epoch}/${snap.lease.seq}` : null;
   const prevEpoch = s.leaseKey?.split('/')[0];
-  if (key !== s.leaseKey) {
+  if (key !== s.leaseKey || s.leaseSince === null) {
     s.leaseKey = key;
     s.leaseSince = now;
   }
@@ -271,6 +296,7 @@ function establish(config: CoreConfig, s: CoreState, op: WriteOp, epoch: number,
 function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { kind: 'write' }>, now: number, actions: Action[]): void {
   const o = obs.outcome;
   if (!o.ok) {
+    if (!o.conflict && o.attempted?.lease.holder === config.role) rememberUnconfirmed(s, obs.op, o.attempted);
     s.dnsFailures = o.conflict ? s.dnsFailures : s.dnsFailures + 1;
     s.decision = o.conflict ? 'conflict' : 'write-failed';
     s.reason = o.conflict
@@ -281,6 +307,7 @@ function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { k
     return;
   }
   s.dnsFailures = 0;
+  s.unconfirmed = null;
   s.seen = o.snapshot;
   s.seenAt = now;
   const holder = o.snapshot.lease?.holder;
@@ -325,6 +352,8 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   }
   if (!obs.dns.ok) {
     s.dnsFailures++;
+    // A read gap: what the lease did meanwhile is unknown, so the DR's window starts anew at the next good read.
+    s.leaseSince = null;
     const lost = renewalStale(config, s, now);
     s.phase = lost ? 'fenced' : s.phase === 'starting' ? 'starting' : 'holding';
     s.decision = lost ? 'fenced' : 'hold';
@@ -334,7 +363,9 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
     return;
   }
   const snap = obs.dns.snapshot;
+  if (s.leaseSince === null && s.seen !== null) s.readableAgainAt = now;
   s.dnsFailures = 0;
+  confirmByRead(config, s, snap, now, actions);
   s.seen = snap;
   s.seenAt = now;
   observeLease(s, snap, now, config.role);
@@ -398,16 +429,55 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
     actions.push({ type: 'log', level: 'error', msg: s.reason, fields: { event: 'takeover_refused', collector: obs.collector } });
     return;
   }
+  // The window began at a re-read after a gap, not at a renewal we saw.
+  const anew =
+    s.readableAgainAt !== null && s.leaseSince === s.readableAgainAt
+      ? `witness readable again ${secs(age)} ago: watching the lease anew (takeover possible after ${secs(expiry)} unchanged)`
+      : null;
   if (failing) {
     s.decision = 'wait-lease';
-    s.reason = `${streak} but the primary's lease was renewed ${secs(age)} ago (expires after ${secs(expiry)} unchanged): not taking over`;
+    s.reason = anew
+      ? `${streak} but ${anew}`
+      : `${streak} but the primary's lease was renewed ${secs(age)} ago (expires after ${secs(expiry)} unchanged): not taking over`;
     return;
   }
   s.decision = 'monitor';
-  s.reason =
-    s.healthFailures > 0
+  s.reason = anew
+    ? `${s.healthFailures > 0 ? streak : 'primary healthy'}; ${anew}`
+    : s.healthFailures > 0
       ? `${streak}; primary active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`
       : `primary healthy and active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`;
+}
+
+/** A write of ours whose outcome is unknown: keep the FIRST send of an attempt at the same lease. */
+function rememberUnconfirmed(s: CoreState, op: WriteOp, attempted: { lease: Lease; sentAt: number }): void {
+  const { holder, epoch, seq } = attempted.lease;
+  const u = s.unconfirmed;
+  const same = u !== null && u.holder === holder && u.epoch === epoch && u.seq === seq;
+  s.unconfirmed = { op: same ? u.op : op, holder, epoch, seq, sentAt: same ? Math.min(u.sentAt, attempted.sentAt) : attempted.sentAt };
+}
+
+/**
+ * A read showing exactly the lease our unconfirmed write tried to set (same holder, epoch, seq, and
+ * the record naming us) means that write was applied and only its answer lost: it counts as
+ * confirmed from its FIRST send, as if the answer had come (the conservative bound). Someone
+ * else's lease, or a later one, ends the wait; an older one (not applied yet) keeps it.
+ */
+function confirmByRead(config: CoreConfig, s: CoreState, snap: Snapshot, now: number, actions: Action[]): void {
+  const u = s.unconfirmed;
+  const l = snap.lease;
+  if (!u) return;
+  if (l && l.holder === u.holder && l.epoch === u.epoch && l.seq === u.seq && namedSite(snap, config) === u.holder) {
+    actions.push({
+      type: 'log',
+      level: 'notice',
+      msg: `the witness holds our ${u.op} (epoch ${u.epoch}, seq ${u.seq}) whose answer was lost: confirmed by this read, counted from its first send ${secs(now - u.sentAt)} ago`,
+      fields: { event: 'write_confirmed_by_read', op: u.op, epoch: u.epoch, seq: u.seq },
+    });
+    onWrite(config, s, { kind: 'write', op: u.op, outcome: { ok: true, snapshot: snap, sentAt: u.sentAt } }, now, actions);
+  } else if (!l || l.epoch !== u.epoch || l.seq >= u.seq) {
+    s.unconfirmed = null;
+  }
 }
 
 export { other as otherRole };

@@ -5,18 +5,26 @@
  * or every target ("all") makes the check healthy.
  *
  * Guarantees:
- * - A target never takes longer than `timeout`: our own timer (not only undici's timeouts, which
- *   are coarse above 1 s) ends it, aborts the request and destroys its socket. The timeout covers
- *   DNS lookup, connect, TLS handshake, response headers and the body we read.
+ * - Each stage is bounded by `timeout` on our own timer (not only undici's timeouts, which are
+ *   coarse above 1 s), which ends it, aborts the request and destroys its socket. An http(s)
+ *   request on a kept-alive connection has `timeout` for headers and the body we read; a NEW
+ *   connection first has its own `timeout` for DNS lookup, connect and TLS handshake, and the
+ *   request's `timeout` starts once it is up. So a check on a long path never fails for paying a
+ *   handshake (1 RTT, TLS 1-2 more) inside the request's budget; it takes at most 2 × timeout.
+ *   A tcp target's check IS the connect: one `timeout`.
  * - Checks never overlap: `check()` called while a check is running returns the SAME in-flight
  *   promise (no second round of requests is started; the caller gets the running check's result).
  * - `check()` never rejects and nothing here throws: every failure is a `TargetResult` with
  *   `ok: false` and a one-line `detail`.
  *
  * HTTP details:
- * - GET with undici `request` through one `Agent` owned by the checker. Keep-alive is OFF: every
- *   request says `connection: close` and gets a fresh connection, so a dead or replaced peer is
- *   noticed by the check itself, never masked (or delayed) by a pooled socket.
+ * - GET with undici `request` through one `Agent` owned by the checker, keeping its connection
+ *   alive between checks (one round trip per check, not a handshake first). A dead or replaced
+ *   peer is still noticed by the check itself: a dead one does not answer on the kept connection
+ *   (timeout: failed, and the connection is dropped); a replaced one (a restarted process, another
+ *   host on the address) resets or closes it, and the check then asks once more on a NEW
+ *   connection, within its deadline, so its verdict is the new peer's, never the old socket's.
+ *   Any failed or timed-out request drops its connection: the next check connects anew.
  * - Redirects are NOT followed: a 3xx is unhealthy ("301 … redirect to /x not followed").
  * - At most {@link MAX_BODY_BYTES} of a 2xx body are read (the `expect` substring is searched there,
  *   as bytes of its UTF-8 form); a longer body is cut off, not waited for. Every body is consumed or
@@ -79,15 +87,18 @@ const ERROR_BODY_BYTES = 1024;
 const ERROR_SNIPPET_CHARS = 100;
 /** undici's own timeouts are only a backstop behind our timer: later by this much, so ours always decides. */
 const UNDICI_TIMEOUT_MARGIN_MS = 1000;
+/** How long an idle kept-alive connection is kept when the server gives no hint (its Keep-Alive timeout wins). */
+const KEEP_ALIVE_MS = 60_000;
 
 interface Outcome {
   ok: boolean;
   detail: string;
 }
 
-/** What a target is doing, for the timeout message. */
+/** What a target is doing, for the timeout message; `restart()` starts a new stage's `timeout`. */
 interface Progress {
   stage: string;
+  restart(): void;
 }
 
 export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDeps = {}): HealthChecker {
@@ -102,28 +113,68 @@ export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDep
     connect: { timeout: backstop },
     headersTimeout: backstop,
     bodyTimeout: backstop,
-    keepAliveTimeout: 1,
-    keepAliveMaxTimeout: 1,
+    // One connection per origin: a check waits for the kept one rather than racing it with a second.
+    connections: 1,
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    keepAliveMaxTimeout: 10 * KEEP_ALIVE_MS,
     maxRedirections: 0,
   });
+  /** Open connections per origin (undici's connect/disconnect events): is there one to reuse? */
+  const open = new Map<string, number>();
+  agent.on('connect', (origin) => open.set(originOf(origin), (open.get(originOf(origin)) ?? 0) + 1));
+  agent.on('disconnect', (origin) => open.set(originOf(origin), Math.max(0, (open.get(originOf(origin)) ?? 0) - 1)));
 
   let inflight: Promise<HealthResult> | undefined;
   let closed = false;
   /** Resolvers that end the running targets at once (close()). */
   const cancels = new Set<() => void>();
 
-  async function probeHttp(url: URL, signal: AbortSignal, progress: Progress, start: number): Promise<Outcome> {
-    progress.stage = 'waiting for response';
-    const res = await request(url, {
+  /** One GET; on a NEW connection, the request's own budget starts when the connection is up. */
+  async function send(url: URL, signal: AbortSignal, progress: Progress): Promise<Dispatcher.ResponseData> {
+    const origin = url.origin;
+    if ((open.get(origin) ?? 0) > 0) {
+      progress.stage = 'waiting for response (kept-alive connection)';
+      return request(url, requestOptions(signal));
+    }
+    progress.stage = 'connecting';
+    const onConnect = (o: unknown): void => {
+      if (originOf(o) !== origin) return;
+      agent.off('connect', onConnect);
+      progress.stage = 'waiting for response (new connection)';
+      progress.restart();
+    };
+    agent.on('connect', onConnect);
+    try {
+      return await request(url, requestOptions(signal));
+    } finally {
+      agent.off('connect', onConnect);
+    }
+  }
+
+  function requestOptions(signal: AbortSignal): Parameters<typeof request>[1] {
+    return {
       method: 'GET',
       dispatcher: agent,
       signal,
       headersTimeout: backstop,
       bodyTimeout: backstop,
-      reset: true, // connection: close — no keep-alive
       maxRedirections: 0,
       headers: { 'user-agent': 'failover-agent health check', accept: '*/*' },
-    });
+    };
+  }
+
+  async function probeHttp(url: URL, signal: AbortSignal, progress: Progress, start: number): Promise<Outcome> {
+    const reused = (open.get(url.origin) ?? 0) > 0;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await send(url, signal, progress);
+    } catch (err) {
+      // The kept connection was closed or reset under us (the peer restarted or was replaced):
+      // that says nothing about the peer now, so ask once more on a new connection.
+      if (!reused || !isStaleConnection(err) || signal.aborted) throw err;
+      progress.restart();
+      res = await send(url, signal, progress);
+    }
     const { statusCode: status, body } = res;
     progress.stage = `reading body (HTTP ${status})`;
     try {
@@ -173,14 +224,20 @@ export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDep
   /** One target, bounded by `timeout` on a real timer whatever the probe does. */
   async function checkTarget(target: string): Promise<TargetResult> {
     const start = now();
-    const t0 = performance.now();
+    /** Start of the current stage's budget (a new connection's, then its request's). */
+    let t0 = performance.now();
     const ac = new AbortController();
-    const progress: Progress = { stage: 'starting' };
+    const progress: Progress = {
+      stage: 'starting',
+      restart: () => {
+        t0 = performance.now();
+      },
+    };
     let timer: NodeJS.Timeout | undefined;
     let cancel: (() => void) | undefined;
 
     const stop = new Promise<Outcome>((resolve) => {
-      // A timer may fire a little early by a fresh clock (the loop's time is cached): re-arm for the rest.
+      // A timer may fire early by a fresh clock (the loop's time is cached), or a stage restarted: re-arm for the rest.
       const arm = (ms: number) => {
         timer = setTimeout(() => {
           const left = timeout - (performance.now() - t0);
@@ -311,6 +368,22 @@ function headerValue(v: string | string[] | undefined): string | undefined {
 }
 
 const UNDICI_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/** A kept connection that the peer closed or reset: undici's "other side closed", or the socket's own error. */
+const STALE_CONNECTION_CODES = new Set(['UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNRESET', 'EPIPE']);
+
+function isStaleConnection(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  return STALE_CONNECTION_CODES.has(String(e?.code)) || STALE_CONNECTION_CODES.has(String(e?.cause?.code));
+}
+
+/** undici names an origin by a URL (or its string): compare by `scheme://host:port`. */
+function originOf(o: unknown): string {
+  try {
+    return o instanceof URL ? o.origin : new URL(String(o)).origin;
+  } catch {
+    return String(o);
+  }
+}
 
 function isUndiciTimeout(err: unknown): boolean {
   return UNDICI_TIMEOUT_CODES.has(String((err as { code?: unknown } | null)?.code));

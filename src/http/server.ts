@@ -138,7 +138,8 @@ export class HttpServer {
     // Bounded request reading: this is a tiny API, not a place for slow clients to sit.
     server.headersTimeout = 10_000;
     server.requestTimeout = 15_000;
-    server.keepAliveTimeout = 5_000;
+    // The DR checks /healthz every health.interval on a kept-alive connection: keep it open between checks.
+    server.keepAliveTimeout = 65_000;
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       this.log.debug('http client error', { error: err.message });
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

@@ -41,11 +41,15 @@ export interface Snapshot {
   offsetSeconds?: number;
 }
 
+/** What one write sets: the record's address and the lease. */
+export interface Intended {
+  address: string;
+  lease: Lease;
+}
+
 export interface WriteResult {
   /** What the witness holds now, so the next CAS needs no re-read. */
   snapshot: Snapshot;
-  /** performance.now() when the update was first sent: lease time counts from here. */
-  sentAt: number;
   rttMs: number;
   /** True when a conflict turned out to be our own earlier attempt having been applied. */
   recovered?: boolean;
@@ -76,6 +80,20 @@ export function snapshotOf(addresses: RData[], txt: RData[], addressType: RRType
     snap.leaseError = `${snap.leaseText.length} TXT records at ${leaseName}; expected one`;
   }
   return snap;
+}
+
+/** The renewal of `seen` by its holder: same address, seq + 1. */
+export function renewalOf(seen: Snapshot, nowSeconds: number): Intended {
+  if (!seen.lease || seen.addresses.length !== 1) {
+    throw new DnsError('DNS_PREREQ_FAILED', 'cannot renew: the witness holds no single address and valid lease');
+  }
+  return { address: seen.addresses[0]!, lease: renewed(seen.lease, nowSeconds) };
+}
+
+/** Takeover, failback or switchover: the record naming `to` and a new epoch. */
+export function transferOf(seen: Snapshot, to: Role, sites: Sites, nowSeconds: number): Intended {
+  if (!seen.lease) throw new DnsError('DNS_PREREQ_FAILED', `cannot move to ${to}: no valid lease to fence against (${seen.leaseError ?? 'absent'})`);
+  return { address: sites[to], lease: transferred(seen.lease, to, nowSeconds) };
 }
 
 export class Witness {
@@ -125,8 +143,8 @@ export class Witness {
    * what we meant to write, an earlier attempt of ours was applied and its
    * answer lost; otherwise the conflict is rethrown for the caller to decide.
    */
-  private async cas(seen: Snapshot, address: string, lease: Lease): Promise<WriteResult> {
-    const sentAt = performance.now();
+  async write(seen: Snapshot, { address, lease }: Intended): Promise<WriteResult> {
+    const t0 = performance.now();
     const intended: Snapshot = {
       addresses: [address],
       addressType: this.addressType,
@@ -136,29 +154,25 @@ export class Witness {
     try {
       const r = await this.client.update(this.names.zone, this.casPrereqs(seen), this.replace(address, lease));
       if (r.offsetSeconds !== undefined) intended.offsetSeconds = r.offsetSeconds;
-      return { snapshot: intended, sentAt, rttMs: r.rttMs };
+      return { snapshot: intended, rttMs: r.rttMs };
     } catch (err) {
       if (!(err instanceof DnsError) || err.code !== 'DNS_PREREQ_FAILED') throw err;
       const now = await this.read();
       if (sameAddresses(now.addresses, intended.addresses) && now.leaseText?.length === 1 && now.leaseText[0] === intended.leaseText![0]) {
-        return { snapshot: now, sentAt, rttMs: performance.now() - sentAt, recovered: true };
+        return { snapshot: now, rttMs: performance.now() - t0, recovered: true };
       }
       throw err;
     }
   }
 
   /** Renewal by the current holder: same address, seq + 1. */
-  async renew(seen: Snapshot, nowSeconds: number): Promise<WriteResult> {
-    if (!seen.lease || seen.addresses.length !== 1) {
-      throw new DnsError('DNS_PREREQ_FAILED', 'cannot renew: the witness holds no single address and valid lease');
-    }
-    return this.cas(seen, seen.addresses[0]!, renewed(seen.lease, nowSeconds));
+  renew(seen: Snapshot, nowSeconds: number): Promise<WriteResult> {
+    return this.write(seen, renewalOf(seen, nowSeconds));
   }
 
   /** Takeover, failback or switchover: point the record at `to` and start a new epoch. */
-  async transfer(seen: Snapshot, to: Role, sites: Sites, nowSeconds: number): Promise<WriteResult> {
-    if (!seen.lease) throw new DnsError('DNS_PREREQ_FAILED', `cannot move to ${to}: no valid lease to fence against (${seen.leaseError ?? 'absent'})`);
-    return this.cas(seen, sites[to], transferred(seen.lease, to, nowSeconds));
+  transfer(seen: Snapshot, to: Role, sites: Sites, nowSeconds: number): Promise<WriteResult> {
+    return this.write(seen, transferOf(seen, to, sites, nowSeconds));
   }
 
   /**
@@ -170,7 +184,7 @@ export class Witness {
     const empty: Snapshot = { addresses: [], addressType: this.addressType, leaseText: null, lease: null };
     const epoch = force && seen.lease ? seen.lease.epoch + 1 : 1;
     const seq = force && seen.lease ? seen.lease.seq + 1 : 0;
-    return this.cas(force ? seen : empty, sites.primary, { holder: 'primary', epoch, seq, at: Math.floor(nowSeconds) });
+    return this.write(force ? seen : empty, { address: sites.primary, lease: { holder: 'primary', epoch, seq, at: Math.floor(nowSeconds) } });
   }
 
   /**

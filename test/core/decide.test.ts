@@ -54,6 +54,10 @@ function run(cfg: CoreConfig, steps: [number, Observation][], start?: CoreState)
 
 const cas = (d: ReturnType<typeof decide>) => d.actions.filter((a) => a.type === 'cas');
 
+/** n DR ticks every 10 s from `from`, the record naming the primary with `lease`, health failing (or not). */
+const failing = (cfg: CoreConfig, lease: Lease, from: number, n: number, healthy = false): [number, Observation][] =>
+  Array.from({ length: n }, (_, i) => [from + i * 10_000, tick(snap(P, lease), healthy)] as [number, Observation]);
+
 describe('siteHealth (/healthz)', () => {
   it('a holder in the ttl + max_skew wait after a failback is healthy; one whose renewals stopped is not', () => {
     const cfg = config('primary');
@@ -248,9 +252,6 @@ describe('primary', () => {
 });
 
 describe('dr', () => {
-  const failing = (cfg: CoreConfig, lease: Lease, from: number, n: number, healthy = false): [number, Observation][] =>
-    Array.from({ length: n }, (_, i) => [from + i * 10_000, tick(snap(P, lease), healthy)] as [number, Observation]);
-
   it('monitors a healthy primary', () => {
     const d = run(config('dr'), [[0, tick(snap(P, primaryLease(1)), true)]]);
     expect(d.state.phase).toBe('monitoring');
@@ -325,10 +326,35 @@ describe('dr', () => {
       state = d.state;
       expect(cas(d)).toEqual([]);
     }
-    // DNS back: the lease age is judged from when the seq was first seen; with
-    // it unchanged for 90 s and 10 failures, the takeover now happens.
-    const d = decide(cfg, state, tick(snap(P, primaryLease(1)), false), 100_000);
-    expect(cas(d)).toHaveLength(1);
+  });
+
+  it('a read gap restarts the window: the lease counts as expired only after ttl + max_skew READ unchanged with no gap', () => {
+    const cfg = config('dr'); // ttl 30 s + max_skew 5 s = 35 s
+    // Seq 1 read at 0, then the witness unreadable for 90 s with health failing throughout.
+    let state = run(cfg, [[0, tick(snap(P, primaryLease(1)), false)]]).state;
+    for (let t = 10_000; t < 100_000; t += 10_000) state = decide(cfg, state, tick(null, false), t).state;
+    // Readable again, the same seq: the 90 s it could not read are not 90 s of an unrenewed lease.
+    const back = decide(cfg, state, tick(snap(P, primaryLease(1)), false), 100_000);
+    expect(cas(back)).toEqual([]);
+    expect(back.state.decision).toBe('wait-lease');
+    state = back.state;
+    const d = decide(cfg, state, tick(snap(P, primaryLease(1)), false), 102_100);
+    expect(cas(d)).toEqual([]);
+    expect(d.state.reason).toContain('witness readable again 2.1 s ago: watching the lease anew (takeover possible after 35.0 s unchanged)');
+    // 34.9 s of readable, unchanged lease: still no; 35 s: takeover.
+    expect(cas(decide(cfg, d.state, tick(snap(P, primaryLease(1)), false), 134_900))).toEqual([]);
+    expect(cas(decide(cfg, d.state, tick(snap(P, primaryLease(1)), false), 135_000))).toHaveLength(1);
+    // A second gap inside the window restarts it again.
+    const gap = decide(cfg, decide(cfg, d.state, tick(null, false), 120_000).state, tick(snap(P, primaryLease(1)), false), 121_000).state;
+    expect(cas(decide(cfg, gap, tick(snap(P, primaryLease(1)), false), 135_000))).toEqual([]);
+    expect(cas(decide(cfg, gap, tick(snap(P, primaryLease(1)), false), 156_000))).toHaveLength(1);
+  });
+
+  it('without a read gap the window is not restarted (the rule above only delays)', () => {
+    const cfg = config('dr');
+    let state = run(cfg, [[0, tick(snap(P, primaryLease(1)), false)]]).state;
+    for (let t = 10_000; t < 35_000; t += 10_000) state = decide(cfg, state, tick(snap(P, primaryLease(1)), false), t).state;
+    expect(cas(decide(cfg, state, tick(snap(P, primaryLease(1)), false), 35_000))).toHaveLength(1);
   });
 
   it('renews its own lease once active', () => {
@@ -360,7 +386,77 @@ describe('dr', () => {
   });
 });
 
+describe('a write whose answer was lost', () => {
+  const lost = (op: 'renew' | 'takeover', lease: Lease, sentAt: number): Observation => ({
+    kind: 'write',
+    op,
+    outcome: { ok: false, conflict: false, code: 'DNS_TIMEOUT', message: 'no answer', attempted: { lease, sentAt } },
+  });
+
+  it('is confirmed by a read showing exactly our lease, counted from the FIRST send of that lease', () => {
+    const cfg = config('primary'); // ttl 30 s - max_skew 5 s = 25 s
+    // Renewal seq 5 confirmed (sent at 0); then seq 6 sent at 10 s and 12 s, both answers lost (applied).
+    let state = run(cfg, [[0, tick(snap(P, primaryLease(4)))]], initialState(cfg, { heldEpoch: 1 })).state;
+    state = decide(cfg, state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 0 } }, 1).state;
+    state = decide(cfg, state, lost('renew', primaryLease(6), 10_000), 16_000).state;
+    state = decide(cfg, state, lost('renew', primaryLease(6), 12_000), 18_000).state;
+    expect(state.ownSentAt).toBe(0);
+    const d = decide(cfg, state, tick(snap(P, primaryLease(6))), 20_000);
+    expect(d.state.ownSentAt).toBe(10_000);
+    expect(d.state.unconfirmed).toBeNull();
+    expect(d.actions.some((a) => a.type === 'log' && a.fields.event === 'write_confirmed_by_read')).toBe(true);
+    // 26 s after the last ANSWERED renewal, but 16 s after the confirmed send: still active, not fenced.
+    expect(decide(cfg, d.state, tick(null), 26_000).state.phase).toBe('holding');
+    expect(holdsValidLease(cfg, d.state, 26_000)).toBe(true);
+    expect(holdsValidLease(cfg, d.state, 35_000)).toBe(false);
+    // Without the read, the same timeline is fenced at 26 s.
+    expect(decide(cfg, state, tick(null), 26_000).state.phase).toBe('fenced');
+  });
+
+  it('is not confirmed by someone else\'s lease, nor by the lease it was written over', () => {
+    const cfg = config('primary');
+    let state = run(cfg, [[0, tick(snap(P, primaryLease(4)))]]).state;
+    state = decide(cfg, state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 0 } }, 1).state;
+    state = decide(cfg, state, lost('renew', primaryLease(6), 10_000), 16_000).state;
+    // Not applied (the old lease): the wait goes on, nothing confirmed.
+    const old = decide(cfg, state, tick(snap(P, primaryLease(5))), 17_000).state;
+    expect(old.ownSentAt).toBe(0);
+    expect(old.unconfirmed).toMatchObject({ epoch: 1, seq: 6, sentAt: 10_000 });
+    // The DR's lease with the same seq (a takeover): not ours, the wait ends without a confirmation.
+    const dr = decide(cfg, state, tick(snap(D, { holder: 'dr', epoch: 2, seq: 6, at: 99 })), 17_000).state;
+    expect(dr.ownSentAt).toBeNull();
+    expect(dr.unconfirmed).toBeNull();
+    expect(dr.phase).toBe('standby');
+    // Our holder name and seq but another epoch: not ours either.
+    const other = decide(cfg, state, tick(snap(P, primaryLease(6, 7))), 17_000).state;
+    expect(other.ownSentAt).toBe(0);
+    expect(other.unconfirmed).toBeNull();
+  });
+
+  it("a DR's takeover confirmed by a read counts as its own takeover (valid from the send, announced)", () => {
+    const cfg = config('dr');
+    let state = run(cfg, failing(cfg, primaryLease(1), 0, 5)).state;
+    state = decide(cfg, state, lost('takeover', drLease(2, 2), 40_000), 46_000).state;
+    const d = decide(cfg, state, tick(snap(D, drLease(2, 2))), 47_000);
+    expect(d.state.takeovers).toBe(1);
+    expect(d.state.validFrom).toBe(40_000);
+    expect(holdsValidLease(cfg, d.state, 47_000)).toBe(true);
+    expect(d.actions.some((a) => a.type === 'notify' && a.event === 'failover')).toBe(true);
+    expect(d.state.phase).toBe('active');
+  });
+});
+
 describe('decision logging', () => {
+  it('logs the decision before the write it causes (causal order)', () => {
+    const cfg = config('dr');
+    const d = run(cfg, failing(cfg, primaryLease(1), 0, 5));
+    const types = d.actions.map((a) => (a.type === 'log' ? `log:${a.fields.event}` : a.type));
+    expect(types).toContain('cas');
+    expect(types.indexOf('log:decision')).toBeGreaterThanOrEqual(0);
+    expect(types.indexOf('log:decision')).toBeLessThan(types.indexOf('cas'));
+    expect(types.lastIndexOf('cas')).toBe(types.length - 1);
+  });
+
   it('logs a decision change once, not on every tick', () => {
     const cfg = config('dr');
     const d1 = run(cfg, [[0, tick(snap(P, primaryLease(1)), true)]]);

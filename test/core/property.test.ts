@@ -197,6 +197,8 @@ interface OutstandingWrite {
   op: 'renew' | 'takeover';
   seen: Snapshot;
   sentAt: number | null;
+  /** The lease the update sets (what the engine reports as `attempted` when the answer is lost). */
+  lease?: Lease;
   fate?: Fate;
   packet?: Packet;
 }
@@ -386,6 +388,7 @@ class Sim {
     w.sentAt = this.now;
     const address = w.op === 'renew' ? w.seen.addresses[0]! : SITES.dr;
     const lease = w.op === 'renew' ? renewed(l, wall(this.now)) : transferred(l, 'dr', wall(this.now));
+    w.lease = lease;
     const r = this.draw();
     w.fate = !this.model.reachable(a.role) ? 'unreachable' : this.fair || r < 750 ? 'ok' : r < 830 ? 'lost' : r < 870 ? 'recovered' : r < 930 ? 'dropped' : 'delayed';
     // When the answer (or the client's give-up) comes; the server applies the update at or before it.
@@ -419,7 +422,8 @@ class Sim {
     // Cut off DNS since the send: the update got there, its answer does not come back.
     if ((fate === 'ok' || fate === 'recovered') && !this.model.reachable(a.role)) fate = 'lost';
     bump(this.stats.fates, fate);
-    let outcome: WriteOutcome = { ok: false, conflict: false, code: 'DNS_TIMEOUT', message: 'no answer' };
+    // As Engine.write reports it: what the update tried to set, from its send (a later read may confirm it).
+    let outcome: WriteOutcome = { ok: false, conflict: false, code: 'DNS_TIMEOUT', message: 'no answer', attempted: { lease: w.lease!, sentAt: w.sentAt! } };
     if (p && (fate === 'ok' || fate === 'recovered')) {
       // 'ok': the server's answer to this update. 'recovered': the first answer was lost and the retry got
       // NXRRSET; like any NXRRSET, Witness.cas re-reads once and reports success iff the witness holds its value.

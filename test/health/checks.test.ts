@@ -42,7 +42,7 @@ interface TestServer {
   nextRequest(): Promise<http.IncomingMessage>;
 }
 
-async function startHttp(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void, opts: { tls?: { key: string; cert: string } } = {}): Promise<TestServer> {
+async function startHttp(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void, opts: { tls?: { key: string; cert: string }; port?: number } = {}): Promise<TestServer> {
   const requests: http.IncomingMessage[] = [];
   const sockets: net.Socket[] = [];
   const waiters: ((r: http.IncomingMessage) => void)[] = [];
@@ -61,10 +61,10 @@ async function startHttp(handler: (req: http.IncomingMessage, res: http.ServerRe
   });
   server.on('secureConnection', (s: net.Socket) => sockets.push(s));
   server.on('tlsClientError', () => {}); // the checker refusing our certificate is what we test
-  server.listen(0, '127.0.0.1');
+  server.listen(opts.port ?? 0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
-  cleanups.push(async () => {
+  cleanups.push(async function closeServer() {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
@@ -91,6 +91,31 @@ async function startTcp(): Promise<{ port: number; accepted: net.Socket[] }> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return { port: (server.address() as net.AddressInfo).port, accepted };
+}
+
+/** A TCP proxy to `port` that holds every chunk `oneWayMs` in each direction (a long path; loopback has no netem). */
+async function startDelayProxy(port: number, oneWayMs: number): Promise<{ port: number; connections(): number }> {
+  let n = 0;
+  const sockets: net.Socket[] = [];
+  const relay = (from: net.Socket, to: net.Socket) => {
+    from.on('data', (chunk) => setTimeout(() => to.destroyed || to.write(chunk), oneWayMs));
+    from.on('end', () => setTimeout(() => to.end(), oneWayMs));
+    from.on('error', () => to.destroy());
+  };
+  const server = net.createServer((client) => {
+    n++;
+    const upstream = net.connect({ host: '127.0.0.1', port });
+    sockets.push(client, upstream);
+    relay(client, upstream);
+    relay(upstream, client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port: (server.address() as net.AddressInfo).port, connections: () => n };
 }
 
 /** A port that was just listened on and closed: connecting to it is refused. */
@@ -216,7 +241,7 @@ describe('http(s) targets', () => {
     const c = checker({ targets: [srv.url()], timeout: 300 });
     const { value: r, elapsed } = await timed(() => c.check());
     expect(r.ok).toBe(false);
-    expect(r.results[0].detail).toBe('timeout after 300 ms waiting for response');
+    expect(r.results[0].detail).toBe('timeout after 300 ms waiting for response (new connection)');
     expect(elapsed).toBeGreaterThanOrEqual(300);
     expect(elapsed).toBeLessThan(800);
     expect(r.results[0].ms).toBeGreaterThanOrEqual(300);
@@ -258,15 +283,74 @@ describe('http(s) targets', () => {
     expect(elapsed).toBeLessThan(1000);
   });
 
-  test('keep-alive is off: each check opens (and closes) its own connection', async () => {
+  test('keep-alive: checks reuse one connection (no handshake per check)', async () => {
     const srv = await startHttp(ok200());
     const c = checker({ targets: [srv.url()] });
+    for (let i = 0; i < 5; i++) expect((await c.check()).ok).toBe(true);
+    expect(srv.requests).toHaveLength(5);
+    expect(srv.sockets).toHaveLength(1);
+    expect(srv.requests[0].headers.connection).not.toBe('close');
+  });
+
+  test('a dead peer on the kept connection fails at the timeout, and the connection is dropped', async () => {
+    let answer = true;
+    const srv = await startHttp((req, res) => {
+      if (answer) ok200()(req, res);
+    });
+    const c = checker({ targets: [srv.url()], timeout: 300 });
     expect((await c.check()).ok).toBe(true);
-    await within(socketClosed(srv.sockets[0]), 1000, 'first connection closed');
+    answer = false; // the peer stops answering (hung, or gone without a reset)
+    const r = await c.check();
+    expect(r.ok).toBe(false);
+    expect(r.results[0].detail).toBe('timeout after 300 ms waiting for response (kept-alive connection)');
+    await within(socketClosed(srv.sockets[0]), 1000, 'kept connection dropped');
+    answer = true;
     expect((await c.check()).ok).toBe(true);
     expect(srv.sockets).toHaveLength(2);
-    expect(srv.requests[0].headers.connection).toBe('close');
-    await within(socketClosed(srv.sockets[1]), 1000, 'second connection closed');
+  });
+
+  test('a kept connection reset under the check: asked once more on a new connection, the verdict is the peer\'s', async () => {
+    let n = 0;
+    const srv = await startHttp((req, res) => {
+      n++;
+      if (n === 2) req.socket.destroy(); // the old socket goes away as the request arrives
+      else ok200(`answer ${n}`)(req, res);
+    });
+    const c = checker({ targets: [srv.url()], timeout: 1000, expect: 'answer' });
+    expect((await c.check()).ok).toBe(true);
+    const r = await c.check();
+    expect(r.ok).toBe(true);
+    expect(srv.requests).toHaveLength(3);
+    expect(srv.sockets).toHaveLength(2);
+  });
+
+  test('a replaced peer (another server on the address) is checked, not the old socket', async () => {
+    const a = await startHttp(ok200('I am A'));
+    const c = checker({ targets: [a.url()], expect: 'I am B' });
+    expect((await c.check()).results[0].detail).toMatch(/body lacks "I am B"/);
+    expect((await c.check()).ok).toBe(false); // still A, on the kept connection
+    // A goes away (its sockets closed), B takes its port.
+    const port = a.port;
+    await cleanups.splice(cleanups.findIndex((f) => f.name === 'closeServer'), 1)[0]!();
+    const b = await startHttp(ok200('I am B'), { port });
+    const r = await c.check();
+    expect(r.ok).toBe(true);
+    expect(b.requests).toHaveLength(1);
+  });
+
+  test('a 200 ms round-trip path: a 500 ms timeout holds for every check, one connection for all', async () => {
+    const srv = await startHttp(ok200());
+    const proxy = await startDelayProxy(srv.port, 100); // 100 ms each way
+    const c = checker({ targets: [`http://127.0.0.1:${proxy.port}/healthz`], timeout: 500 });
+    const details: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await c.check();
+      details.push(r.results[0].detail);
+      expect(r.ok).toBe(true);
+    }
+    expect(proxy.connections()).toBe(1);
+    // Each check is one round trip: about 200 ms, never a handshake first.
+    for (const d of details.slice(1)) expect(Number(/in (\d+) ms/.exec(d)![1])).toBeLessThan(400);
   });
 
   const hasOpenssl = (() => {
@@ -337,7 +421,7 @@ describe('require = any | all', () => {
     expect(any.ok).toBe(true);
     expect(any.results.map((r) => [r.target, r.ok])).toEqual([[targets[0], true], [targets[1], false], [targets[2], false]]);
     expect(any.detail).toMatch(
-      new RegExp(`^1/3 targets healthy \\(require any\\); failed: tcp://127\\.0\\.0\\.1:${port} .*ECONNREFUSED.*; ${hung.url()} timeout after 300 ms waiting for response$`),
+      new RegExp(`^1/3 targets healthy \\(require any\\); failed: tcp://127\\.0\\.0\\.1:${port} .*ECONNREFUSED.*; ${hung.url()} timeout after 300 ms waiting for response \\(new connection\\)$`),
     );
     // In parallel: one timeout, not the sum.
     expect(elapsed).toBeLessThan(800);
