@@ -77,6 +77,19 @@ describe.each(['bind', 'knot'] as const)('failoverctl against %s', (kind) => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`key ${srv.key.name} hmac-sha256`);
+    // It measures the round trip with signed reads of the witness; the defaults leave margin: no warning.
+    expect(r.stdout).toMatch(/^DNS round trip: \d+\.\d ms \(median of 3 signed reads\)$/m);
+    expect(r.stdout).not.toContain('warning:');
+  });
+
+  it('check-config warns (exit 0) when the lease leaves less margin than the lossy-WAN rule', async () => {
+    const tight = writeConfig(dir, srv, 'primary', '[lease]\nttl = "6s"\nrenew_interval = "4s"\nmax_skew = "1s"\n');
+    const r = await ctl(['--config', tight, '--json', 'check-config']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { dnsRttMs: number; warnings: { key: string; message: string }[] };
+    expect(out.dnsRttMs).toBeGreaterThan(0);
+    expect(out.warnings.map((w) => w.key)).toEqual(['lease.ttl']);
+    expect(out.warnings[0]!.message).toMatch(/survives 1 wholly lost renewal round/);
   });
 
   it('init creates the record and the lease once; a second init is refused (exit 1)', async () => {
