@@ -3,15 +3,13 @@
  * real BIND on loopback, with 200 ms intervals. The scenarios run in order on
  * the same pair, as an operator would see them.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentStatus } from '../../src/agent/status.js';
 import type { Witness, Snapshot } from '../../src/lease/witness.js';
 import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { AgentProcess, CTL, HealthPath, ensureBuilt, waitWitness, witnessOf } from './harness.js';
+import { AgentProcess, HealthPath, agentCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
 const PRIMARY = '127.0.0.11';
 const DR = '127.0.0.12';
@@ -56,20 +54,6 @@ enabled = false
 [http]
 listen = "${listen}"
 ${extra}`;
-}
-
-function ctl(agent: AgentProcess, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', [CTL, '--config', agent.configFile, ...args], { env: { ...process.env, RUNTIME_DIRECTORY: agent.runtimeDir }, timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-async function status(agent: AgentProcess): Promise<AgentStatus> {
-  const r = await ctl(agent, ['--json', 'status']);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as AgentStatus;
 }
 
 /** Watches the witness for `ms`, failing at once if `bad` ever holds. */

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Witness } from '../../src/lease/witness.js';
 import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
 import { startFaultyDnsProxy, type FaultyDnsProxy } from '../fixtures/faulty-dns-proxy.js';
-import { AgentProcess, ensureBuilt, waitWitness, witnessOf } from './harness.js';
+import { AgentProcess, agentStatus, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
 const PRIMARY = '127.0.0.11';
 const DR = '127.0.0.12';
@@ -166,6 +166,12 @@ describe.concurrent('a flaky witness (BIND behind a proxy per agent)', { timeout
     expect(decided, p.dr.tail(30)).toBeLessThan(tookOver);
     expect(p.dr.lines[decided]!.line).toMatch(/phase=monitoring/);
     expect(lineIndex(p.dr, /took over.*phase=active/, drFrom), p.dr.tail(30)).toBeGreaterThan(decided);
+    // failoverctl status's recent events in the same order.
+    const events = (await agentStatus(p.dr)).events;
+    const at = events.findIndex((e) => e.event === 'takeover');
+    expect(at, JSON.stringify(events)).toBeGreaterThan(0);
+    expect(events[at - 1]).toMatchObject({ event: 'decision', text: expect.stringMatching(/taking over$/) });
+    expect(events[at + 1]).toMatchObject({ event: 'decision', text: expect.stringMatching(/^took over/) });
   });
 
   it('every answer to the primary\'s updates dropped for 8 s (reads pass): it stays active, its lost renewals confirmed by its reads', async () => {

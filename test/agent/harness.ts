@@ -3,11 +3,12 @@
  * plus a controllable stand-in for the inter-site path to the primary's
  * /healthz. Everything listens on 127.0.0.0/8 only; every wait is bounded.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AgentStatus } from '../../src/agent/status.js';
 import { DnsClient } from '../../src/dns/client.js';
 import { Witness, type Snapshot } from '../../src/lease/witness.js';
 import type { DnsServerFixture } from '../fixtures/dns-servers.js';
@@ -114,6 +115,22 @@ export class AgentProcess {
       await this.exit(5000);
     }
   }
+}
+
+/** Runs the built failoverctl against `agent` (its config and control socket). */
+export function agentCtl(agent: AgentProcess, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', [CTL, '--config', agent.configFile, ...args], { env: { ...process.env, RUNTIME_DIRECTORY: agent.runtimeDir }, timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** `failoverctl --json status` of a running agent. */
+export async function agentStatus(agent: AgentProcess): Promise<AgentStatus> {
+  const r = await agentCtl(agent, ['--json', 'status']);
+  if (r.code !== 0) throw new Error(`${agent.name}: failoverctl status exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as AgentStatus;
 }
 
 /** Reads the witness directly, for assertions. */
