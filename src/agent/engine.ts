@@ -12,7 +12,7 @@
 import type { Config } from '../config/schema.js';
 import type { AdminResult, ControlHandler, SyncResult } from '../control/protocol.js';
 import { ADMIN_ATTEMPTS, planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
-import { decide, holdsValidLease, initialState, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
+import { decide, holdsValidLease, initialState, leaseWindow, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
 import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
 import { AgentError, ExitCode } from '../errors.js';
@@ -20,7 +20,7 @@ import type { HealthChecker, HealthResult } from '../health/checks.js';
 import { planReload } from './reload.js';
 import type { Logger } from '../log/logger.js';
 import { renewalOf, transferOf, type Intended, type Snapshot, type WriteResult } from '../lease/witness.js';
-import { loadHeldEpoch, saveHeldEpoch } from './lease-state.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import type { AgentStatus, RecentEvent } from './status.js';
 import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
@@ -31,14 +31,11 @@ export interface WitnessPort {
   write(seen: Snapshot, next: Intended): Promise<WriteResult>;
 }
 
-export interface Clock {
-  /** Monotonic milliseconds. */
-  now(): number;
-  /** Wall clock seconds (only for the informational lease `at`). */
-  wallSeconds(): number;
+/** Where the held epoch persists across restarts (agent/lease-state.ts keeps it in the state directory). */
+export interface LeaseStore {
+  load(): Promise<number | null>;
+  save(heldEpoch: number | null): Promise<void>;
 }
-
-export const systemClock: Clock = { now: () => performance.now(), wallSeconds: () => Date.now() / 1000 };
 
 /** Hooks for metrics; all optional. */
 export interface EngineObserver {
@@ -64,7 +61,7 @@ export interface EngineDeps {
   /** The VM sync failback gate (issue 5); default: ready only when vmsync is disabled. */
   gate?: () => FailbackGate;
   /** Where the held epoch persists across restarts; none: not persisted (tests). */
-  stateDir?: string;
+  leaseStore?: LeaseStore;
   /** VM sync (vmsync.enabled); its own loop runs every vmsync.interval. */
   vmsync?: VmSyncPort | null;
 }
@@ -87,6 +84,7 @@ export function coreConfig(c: Config): CoreConfig {
     lease: c.lease,
     health: { interval: c.health.interval, failures: c.health.failures },
     collector: { control: c.collector.control, mode: c.collector.mode, self_fence: c.collector.self_fence },
+    dns: { budget: c.dns.timeout * (c.dns.retries + 1) },
   };
 }
 
@@ -95,11 +93,11 @@ export class Engine implements ControlHandler {
   private core: CoreConfig;
   private state: CoreState;
   private readonly clock: Clock;
-  private readonly startedAt = new Date();
+  private readonly startedAt: Date;
   private queue: Promise<unknown> = Promise.resolve();
-  private tickTimer: NodeJS.Timeout | undefined;
-  private collectorTimer: NodeJS.Timeout | undefined;
-  private vmsyncTimer: NodeJS.Timeout | undefined;
+  private tickTimer: TimerHandle | undefined;
+  private collectorTimer: TimerHandle | undefined;
+  private vmsyncTimer: TimerHandle | undefined;
   /** Start (unix s) of the current lease epoch as first observed by us. */
   private epochSeen: { epoch: number; since: number } | null = null;
   private running = false;
@@ -113,14 +111,13 @@ export class Engine implements ControlHandler {
     this.core = coreConfig(deps.config);
     this.state = initialState(this.core);
     this.clock = deps.clock ?? systemClock;
+    this.startedAt = new Date(this.clock.wallMs());
   }
 
   /** First tick (so READY means "we have read DNS"), then the loops. Resolves after the first verified read. */
   async start(): Promise<void> {
     this.running = true;
-    if (this.deps.stateDir) {
-      this.state = initialState(this.core, { heldEpoch: await loadHeldEpoch(this.deps.stateDir, this.deps.logger) });
-    }
+    if (this.deps.leaseStore) this.state = initialState(this.core, { heldEpoch: await this.deps.leaseStore.load() });
     await this.deps.collector.start();
     await this.deps.vmsync?.load();
     await this.enqueue(() => this.tick());
@@ -132,9 +129,9 @@ export class Engine implements ControlHandler {
   /** Stops the loops; an in-flight tick or CAS is allowed to finish (its outcome is then known). */
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.tickTimer);
-    clearTimeout(this.collectorTimer);
-    clearTimeout(this.vmsyncTimer);
+    this.clock.cancel(this.tickTimer);
+    this.clock.cancel(this.collectorTimer);
+    this.clock.cancel(this.vmsyncTimer);
     await this.queue.catch(() => undefined);
     await this.deps.vmsync?.close();
     await this.deps.collector.stop();
@@ -156,6 +153,15 @@ export class Engine implements ControlHandler {
     return plan.apply;
   }
 
+  /**
+   * When this site's lease counts as valid, on its monotonic clock: from `from` until `until` (both
+   * ms), as the core judges it now; null when it holds no lease. The simulator checks that two sites'
+   * windows never overlap.
+   */
+  leaseWindow(): { from: number; until: number } | null {
+    return leaseWindow(this.core, this.state);
+  }
+
   hasVerifiedRead(): boolean {
     return this.state.seen !== null;
   }
@@ -168,22 +174,22 @@ export class Engine implements ControlHandler {
 
   private scheduleTick(delay = this.state.nextTickMs): void {
     if (!this.running) return;
-    clearTimeout(this.tickTimer);
-    this.tickTimer = setTimeout(() => {
+    this.clock.cancel(this.tickTimer);
+    this.tickTimer = this.clock.setTimer(() => {
       void this.enqueue(() => this.tick()).finally(() => this.scheduleTick());
     }, delay);
   }
 
   private scheduleCollector(delay = this.config.collector.interval): void {
     if (!this.running) return;
-    this.collectorTimer = setTimeout(() => {
+    this.collectorTimer = this.clock.setTimer(() => {
       void this.reconcileCollector().finally(() => this.scheduleCollector());
     }, delay);
   }
 
   private scheduleVmsync(delay: number): void {
     if (!this.running || !this.deps.vmsync) return;
-    this.vmsyncTimer = setTimeout(() => {
+    this.vmsyncTimer = this.clock.setTimer(() => {
       void this.syncNow().finally(() => this.scheduleVmsync(this.config.vmsync.interval));
     }, delay);
   }
@@ -198,21 +204,21 @@ export class Engine implements ControlHandler {
     if (!vm) return null;
     const named = namedSite(this.state.seen, this.core);
     const report = await vm.check({ passive: named !== undefined && named !== this.config.role, failover: this.epochSeen });
-    this.deps.observer?.progress?.('vmsync', this.clock.now());
+    this.deps.observer?.progress?.('vmsync', this.clock.monotonicMs());
     return report;
   }
 
   private async reconcileCollector(): Promise<void> {
     const want = this.state.collector;
     if (want !== null) await this.deps.collector.reconcile(want);
-    this.deps.observer?.progress?.('collector', this.clock.now());
+    this.deps.observer?.progress?.('collector', this.clock.monotonicMs());
   }
 
   private async readWitness(): Promise<Extract<Observation, { kind: 'tick' }>['dns']> {
-    const t0 = this.clock.now();
+    const t0 = this.clock.monotonicMs();
     try {
       const snapshot = await this.deps.witness.read();
-      this.deps.observer?.dnsRequest?.('read', (this.clock.now() - t0) / 1000);
+      this.deps.observer?.dnsRequest?.('read', (this.clock.monotonicMs() - t0) / 1000);
       this.lastDnsError = null;
       return { ok: true, snapshot };
     } catch (err) {
@@ -242,8 +248,8 @@ export class Engine implements ControlHandler {
       ...(health ? { health: { ok: health.ok, detail: health.detail } } : {}),
       ...(collector ? { collector } : {}),
     };
-    await this.apply(decide(this.core, this.state, obs, this.clock.now()));
-    this.deps.observer?.progress?.('decide', this.clock.now());
+    await this.apply(decide(this.core, this.state, obs, this.clock.monotonicMs()));
+    this.deps.observer?.progress?.('decide', this.clock.monotonicMs());
   }
 
   private async apply(d: { state: CoreState; actions: Action[] }): Promise<void> {
@@ -254,8 +260,8 @@ export class Engine implements ControlHandler {
     if (lease && this.epochSeen?.epoch !== lease.epoch) {
       this.epochSeen = { epoch: lease.epoch, since: lease.at - Math.ceil((2 * this.config.lease.renew_interval) / 1000) };
     }
-    if (this.deps.stateDir && this.state.heldEpoch !== heldBefore) {
-      await saveHeldEpoch(this.deps.stateDir, this.state.heldEpoch).catch((err: Error) =>
+    if (this.deps.leaseStore && this.state.heldEpoch !== heldBefore) {
+      await this.deps.leaseStore.save(this.state.heldEpoch).catch((err: Error) =>
         this.deps.logger.error(`cannot persist the held epoch: ${err.message}`, { event: 'state_write_failed' }),
       );
     }
@@ -267,9 +273,9 @@ export class Engine implements ControlHandler {
         this.deps.observer?.notify?.(a.event, a.text);
       } else if (a.type === 'cas') {
         const outcome = await this.write(a.op, a.seen, () =>
-          a.op === 'renew' ? renewalOf(a.seen, this.clock.wallSeconds()) : transferOf(a.seen, 'dr', this.config.sites, this.clock.wallSeconds()),
+          a.op === 'renew' ? renewalOf(a.seen, this.clock.wallMs() / 1000) : transferOf(a.seen, 'dr', this.config.sites, this.clock.wallMs() / 1000),
         );
-        await this.apply(decide(this.core, this.state, outcome, this.clock.now()));
+        await this.apply(decide(this.core, this.state, outcome, this.clock.monotonicMs()));
       }
     }
     // A change of desired collector state is acted on now, not at the next collector tick.
@@ -285,27 +291,27 @@ export class Engine implements ControlHandler {
    */
   private async write(op: WriteOp, seen: Snapshot, plan: () => Intended): Promise<Extract<Observation, { kind: 'write' }>> {
     let next: Intended | undefined;
-    const sentAt = this.clock.now();
+    const sentAt = this.clock.monotonicMs();
     try {
       next = plan();
       const r = await this.deps.witness.write(seen, next);
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
-      this.lastWrite = { op, ok: true, at: new Date().toISOString(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
+      this.lastWrite = { op, ok: true, at: new Date(this.clock.wallMs()).toISOString(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
       return { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } };
     } catch (err) {
       const conflict = err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED';
       const code = err instanceof AgentError ? err.code : 'INTERNAL';
       this.deps.observer?.write?.(op, conflict ? 'conflict' : 'error');
       this.deps.observer?.dnsError?.(code);
-      this.lastWrite = { op, ok: false, at: new Date().toISOString(), detail: `${code}: ${(err as Error).message}` };
+      this.lastWrite = { op, ok: false, at: new Date(this.clock.wallMs()).toISOString(), detail: `${code}: ${(err as Error).message}` };
       const attempted = next && !conflict ? { attempted: { lease: next.lease, sentAt } } : {};
       return { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } };
     }
   }
 
   private event(event: string, text: string): void {
-    this.events.push({ at: new Date().toISOString(), event, text });
+    this.events.push({ at: new Date(this.clock.wallMs()).toISOString(), event, text });
     if (this.events.length > MAX_EVENTS) this.events.shift();
   }
 
@@ -331,7 +337,7 @@ export class Engine implements ControlHandler {
       // CAS. Re-read and re-plan (preconditions checked again), a bounded number of times.
       for (let attempt = 1; ; attempt++) {
         const seen = await this.deps.witness.read();
-        const plan = planAdmin(op, this.config, seen, this.gate(seen.lease?.epoch ?? null), this.deps.collector.state(), this.clock.wallSeconds(), opts.force);
+        const plan = planAdmin(op, this.config, seen, this.gate(seen.lease?.epoch ?? null), this.deps.collector.state(), this.clock.wallMs() / 1000, opts.force);
         const result: AdminResult = {
           op,
           done: false,
@@ -353,8 +359,8 @@ export class Engine implements ControlHandler {
             failed: plan.preconditions.filter((p) => !p.ok).map((p) => p.name).join(','),
           });
         }
-        const outcome = await this.write(op, seen, () => transferOf(seen, plan.to, this.config.sites, this.clock.wallSeconds()));
-        await this.apply(decide(this.core, this.state, outcome, this.clock.now()));
+        const outcome = await this.write(op, seen, () => transferOf(seen, plan.to, this.config.sites, this.clock.wallMs() / 1000));
+        await this.apply(decide(this.core, this.state, outcome, this.clock.monotonicMs()));
         if (outcome.outcome.ok) {
           result.done = true;
           return result;
@@ -369,7 +375,7 @@ export class Engine implements ControlHandler {
 
   status(): AgentStatus {
     const s = this.state;
-    const now = this.clock.now();
+    const now = this.clock.monotonicMs();
     const seen = s.seen;
     const named = namedSite(seen, this.core);
     const me = this.config.role;

@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
+import type { LeaseStore } from './engine.js';
 import { writeFileAtomic } from '../state/atomic.js';
 
 export const LEASE_STATE_FILE = 'lease.json';
@@ -25,4 +26,9 @@ export async function loadHeldEpoch(dir: string, logger: Logger): Promise<number
 export async function saveHeldEpoch(dir: string, heldEpoch: number | null): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
   await writeFileAtomic(path.join(dir, LEASE_STATE_FILE), `${JSON.stringify({ heldEpoch })}\n`);
+}
+
+/** The engine's LeaseStore on `lease.json` in the state directory. */
+export function fileLeaseStore(dir: string, logger: Logger): LeaseStore {
+  return { load: () => loadHeldEpoch(dir, logger), save: (heldEpoch) => saveHeldEpoch(dir, heldEpoch) };
 }

@@ -25,6 +25,7 @@ import { stateDir } from '../state/atomic.js';
 import { Webhook } from '../vmsync/notify.js';
 import { VmSync } from '../vmsync/sync.js';
 import { Engine } from './engine.js';
+import { fileLeaseStore } from './lease-state.js';
 import type { AgentStatus } from './status.js';
 
 function argValue(argv: string[], name: string): string | undefined {
@@ -90,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
     health: config.role === 'dr' ? createHealthChecker(config.health) : null,
     collector,
     logger,
-    stateDir: stateDir(config.instance),
+    leaseStore: fileLeaseStore(stateDir(config.instance), logger),
     vmsync,
     observer: {
       dnsRequest: (kind, s) => metrics.dnsRequest(kind, s),

@@ -8,8 +8,9 @@
  * - The primary never writes on its own when the record names the DR (no preemption).
  * - The DR takes over only when `health.failures` consecutive checks failed AND it has
  *   READ the same lease seq for `lease.ttl + lease.max_skew` on its own clock with no read
- *   gap (a failed or unverified read restarts that window: time it could not read is not time
- *   the lease went unrenewed), AND its self-check passes (DNS readable, own collector not
+ *   gap (a failed or unverified read, or a stall longer than `readGapMs` between two reads,
+ *   restarts that window: time it did not watch is not time the lease went unrenewed), AND its
+ *   self-check passes (DNS readable, own collector not
  *   failed or missing).
  * - A holder treats its lease as lost `lease.ttl - lease.max_skew` after the SEND of its
  *   last confirmed write; with `collector.self_fence` it then stops collecting.
@@ -28,6 +29,19 @@ export interface CoreConfig {
   lease: { ttl: number; renew_interval: number; max_skew: number };
   health: { interval: number; failures: number };
   collector: { control: 'systemd' | 'none'; mode: 'when-active' | 'always'; self_fence: boolean };
+  /** The most one DNS exchange may take (dns.timeout × attempts), ms: a read slower than that is a stall. */
+  dns: { budget: number };
+}
+
+/** Scheduling slack on top of a tick's cadence and its read before the gap between two reads counts as a stall. */
+const STALL_SLACK_MS = 1000;
+
+/**
+ * Longer than this between two good reads is a read gap too (the process was paused, a GC or the
+ * machine stalled): as after a failed read, what the lease did meanwhile was not watched.
+ */
+export function readGapMs(config: CoreConfig): number {
+  return Math.max(config.lease.renew_interval, config.health.interval) + config.dns.budget + STALL_SLACK_MS;
 }
 
 /** What the agent is doing, for status lines and metrics. */
@@ -157,16 +171,20 @@ export function namedSite(snap: Snapshot | null, config: CoreConfig): Role | und
   return snap && snap.addresses.length === 1 ? siteOf(snap.addresses[0], config.sites) : undefined;
 }
 
+/**
+ * When our lease counts as valid on our own clock, as the state stands: from `validFrom` until
+ * `ttl - max_skew` after the send of our last confirmed write; null when we hold none.
+ */
+export function leaseWindow(config: CoreConfig, s: CoreState): { from: number; until: number } | null {
+  if (s.ownSentAt === null || s.validFrom === null || s.seen?.lease?.holder !== config.role || namedSite(s.seen, config) !== config.role) return null;
+  const until = s.ownSentAt + config.lease.ttl - config.lease.max_skew;
+  return s.validFrom < until ? { from: s.validFrom, until } : null;
+}
+
 /** True while we hold a lease that has not yet run out on our own clock. */
 export function holdsValidLease(config: CoreConfig, s: CoreState, now: number): boolean {
-  return (
-    s.ownSentAt !== null &&
-    now - s.ownSentAt < config.lease.ttl - config.lease.max_skew &&
-    s.validFrom !== null &&
-    now >= s.validFrom &&
-    s.seen?.lease?.holder === config.role &&
-    namedSite(s.seen, config) === config.role
-  );
+  const w = leaseWindow(config, s);
+  return w !== null && now >= w.from && now < w.until;
 }
 
 /**
@@ -363,6 +381,7 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
     return;
   }
   const snap = obs.dns.snapshot;
+  if (s.seenAt !== null && now - s.seenAt > readGapMs(config)) s.leaseSince = null; // stalled: not watched meanwhile
   if (s.leaseSince === null && s.seen !== null) s.readableAgainAt = now;
   s.dnsFailures = 0;
   confirmByRead(config, s, snap, now, actions);

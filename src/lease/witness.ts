@@ -96,9 +96,12 @@ export function transferOf(seen: Snapshot, to: Role, sites: Sites, nowSeconds: n
   return { address: sites[to], lease: transferred(seen.lease, to, nowSeconds) };
 }
 
+/** What the witness needs of a DNS client (DnsClient implements it; the simulator has its own). */
+export type WitnessDns = Pick<DnsClient, 'read' | 'update'>;
+
 export class Witness {
   constructor(
-    private readonly client: DnsClient,
+    private readonly client: WitnessDns,
     readonly names: WitnessNames,
     private readonly addressType: RRType = 'A',
   ) {}

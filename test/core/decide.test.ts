@@ -17,6 +17,7 @@ function config(role: 'primary' | 'dr', over: Partial<CoreConfig['collector']> =
     lease: { ttl: 30_000, renew_interval: 10_000, max_skew: 5_000 },
     health: { interval: 10_000, failures: 3 },
     collector: { control: 'systemd', mode: 'when-active', self_fence: false, ...over },
+    dns: { budget: 6_000 },
   };
 }
 
@@ -341,13 +342,30 @@ describe('dr', () => {
     const d = decide(cfg, state, tick(snap(P, primaryLease(1)), false), 102_100);
     expect(cas(d)).toEqual([]);
     expect(d.state.reason).toContain('witness readable again 2.1 s ago: watching the lease anew (takeover possible after 35.0 s unchanged)');
-    // 34.9 s of readable, unchanged lease: still no; 35 s: takeover.
-    expect(cas(decide(cfg, d.state, tick(snap(P, primaryLease(1)), false), 134_900))).toEqual([]);
-    expect(cas(decide(cfg, d.state, tick(snap(P, primaryLease(1)), false), 135_000))).toHaveLength(1);
+    // Reads every 10 s: 34.9 s of readable, unchanged lease: still no; 35 s: takeover.
+    const watched = run(cfg, [110_000, 120_000, 130_000].map((t) => [t, tick(snap(P, primaryLease(1)), false)]), d.state).state;
+    expect(cas(decide(cfg, watched, tick(snap(P, primaryLease(1)), false), 134_900))).toEqual([]);
+    expect(cas(decide(cfg, watched, tick(snap(P, primaryLease(1)), false), 135_000))).toHaveLength(1);
     // A second gap inside the window restarts it again.
-    const gap = decide(cfg, decide(cfg, d.state, tick(null, false), 120_000).state, tick(snap(P, primaryLease(1)), false), 121_000).state;
-    expect(cas(decide(cfg, gap, tick(snap(P, primaryLease(1)), false), 135_000))).toEqual([]);
+    const gap = run(cfg, [[110_000, tick(null, false)], ...[121_000, 131_000, 141_000, 151_000].map((t): [number, Observation] => [t, tick(snap(P, primaryLease(1)), false)])], d.state).state;
+    expect(cas(decide(cfg, gap, tick(snap(P, primaryLease(1)), false), 155_900))).toEqual([]);
     expect(cas(decide(cfg, gap, tick(snap(P, primaryLease(1)), false), 156_000))).toHaveLength(1);
+  });
+
+  it('a stall is a read gap too: no read for longer than a tick + a DNS budget (paused, GC) restarts the window', () => {
+    const cfg = config('dr'); // readGapMs = max(10 s, 10 s) + 6 s + 1 s = 17 s
+    let state = run(cfg, failing(cfg, primaryLease(1), 0, 3)).state; // reads at 0, 10, 20 s
+    // Paused from 20 s; the next read at 60 s shows the same seq: 60 s since first seen, but not watched.
+    const back = decide(cfg, state, tick(snap(P, primaryLease(1)), false), 60_000);
+    expect(cas(back)).toEqual([]);
+    expect(back.state.reason).toContain('watching the lease anew');
+    state = run(cfg, [70_000, 80_000, 90_000].map((t) => [t, tick(snap(P, primaryLease(1)), false)]), back.state).state;
+    expect(cas(decide(cfg, state, tick(snap(P, primaryLease(1)), false), 95_000))).toHaveLength(1);
+    // 17 s between reads is still a cadence (a slow read), 17.001 s is a stall.
+    const slow = run(cfg, [[0, tick(snap(P, primaryLease(1)), false)], [17_000, tick(snap(P, primaryLease(1)), false)]]).state;
+    expect(slow.leaseSince).toBe(0);
+    const stalled = run(cfg, [[0, tick(snap(P, primaryLease(1)), false)], [17_001, tick(snap(P, primaryLease(1)), false)]]).state;
+    expect(stalled.leaseSince).toBe(17_001);
   });
 
   it('without a read gap the window is not restarted (the rule above only delays)', () => {

@@ -296,7 +296,8 @@ export class DnsModel {
 
   // ---- snapshots ----------------------------------------------------------------
 
-  private values(name: string, type: string): RData[] {
+  /** The RRset's values as a read answers them (the simulator's server serves reads with this). */
+  values(name: string, type: string): RData[] {
     const set = this.zone.get(normalizeName(name))?.get(type);
     return set ? [...set.values()] : [];
   }

@@ -263,7 +263,7 @@ const snapText = (s: Snapshot): string =>
   `${s.addresses.map((a) => siteOf(a, SITES) ?? a).join(',') || '-'}/${s.lease ? `${s.lease.holder} e${s.lease.epoch} s${s.lease.seq}` : `lease?(${s.leaseError ?? 'absent'})`}`;
 
 function coreConfig(role: Role, run: RunParams): CoreConfig {
-  return { role, sites: SITES, lease: run.timing.lease, health: run.timing.health, collector: { control: run.control, mode: 'when-active', self_fence: run.selfFence } };
+  return { role, sites: SITES, lease: run.timing.lease, health: run.timing.health, collector: { control: run.control, mode: 'when-active', self_fence: run.selfFence }, dns: { budget: DNS_GIVE_UP } };
 }
 
 class Violation extends Error {

@@ -1,0 +1,17 @@
+// `npm run sim -- ...`: bundles the simulator (test/sim/main.ts, which runs the real src/ Engine) with
+// esbuild into a temp file and runs it with this Node.
+import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+// Inside the project, so the bundle resolves the dependencies from node_modules.
+const dir = fs.mkdtempSync(path.join('node_modules', '.cache-fa-sim-'));
+const out = path.join(dir, 'sim.mjs');
+try {
+  await build({ entryPoints: ['test/sim/main.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node18', outfile: out, packages: 'external', logLevel: 'error' });
+  const r = spawnSync(process.execPath, [out, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exitCode = r.status ?? 1;
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}

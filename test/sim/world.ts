@@ -1,0 +1,751 @@
+/**
+ * A deterministic simulator of the shipping agent (issue 12, first part): the REAL Engine of a
+ * primary and a DR — their real Witness, lease codec, decision core and admin path — on ONE
+ * simulated time line, against an in-memory authoritative server enforcing RFC 2136 prerequisites
+ * (test/core/dns-model.ts). Only the edges are simulated: each site's Clock (its own RATE: drift),
+ * its DNS client (per-attempt timeouts and retries over lossy links), the DR's health check of the
+ * primary, the collector unit, the lease store, the failback gate.
+ *
+ * Links P↔DNS, DR↔DNS, P↔DR drop, delay (so reorder) and duplicate each message; an update's
+ * answer can be lost after it was applied. Faults: links cut (also unevenly healed witness outages),
+ * the DNS server down, process crash + restart (the lease store survives), pauses (SIGSTOP: the
+ * process runs nothing, its monotonic clock goes on), admin failback / switchover / --force at random
+ * moments, a collector that fails to start, the gate flipping.
+ *
+ * Invariants, from the global view, at every event (state is constant between events):
+ * (1) never two sites whose lease windows (as each judges on its own clock) overlap in real time;
+ * (3) epochs only rise and the record names exactly one site;
+ * (4) no preemption: the primary moves the record to itself only by an admin action;
+ * (5) an unforced failback is written only after the gate said READY;
+ * (6) liveness: at the end, after a quiet period (no faults) of `liveBound`, exactly one site is
+ *     active and collecting, and the record names it;
+ * (7) stability: a takeover follows a real loss of the primary: it was crashed, paused or cut from
+ *     the witness while the DR could read it, for at least ttl + max_skew − renew_interval.
+ * Everything random comes from one seeded generator: a seed replays exactly.
+ */
+import { validateConfig } from '../../src/config/load.js';
+import type { Clock, TimerHandle } from '../../src/clock.js';
+import type { CollectorState } from '../../src/core/decide.js';
+import type { CollectorPort } from '../../src/collector/port.js';
+import { Engine, type LeaseStore } from '../../src/agent/engine.js';
+import type { FailbackGate } from '../../src/core/admin.js';
+import type { Config } from '../../src/config/schema.js';
+import { DnsError } from '../../src/dns/errors.js';
+import type { ReadResult, UpdateResult } from '../../src/dns/client.js';
+import type { ResourceRecord, RRType } from '../../src/dns/wire.js';
+import type { HealthChecker, HealthResult } from '../../src/health/checks.js';
+import type { Role } from '../../src/lease/lease.js';
+import { Witness, type WitnessDns } from '../../src/lease/witness.js';
+import type { Logger, LogFields } from '../../src/log/logger.js';
+import { DnsModel, DEFAULT_NAMES } from '../core/dns-model.js';
+
+// ---------------------------------------------------------------------------------------------
+// Randomness and time
+
+/** mulberry32: small, fast, and the same sequence for a seed everywhere. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  next(): number {
+    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  between(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.next();
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.next() * xs.length)]!;
+  }
+}
+
+interface Ev {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** The one real-time line: a min-heap of events by (time, insertion order). */
+export class Scheduler {
+  t = 0;
+  private seq = 0;
+  private heap: Ev[] = [];
+  events = 0;
+
+  at(at: number, fn: () => void): Ev {
+    const ev: Ev = { at: Math.max(at, this.t), seq: this.seq++, fn, cancelled: false };
+    const h = this.heap;
+    h.push(ev);
+    for (let i = h.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (!before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+    return ev;
+  }
+
+  peekTime(): number {
+    while (this.heap.length && this.heap[0]!.cancelled) this.pop();
+    return this.heap.length ? this.heap[0]!.at : Infinity;
+  }
+
+  pop(): Ev | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length && last) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+const before = (a: Ev, b: Ev): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq);
+
+/** Lets every promise continuation that an event started run before the next event. */
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * One site's process as the simulator sees it: its clock (rate = local ms per real ms), and whether
+ * it runs. Everything delivered to the process (timers, answers) goes through `deliver`: a crash
+ * drops it, a pause holds it until the process runs again.
+ */
+export class SiteProcess implements Clock {
+  alive = true;
+  paused = false;
+  generation = 0;
+  private held: (() => void)[] = [];
+
+  constructor(
+    readonly role: Role,
+    private readonly sched: Scheduler,
+    readonly rate: number,
+    private readonly monoBase: number,
+    private readonly wallBase: number,
+  ) {}
+
+  monotonicMs(): number {
+    return this.monoBase + this.sched.t * this.rate;
+  }
+  wallMs(): number {
+    return this.wallBase + this.sched.t * this.rate;
+  }
+  /** Real time at which this site's monotonic clock reads `mono`. */
+  realAt(mono: number): number {
+    return (mono - this.monoBase) / this.rate;
+  }
+  setTimer(fn: () => void, ms: number): TimerHandle {
+    const gen = this.generation;
+    return this.sched.at(this.sched.t + Math.max(0, ms) / this.rate, () => this.deliver(gen, fn)) as unknown as TimerHandle;
+  }
+  cancel(timer: TimerHandle | undefined): void {
+    if (timer) (timer as unknown as Ev).cancelled = true;
+  }
+  deliver(gen: number, fn: () => void): void {
+    if (gen !== this.generation || !this.alive) return;
+    if (this.paused) this.held.push(fn);
+    else fn();
+  }
+  crash(): void {
+    this.alive = false;
+    this.paused = false;
+    this.held = [];
+    this.generation++;
+  }
+  restart(): void {
+    this.alive = true;
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+    for (const fn of this.held.splice(0)) fn();
+  }
+  runs(): boolean {
+    return this.alive && !this.paused;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links and the DNS server
+
+export interface LinkProfile {
+  drop: number;
+  dup: number;
+  delayMs: [number, number];
+}
+
+/** One direction of a path: up or cut, and a profile for every message. */
+export class Link {
+  up = true;
+  sent = 0;
+  dropped = 0;
+  constructor(
+    private readonly sched: Scheduler,
+    private readonly rng: Rng,
+    public profile: LinkProfile,
+  ) {}
+  send(fn: () => void): void {
+    this.sent++;
+    if (!this.up || this.rng.chance(this.profile.drop)) {
+      this.dropped++;
+      return;
+    }
+    const [lo, hi] = this.profile.delayMs;
+    this.sched.at(this.sched.t + this.rng.between(lo, hi), () => this.up && fn());
+    if (this.rng.chance(this.profile.dup)) this.sched.at(this.sched.t + this.rng.between(lo, hi), () => this.up && fn());
+  }
+}
+
+export interface ServerHooks {
+  /** Called for every update the server applies, with the record and lease before and after. */
+  applied(by: string, before: SnapshotLite, after: SnapshotLite): void;
+}
+
+export interface SnapshotLite {
+  addresses: string[];
+  holder: Role | null;
+  epoch: number | null;
+  seq: number | null;
+}
+
+/**
+ * The site's DNS client: read / update as DnsClient does them (attempts of `timeoutMs` each, the
+ * answer of the current attempt accepted), over its two links, served by the model.
+ */
+class SimDnsClient implements WitnessDns {
+  constructor(
+    private readonly w: World,
+    private readonly site: SiteProcess,
+    private readonly up: Link,
+    private readonly down: Link,
+    private readonly timeoutMs: number,
+    private readonly attempts: number,
+    private readonly label: () => string,
+  ) {}
+
+  private exchange<T>(serve: () => () => T): Promise<T> {
+    const gen = this.site.generation;
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      let attempt = 0;
+      let timer: TimerHandle | undefined;
+      const t0 = this.w.sched.t;
+      const send = (): void => {
+        const mine = ++attempt;
+        this.up.send(() => {
+          if (this.w.serverDown) return;
+          const answer = serve();
+          this.down.send(() =>
+            this.site.deliver(gen, () => {
+              if (done || mine !== attempt) return;
+              done = true;
+              this.site.cancel(timer);
+              try {
+                resolve(answer());
+              } catch (err) {
+                reject(err);
+              }
+            }),
+          );
+        });
+        timer = this.site.setTimer(() => {
+          if (done) return;
+          if (attempt < this.attempts) send();
+          else {
+            done = true;
+            reject(new DnsError('DNS_TIMEOUT', `no answer in ${this.attempts} attempts (${Math.round(this.w.sched.t - t0)} ms)`));
+          }
+        }, this.timeoutMs);
+      };
+      send();
+    });
+  }
+
+  read(name: string, type: RRType): Promise<ReadResult> {
+    return this.exchange(() => {
+      const values = this.w.model.values(name, type);
+      return () => ({ name, type, values, rcode: 'NOERROR', authenticated: true });
+    });
+  }
+
+  update(zone: string, prerequisites: ResourceRecord[], updates: ResourceRecord[]): Promise<UpdateResult> {
+    return this.exchange(() => {
+      const before = this.w.lite();
+      const rc = this.w.model.process(zone, prerequisites, updates);
+      if (rc === 'NOERROR') this.w.hooks.applied(this.label(), before, this.w.lite());
+      return () => {
+        if (rc === 'NOERROR') return { authenticated: true, rttMs: 1, attempts: 1, transport: 'udp' as const };
+        throw new DnsError('DNS_PREREQ_FAILED', `update not applied: prerequisite failed (${rc})`, { rcode: rc, authenticated: true });
+      };
+    });
+  }
+}
+
+/** The primary's /healthz as the DR reaches it: its verdict when the primary process answers. */
+class SimHealth implements HealthChecker {
+  constructor(
+    private readonly w: World,
+    private readonly dr: SiteProcess,
+    private readonly timeoutMs: number,
+  ) {}
+  check(): Promise<HealthResult> {
+    const gen = this.dr.generation;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (ok: boolean, detail: string): void => {
+        if (done) return;
+        done = true;
+        this.dr.cancel(timer);
+        resolve({ ok, detail, results: [] });
+      };
+      const timer = this.dr.setTimer(() => finish(false, `timeout after ${this.timeoutMs} ms`), this.timeoutMs);
+      const p = this.w.sites.primary;
+      this.w.links.drToP.send(() =>
+        p.proc.deliver(p.proc.generation, () => {
+          const healthy = p.engine?.status().healthy ?? false;
+          this.w.links.pToDr.send(() => this.dr.deliver(gen, () => finish(healthy, healthy ? '200' : '503')));
+        }),
+      );
+    });
+  }
+  async close(): Promise<void> {}
+}
+
+/** The collector unit: follows reconcile at once, unless it is set to fail to start. */
+class SimCollector implements CollectorPort {
+  unit: CollectorState = 'inactive';
+  failStart = false;
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  state(): CollectorState | null {
+    return this.unit;
+  }
+  lastError(): string | null {
+    return this.failStart ? 'start job failed' : null;
+  }
+  async reconcile(want: 'running' | 'stopped'): Promise<void> {
+    this.unit = want === 'running' ? (this.failStart ? 'failed' : 'active') : 'inactive';
+  }
+}
+
+const silentLogger = (lines: string[], tag: string, now: () => number): Logger => {
+  const log = (level: string) => (msg: string, fields?: LogFields) => {
+    if (level === 'debug') return;
+    lines.push(`${(now() / 1000).toFixed(3)} ${tag} ${level} ${msg}${fields?.event ? ` [${String(fields.event)}]` : ''}`);
+    if (lines.length > 400) lines.splice(0, 200);
+  };
+  const l: Logger = {
+    emerg: log('emerg'),
+    alert: log('alert'),
+    crit: log('crit'),
+    error: log('error'),
+    warning: log('warning'),
+    notice: log('notice'),
+    info: log('info'),
+    debug: log('debug'),
+    child: () => l,
+    setLevel: () => undefined,
+  };
+  return l;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The world
+
+export interface Timings {
+  ttl: number;
+  renew: number;
+  skew: number;
+  health: number;
+  failures: number;
+  dnsTimeout: number;
+  retries: number;
+}
+
+export const TIMINGS: readonly Timings[] = [
+  { ttl: 30_000, renew: 10_000, skew: 5_000, health: 10_000, failures: 3, dnsTimeout: 2000, retries: 2 }, // the defaults
+  { ttl: 6000, renew: 1000, skew: 1000, health: 1000, failures: 3, dnsTimeout: 500, retries: 2 }, // a WAN drill
+];
+
+export interface SimOptions {
+  seed: number;
+  hours: number;
+  /** Clock rates beyond what max_skew tolerates (the checker must then find a violation of (1)). */
+  unsafeDrift?: boolean;
+}
+
+export interface SimResult {
+  seed: number;
+  simulatedMs: number;
+  events: number;
+  violation: string | null;
+  trace: string[];
+  stats: Record<string, number>;
+}
+
+interface Site {
+  proc: SiteProcess;
+  engine: Engine | null;
+  collector: SimCollector;
+  store: number | null;
+  adminInFlight: { op: string; force: boolean } | null;
+  lastGateReady: boolean;
+}
+
+const P_ADDR = '10.10.10.10';
+const D_ADDR = '10.20.20.20';
+
+export class World {
+  readonly sched = new Scheduler();
+  readonly rng: Rng;
+  readonly model = new DnsModel('A', DEFAULT_NAMES);
+  serverDown = false;
+  readonly trace: string[] = [];
+  readonly links: Record<'pToDns' | 'dnsToP' | 'drToDns' | 'dnsToDr' | 'drToP' | 'pToDr', Link>;
+  readonly sites: Record<Role, Site>;
+  readonly timings: Timings;
+  readonly hooks: ServerHooks;
+  private violation: string | null = null;
+  private gateReady = true;
+  /** Loss of the primary seen from the DR: since when (real ms) it has been lost while the DR could read. */
+  private lossSince: number | null = null;
+  private lastLoss: { start: number; end: number } | null = null;
+  readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0 };
+  readonly liveBound: number;
+
+  constructor(readonly opts: SimOptions) {
+    this.rng = new Rng(opts.seed);
+    this.timings = this.rng.pick(TIMINGS);
+    const t = this.timings;
+    // Rates: within budget the slow/fast ratio stays under (ttl + skew) / (ttl - skew); unsafe: well above.
+    const tolerated = (t.ttl + t.skew) / (t.ttl - t.skew);
+    const ratio = opts.unsafeDrift ? tolerated * 1.25 : 1 + (tolerated - 1) * this.rng.between(0, 0.8);
+    const primarySlow = opts.unsafeDrift || this.rng.chance(0.5);
+    const rates = primarySlow ? { primary: 1 / Math.sqrt(ratio), dr: Math.sqrt(ratio) } : { primary: Math.sqrt(ratio), dr: 1 / Math.sqrt(ratio) };
+    const wan: LinkProfile = { drop: this.rng.between(0, 0.05), dup: this.rng.between(0, 0.02), delayMs: [1, this.rng.between(5, Math.min(200, t.dnsTimeout / 4))] };
+    const link = (): Link => new Link(this.sched, this.rng, { ...wan });
+    this.links = { pToDns: link(), dnsToP: link(), drToDns: link(), dnsToDr: link(), drToP: link(), pToDr: link() };
+    const proc = (role: Role): SiteProcess => new SiteProcess(role, this.sched, rates[role], this.rng.between(1e6, 1e9), 1.8e12 + this.rng.between(0, 1e9));
+    const site = (role: Role): Site => ({ proc: proc(role), engine: null, collector: new SimCollector(), store: null, adminInFlight: null, lastGateReady: true });
+    this.sites = { primary: site('primary'), dr: site('dr') };
+    this.model.load([P_ADDR], { holder: 'primary', epoch: 1, seq: 0, at: 1_800_000_000 }, 'init');
+    this.liveBound = 3 * (t.ttl + t.skew) + (t.failures + 3) * Math.max(t.health, t.renew) + 6 * t.dnsTimeout * (t.retries + 1);
+    this.hooks = { applied: (by, b, a) => this.onApplied(by, b, a) };
+    this.note(`seed ${opts.seed}: ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures} dns=${t.dnsTimeout}x${t.retries + 1} rates P=${rates.primary.toFixed(3)} D=${rates.dr.toFixed(3)} wan=${JSON.stringify(wan)}`);
+  }
+
+  lite(): SnapshotLite {
+    const s = this.model.peek();
+    return { addresses: s.addresses, holder: s.lease?.holder ?? null, epoch: s.lease?.epoch ?? null, seq: s.lease?.seq ?? null };
+  }
+
+  note(line: string): void {
+    this.trace.push(`${(this.sched.t / 1000).toFixed(3)} ${line}`);
+    if (this.trace.length > 400) this.trace.splice(0, 200);
+  }
+
+  private fail(why: string): void {
+    if (!this.violation) {
+      this.violation = why;
+      this.note(`VIOLATION ${why}`);
+    }
+  }
+
+  private config(role: Role): Config {
+    const t = this.timings;
+    const text = `role = "${role}"
+[sites]
+primary = "${P_ADDR}"
+dr = "${D_ADDR}"
+[dns]
+record = "${DEFAULT_NAMES.record}"
+zone = "${DEFAULT_NAMES.zone}"
+server = "127.0.0.1:53"
+key_file = "/nonexistent/sim.key"
+timeout = "${t.dnsTimeout}ms"
+retries = ${t.retries}
+[lease]
+ttl = "${t.ttl}ms"
+renew_interval = "${t.renew}ms"
+max_skew = "${t.skew}ms"
+[health]
+targets = ["http://${P_ADDR}:9100/healthz"]
+interval = "${t.health}ms"
+timeout = "${Math.min(t.health, 3000)}ms"
+failures = ${t.failures}
+[collector]
+control = "systemd"
+[vmsync]
+enabled = false
+`;
+    const { config, issues } = validateConfig(text, `sim-${role}.toml`);
+    if (!config) throw new Error(`sim config: ${JSON.stringify(issues)}`);
+    return config;
+  }
+
+  /** Starts (or restarts) a site's agent: a new Engine on the same process clock and lease store. */
+  private boot(role: Role): void {
+    const s = this.sites[role];
+    const config = this.config(role);
+    const [up, down] = role === 'primary' ? [this.links.pToDns, this.links.dnsToP] : [this.links.drToDns, this.links.dnsToDr];
+    const client = new SimDnsClient(this, s.proc, up, down, config.dns.timeout, config.dns.retries + 1, () =>
+      s.adminInFlight ? `${role} admin ${s.adminInFlight.op}${s.adminInFlight.force ? ' forced' : ''}` : role,
+    );
+    const witness = new Witness(client, { ...DEFAULT_NAMES, ttlSeconds: 30 }, 'A');
+    const store: LeaseStore = {
+      load: async () => s.store,
+      save: async (e) => {
+        s.store = e;
+      },
+    };
+    const engine = new Engine({
+      config,
+      witness,
+      server: 'sim',
+      zone: DEFAULT_NAMES.zone,
+      health: role === 'dr' ? new SimHealth(this, s.proc, config.health.timeout) : null,
+      collector: s.collector,
+      logger: silentLogger(this.trace, role, () => this.sched.t),
+      clock: s.proc,
+      leaseStore: store,
+      gate: () => {
+        s.lastGateReady = this.gateReady;
+        return { ready: this.gateReady, detail: this.gateReady ? 'FAILBACK READY (sim)' : 'not ready (sim)' } satisfies FailbackGate;
+      },
+    });
+    s.engine = engine;
+    const gen = s.proc.generation;
+    // start() awaits the first tick: a crash meanwhile leaves its promise pending forever (as a dead process).
+    void engine.start().catch((err: Error) => s.proc.generation === gen && this.fail(`${role} engine.start threw: ${err.message}`));
+  }
+
+  private onApplied(by: string, before: SnapshotLite, after: SnapshotLite): void {
+    const t = this.timings;
+    // (3) epochs only rise, the record names exactly one site.
+    if (after.addresses.length !== 1 || (after.addresses[0] !== P_ADDR && after.addresses[0] !== D_ADDR)) this.fail(`(3) the record names ${after.addresses.join(',') || 'nothing'}`);
+    if ((after.epoch ?? 0) < (before.epoch ?? 0)) this.fail(`(3) epoch went down ${before.epoch} -> ${after.epoch} (by ${by})`);
+    const moved = before.addresses[0] !== after.addresses[0];
+    if (!moved) return;
+    this.note(`record moved ${before.holder} -> ${after.holder} (epoch ${after.epoch}) by ${by}`);
+    if (after.holder === 'primary') {
+      // (4) no preemption; (5) an unforced failback only after READY.
+      if (!by.startsWith('primary admin') && !by.startsWith('dr admin')) this.fail(`(4) the record moved to the primary without an admin action (by ${by})`);
+      const site = this.sites[by.startsWith('dr') ? 'dr' : 'primary'];
+      if (!by.endsWith('forced') && !site.lastGateReady) this.fail(`(5) an unforced failback was written while the gate said not ready (by ${by})`);
+      this.stats.failbacks!++;
+    } else if (by === 'dr') {
+      // (7) stability: a takeover only after a real loss of the primary, seen by the DR.
+      this.stats.takeovers!++;
+      // The DR needs ttl + max_skew on ITS clock of READ, unchanged lease; the primary's last renewal
+      // may have landed up to renew_interval + one DNS budget before it was lost.
+      const need = (t.ttl + t.skew) / this.sites.dr.proc.rate - t.renew - t.dnsTimeout * (t.retries + 1) - 1000;
+      const recentEnough = this.sched.t - (t.renew + 2 * t.dnsTimeout * (t.retries + 1) + 2 * t.health + 1000);
+      const current = this.lossSince !== null ? this.sched.t - this.lossSince : 0;
+      const last = this.lastLoss && this.lastLoss.end >= recentEnough ? this.lastLoss.end - this.lastLoss.start : 0;
+      if (Math.max(current, last) < need) this.fail(`(7) takeover without a real loss of the primary (longest recent loss seen by the DR ${Math.round(Math.max(current, last))} ms < ${Math.round(need)} ms)`);
+    } else {
+      this.stats.switchovers!++;
+    }
+  }
+
+  /** The primary counts as lost while it cannot renew (dead, paused, cut from the witness) and the DR can read. */
+  private trackLoss(): void {
+    const p = this.sites.primary.proc;
+    const d = this.sites.dr.proc;
+    const primaryLost = !p.runs() || !this.links.pToDns.up || !this.links.dnsToP.up || this.serverDown;
+    const drReads = d.runs() && this.links.drToDns.up && this.links.dnsToDr.up && !this.serverDown;
+    if (primaryLost && drReads) this.lossSince ??= this.sched.t;
+    else if (this.lossSince !== null) {
+      this.lastLoss = { start: this.lossSince, end: this.sched.t };
+      this.lossSince = null;
+    }
+  }
+
+  /** (1): the two sites' lease windows, in real time, must not overlap before the next event. */
+  private checkLeases(): void {
+    const until = this.sched.peekTime();
+    const windows = (['primary', 'dr'] as const).map((role) => {
+      const s = this.sites[role];
+      const w = s.proc.alive ? s.engine?.leaseWindow() : null;
+      return w ? { from: Math.max(s.proc.realAt(w.from), this.sched.t), to: Math.min(s.proc.realAt(w.until), until) } : null;
+    });
+    const [a, b] = windows;
+    if (a && b && Math.max(a.from, b.from) < Math.min(a.to, b.to)) {
+      this.fail(`(1) both sites hold a lease they believe valid from ${(Math.max(a.from, b.from) / 1000).toFixed(3)} s`);
+    }
+  }
+
+  // ---- faults ------------------------------------------------------------------------------
+
+  private schedule(delayMs: number, what: string, fn: () => void): void {
+    this.sched.at(this.sched.t + delayMs, () => {
+      this.note(what);
+      fn();
+    });
+  }
+
+  /** One random fault starting now; it heals by itself within `maxMs`. */
+  private fault(maxMs: number): void {
+    const t = this.timings;
+    const dur = (): number => this.rng.between(0.2, 1) * Math.min(maxMs, 4 * (t.ttl + t.skew));
+    const cut = (links: Link[], name: string): void => {
+      this.stats.cuts!++;
+      const d = dur();
+      this.note(`cut ${name} for ${Math.round(d)} ms`);
+      for (const l of links) l.up = false;
+      this.schedule(d, `heal ${name}`, () => links.forEach((l) => (l.up = true)));
+    };
+    const L = this.links;
+    switch (this.rng.pick(['cutP', 'cutD', 'cutPD', 'uneven', 'server', 'crash', 'pause', 'admin', 'collector', 'gate', 'oneway'] as const)) {
+      case 'cutP':
+        return cut([L.pToDns, L.dnsToP], 'P<->DNS');
+      case 'cutD':
+        return cut([L.drToDns, L.dnsToDr], 'DR<->DNS');
+      case 'cutPD':
+        return cut([L.drToP, L.pToDr], 'P<->DR');
+      case 'oneway':
+        return cut([this.rng.pick([L.pToDns, L.dnsToP, L.drToDns, L.dnsToDr])], 'one direction of a DNS path');
+      case 'uneven': {
+        // Both lose the witness; the DR gets it back first, the primary within the margin after it.
+        const d = dur();
+        const lag = this.rng.between(0, t.ttl + t.skew - t.renew - 2 * t.dnsTimeout * (t.retries + 1));
+        this.stats.cuts!++;
+        this.note(`witness outage for both, ${Math.round(d)} ms; the primary ${Math.round(lag)} ms later`);
+        for (const l of [L.pToDns, L.dnsToP, L.drToDns, L.dnsToDr]) l.up = false;
+        this.schedule(d, 'heal DR<->DNS', () => [L.drToDns, L.dnsToDr].forEach((l) => (l.up = true)));
+        this.schedule(d + Math.max(0, lag), 'heal P<->DNS', () => [L.pToDns, L.dnsToP].forEach((l) => (l.up = true)));
+        return;
+      }
+      case 'server': {
+        this.stats.serverDowns!++;
+        const d = dur();
+        this.note(`DNS server down for ${Math.round(d)} ms`);
+        this.serverDown = true;
+        this.schedule(d, 'DNS server up', () => (this.serverDown = false));
+        return;
+      }
+      case 'crash': {
+        const role = this.rng.pick(['primary', 'dr'] as const);
+        const s = this.sites[role];
+        if (!s.proc.alive) return;
+        this.stats.crashes!++;
+        this.note(`${role} crashes`);
+        s.proc.crash();
+        s.engine = null;
+        s.adminInFlight = null;
+        this.schedule(dur(), `${role} restarts`, () => {
+          s.proc.restart();
+          this.boot(role);
+        });
+        return;
+      }
+      case 'pause': {
+        const role = this.rng.pick(['primary', 'dr'] as const);
+        const s = this.sites[role];
+        if (!s.proc.runs()) return;
+        this.stats.pauses!++;
+        const d = dur();
+        this.note(`${role} paused for ${Math.round(d)} ms`);
+        s.proc.pause();
+        this.schedule(d, `${role} resumed`, () => s.proc.resume());
+        return;
+      }
+      case 'admin': {
+        const role = this.rng.pick(['primary', 'dr'] as const);
+        const s = this.sites[role];
+        const op = this.rng.pick(['failback', 'failback', 'switchover'] as const);
+        const force = this.rng.chance(0.2);
+        if (!s.engine || !s.proc.runs() || s.adminInFlight) return;
+        this.note(`admin ${op}${force ? ' --force' : ''} on the ${role}`);
+        s.adminInFlight = { op, force };
+        const gen = s.proc.generation;
+        s.engine
+          .admin(op, { force, dryRun: false })
+          .then((r) => this.note(`admin ${op} on the ${role}: ${r.done ? 'done' : `refused: ${r.refused}`}`))
+          .catch((err: Error) => this.note(`admin ${op} on the ${role} failed: ${err.message}`))
+          .finally(() => {
+            if (s.proc.generation === gen) s.adminInFlight = null;
+          });
+        return;
+      }
+      case 'collector': {
+        const s = this.sites[this.rng.pick(['primary', 'dr'] as const)];
+        s.collector.failStart = true;
+        this.schedule(dur(), 'collector starts again', () => (s.collector.failStart = false));
+        return;
+      }
+      case 'gate':
+        this.gateReady = !this.gateReady;
+        this.note(`gate ${this.gateReady ? 'READY' : 'not ready'}`);
+        return;
+    }
+  }
+
+  // ---- run -----------------------------------------------------------------------------------
+
+  async run(): Promise<SimResult> {
+    const end = this.opts.hours * 3_600_000;
+    const quietFrom = Math.max(0, end - this.liveBound - Math.max(...Object.values(TIMINGS).map((x) => 4 * (x.ttl + x.skew))));
+    this.boot('primary');
+    this.boot('dr');
+    // Faults arrive at random, on average one per 3 ttl, until the quiet period before the end.
+    const nextFault = (): void => {
+      const gap = this.rng.between(0.5, 5.5) * this.timings.ttl;
+      this.sched.at(this.sched.t + gap, () => {
+        if (this.sched.t + 4 * (this.timings.ttl + this.timings.skew) < quietFrom) {
+          this.fault(quietFrom - this.sched.t);
+          nextFault();
+        }
+      });
+    };
+    nextFault();
+    while (!this.violation) {
+      const ev = this.sched.pop();
+      if (!ev || ev.at > end) break;
+      if (ev.cancelled) continue;
+      this.sched.t = ev.at;
+      this.sched.events++;
+      ev.fn();
+      await settle();
+      this.trackLoss();
+      this.checkLeases();
+    }
+    if (!this.violation) this.checkLiveness();
+    const stats = { ...this.stats, dnsDropped: this.links.pToDns.dropped + this.links.drToDns.dropped + this.links.dnsToP.dropped + this.links.dnsToDr.dropped };
+    return { seed: this.opts.seed, simulatedMs: this.sched.t, events: this.sched.events, violation: this.violation, trace: this.trace, stats };
+  }
+
+  /** (6): after the quiet period, exactly one site active and collecting, the record naming it. */
+  private checkLiveness(): void {
+    const named = this.model.peek().addresses[0] === P_ADDR ? 'primary' : 'dr';
+    const active = (['primary', 'dr'] as const).filter((r) => this.sites[r].engine?.status().active);
+    const collecting = (['primary', 'dr'] as const).filter((r) => this.sites[r].collector.unit === 'active');
+    if (active.length !== 1 || active[0] !== named || collecting.length !== 1 || collecting[0] !== named) {
+      this.fail(`(6) after ${Math.round(this.liveBound / 1000)} s without faults: active [${active.join(',')}], collecting [${collecting.join(',')}], the record names the ${named}`);
+    }
+  }
+}
+
+export async function simulate(opts: SimOptions): Promise<SimResult> {
+  return new World(opts).run();
+}
