@@ -82,7 +82,7 @@ export function coreConfig(c: Config): CoreConfig {
     role: c.role,
     sites: c.sites,
     lease: c.lease,
-    health: { interval: c.health.interval, failures: c.health.failures },
+    health: { interval: c.health.interval, failures: c.health.failures, timeout: c.health.timeout },
     collector: { control: c.collector.control, mode: c.collector.mode, self_fence: c.collector.self_fence },
     dns: { budget: c.dns.timeout * (c.dns.retries + 1) },
   };

@@ -27,9 +27,9 @@ export interface CoreConfig {
   role: Role;
   sites: { primary: string; dr: string };
   lease: { ttl: number; renew_interval: number; max_skew: number };
-  health: { interval: number; failures: number };
+  health: { interval: number; failures: number; timeout: number };
   collector: { control: 'systemd' | 'none'; mode: 'when-active' | 'always'; self_fence: boolean };
-  /** The most one DNS exchange may take (dns.timeout × attempts), ms: a read slower than that is a stall. */
+  /** The most one DNS exchange may take (dns.timeout × attempts), ms: a tick slower than that (or than a health check) is a stall. */
   dns: { budget: number };
 }
 
@@ -38,10 +38,12 @@ const STALL_SLACK_MS = 1000;
 
 /**
  * Longer than this between two good reads is a read gap too (the process was paused, a GC or the
- * machine stalled): as after a failed read, what the lease did meanwhile was not watched.
+ * machine stalled): as after a failed read, what the lease did meanwhile was not watched. A tick
+ * waits its cadence, then reads (at most one DNS budget) while the health check runs (at most its
+ * timeout): only more than that, plus slack, is a stall. A check that hangs is never one.
  */
 export function readGapMs(config: CoreConfig): number {
-  return Math.max(config.lease.renew_interval, config.health.interval) + config.dns.budget + STALL_SLACK_MS;
+  return Math.max(config.lease.renew_interval, config.health.interval) + Math.max(config.dns.budget, config.health.timeout) + STALL_SLACK_MS;
 }
 
 /** What the agent is doing, for status lines and metrics. */

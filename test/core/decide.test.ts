@@ -3,7 +3,7 @@
  * (plain numbers: the core never reads a clock of its own).
  */
 import { describe, expect, it } from 'vitest';
-import { decide, holdsValidLease, initialState, siteHealth, type CollectorState, type CoreConfig, type CoreState, type Observation } from '../../src/core/decide.js';
+import { decide, holdsValidLease, initialState, readGapMs, siteHealth, type CollectorState, type CoreConfig, type CoreState, type Observation } from '../../src/core/decide.js';
 import { formatLease, type Lease } from '../../src/lease/lease.js';
 import type { Snapshot } from '../../src/lease/witness.js';
 
@@ -15,7 +15,7 @@ function config(role: 'primary' | 'dr', over: Partial<CoreConfig['collector']> =
     role,
     sites: { primary: P, dr: D },
     lease: { ttl: 30_000, renew_interval: 10_000, max_skew: 5_000 },
-    health: { interval: 10_000, failures: 3 },
+    health: { interval: 10_000, failures: 3, timeout: 3_000 },
     collector: { control: 'systemd', mode: 'when-active', self_fence: false, ...over },
     dns: { budget: 6_000 },
   };
@@ -353,6 +353,8 @@ describe('dr', () => {
   });
 
   it('a stall is a read gap too: no read for longer than a tick + a DNS budget (paused, GC) restarts the window', () => {
+    // A check that hangs to its timeout is not a stall: with health.timeout above the DNS budget the bound grows.
+    expect(readGapMs({ ...config('dr'), health: { interval: 10_000, failures: 3, timeout: 9_000 } })).toBe(10_000 + 9_000 + 1_000);
     const cfg = config('dr'); // readGapMs = max(10 s, 10 s) + 6 s + 1 s = 17 s
     let state = run(cfg, failing(cfg, primaryLease(1), 0, 3)).state; // reads at 0, 10, 20 s
     // Paused from 20 s; the next read at 60 s shows the same seq: 60 s since first seen, but not watched.

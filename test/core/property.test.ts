@@ -112,10 +112,10 @@ interface Timing {
   health: CoreConfig['health'];
 }
 const TIMINGS: Timing[] = [
-  { lease: { ttl: 30 * S, renew_interval: 10 * S, max_skew: 5 * S }, health: { interval: 10 * S, failures: 3 } },
-  { lease: { ttl: 20 * S, renew_interval: 5 * S, max_skew: 2 * S }, health: { interval: 3 * S, failures: 1 } },
-  { lease: { ttl: 45 * S, renew_interval: 15 * S, max_skew: 0 }, health: { interval: 7 * S, failures: 2 } },
-  { lease: { ttl: 12 * S, renew_interval: 8 * S, max_skew: 3 * S }, health: { interval: 1 * S, failures: 5 } },
+  { lease: { ttl: 30 * S, renew_interval: 10 * S, max_skew: 5 * S }, health: { interval: 10 * S, failures: 3, timeout: 3 * S } },
+  { lease: { ttl: 20 * S, renew_interval: 5 * S, max_skew: 2 * S }, health: { interval: 3 * S, failures: 1, timeout: 3 * S } },
+  { lease: { ttl: 45 * S, renew_interval: 15 * S, max_skew: 0 }, health: { interval: 7 * S, failures: 2, timeout: 3 * S } },
+  { lease: { ttl: 12 * S, renew_interval: 8 * S, max_skew: 3 * S }, health: { interval: 1 * S, failures: 5, timeout: 3 * S } },
 ];
 /** failures × interval + ttl + max_skew + "a few ticks": 3 of the longer cadence (an active DR first waits a renew_interval). */
 const livenessBound = (t: Timing): number =>

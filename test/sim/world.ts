@@ -18,7 +18,8 @@
  * (4) no preemption: the primary moves the record to itself only by an admin action;
  * (5) an unforced failback is written only after the gate said READY;
  * (6) liveness: at the end, after a quiet period (no faults) of `liveBound`, exactly one site is
- *     active and collecting, and the record names it;
+ *     active and collecting, and the record names it; and a primary lost while the DR reads is
+ *     taken over within the bound its timings give;
  * (7) stability: a takeover follows a real loss of the primary: it was crashed, paused or cut from
  *     the witness while the DR could read it, for at least ttl + max_skew − renew_interval.
  * Everything random comes from one seeded generator: a seed replays exactly.
@@ -378,13 +379,15 @@ export interface Timings {
   skew: number;
   health: number;
   failures: number;
+  healthTimeout: number;
   dnsTimeout: number;
   retries: number;
 }
 
 export const TIMINGS: readonly Timings[] = [
-  { ttl: 30_000, renew: 10_000, skew: 5_000, health: 10_000, failures: 3, dnsTimeout: 2000, retries: 2 }, // the defaults
-  { ttl: 6000, renew: 1000, skew: 1000, health: 1000, failures: 3, dnsTimeout: 500, retries: 2 }, // a WAN drill
+  { ttl: 30_000, renew: 10_000, skew: 5_000, health: 10_000, failures: 3, healthTimeout: 3000, dnsTimeout: 2000, retries: 2 }, // the defaults
+  { ttl: 6000, renew: 1000, skew: 1000, health: 1000, failures: 3, healthTimeout: 500, dnsTimeout: 500, retries: 2 }, // a WAN drill
+  { ttl: 20_000, renew: 5000, skew: 2000, health: 5000, failures: 2, healthTimeout: 5000, dnsTimeout: 1000, retries: 1 }, // checks slower than a DNS exchange
 ];
 
 export interface SimOptions {
@@ -430,6 +433,8 @@ export class World {
   /** Loss of the primary seen from the DR: since when (real ms) it has been lost while the DR could read. */
   private lossSince: number | null = null;
   private lastLoss: { start: number; end: number } | null = null;
+  /** Since when the record names the primary (a takeover is owed only from then). */
+  private primaryNamedSince = 0;
   readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0 };
   readonly liveBound: number;
 
@@ -491,7 +496,7 @@ max_skew = "${t.skew}ms"
 [health]
 targets = ["http://${P_ADDR}:9100/healthz"]
 interval = "${t.health}ms"
-timeout = "${Math.min(t.health, 3000)}ms"
+timeout = "${t.healthTimeout}ms"
 failures = ${t.failures}
 [collector]
 control = "systemd"
@@ -548,6 +553,7 @@ enabled = false
     if (!moved) return;
     this.note(`record moved ${before.holder} -> ${after.holder} (epoch ${after.epoch}) by ${by}`);
     if (after.holder === 'primary') {
+      this.primaryNamedSince = this.sched.t;
       // (4) no preemption; (5) an unforced failback only after READY.
       if (!by.startsWith('primary admin') && !by.startsWith('dr admin')) this.fail(`(4) the record moved to the primary without an admin action (by ${by})`);
       const site = this.sites[by.startsWith('dr') ? 'dr' : 'primary'];
@@ -579,6 +585,23 @@ enabled = false
       this.lastLoss = { start: this.lossSince, end: this.sched.t };
       this.lossSince = null;
     }
+  }
+
+  /**
+   * (6) for the takeover: a primary lost (dead, paused, cut) while the DR reads and could act (its own
+   * collector fine) must be taken over within the bound the timings give, on the DR's clock.
+   */
+  private checkTakeoverLiveness(): void {
+    if (this.lossSince === null || this.violation) return;
+    const t = this.timings;
+    const d = this.sites.dr;
+    const slowest = t.health + Math.max(t.healthTimeout, t.dnsTimeout * (t.retries + 1));
+    const bound = (t.ttl + t.skew + (t.failures + 3) * slowest) / d.proc.rate + 2000;
+    const lost = this.sched.t - Math.max(this.lossSince, this.primaryNamedSince);
+    if (lost <= bound) return;
+    if (d.collector.failStart || d.collector.unit === 'failed' || d.adminInFlight) return;
+    if (this.model.peek().addresses[0] !== P_ADDR) return;
+    this.fail(`(6) the primary has been lost for ${Math.round(lost / 1000)} s while the DR reads, and no takeover (bound ${Math.round(bound / 1000)} s)`);
   }
 
   /** (1): the two sites' lease windows, in real time, must not overlap before the next event. */
@@ -729,6 +752,7 @@ enabled = false
       await settle();
       this.trackLoss();
       this.checkLeases();
+      this.checkTakeoverLiveness();
     }
     if (!this.violation) this.checkLiveness();
     const stats = { ...this.stats, dnsDropped: this.links.pToDns.dropped + this.links.drToDns.dropped + this.links.dnsToP.dropped + this.links.dnsToDr.dropped };
