@@ -98,6 +98,8 @@ export class Engine implements ControlHandler {
   private tickTimer: TimerHandle | undefined;
   private collectorTimer: TimerHandle | undefined;
   private vmsyncTimer: TimerHandle | undefined;
+  /** At the next boundary of our lease window (it starts to count, or runs out). */
+  private leaseTimer: TimerHandle | undefined;
   /** Start (unix s) of the current lease epoch as first observed by us. */
   private epochSeen: { epoch: number; since: number } | null = null;
   private running = false;
@@ -132,6 +134,7 @@ export class Engine implements ControlHandler {
     this.clock.cancel(this.tickTimer);
     this.clock.cancel(this.collectorTimer);
     this.clock.cancel(this.vmsyncTimer);
+    this.clock.cancel(this.leaseTimer);
     await this.queue.catch(() => undefined);
     await this.deps.vmsync?.close();
     await this.deps.collector.stop();
@@ -282,6 +285,18 @@ export class Engine implements ControlHandler {
     if (this.state.collector !== collectorBefore && this.state.collector !== null) {
       void this.reconcileCollector();
     }
+    this.armLeaseTimer();
+  }
+
+  /** The core hears of our lease window's next boundary when it comes (a 'clock' observation), whatever a tick is doing. */
+  private armLeaseTimer(): void {
+    this.clock.cancel(this.leaseTimer);
+    const w = leaseWindow(this.core, this.state);
+    if (!this.running || !w) return;
+    const now = this.clock.monotonicMs();
+    const next = now < w.from ? w.from : w.until;
+    if (next <= now) return; // run out already: nothing left to wait for
+    this.leaseTimer = this.clock.setTimer(() => void this.apply(decide(this.core, this.state, { kind: 'clock' }, this.clock.monotonicMs())), next - now);
   }
 
   /**

@@ -71,6 +71,10 @@ export type Observation =
       collector?: CollectorState;
     }
   | {
+      /** No news, only time: the engine's timer at a boundary of our lease window (it starts counting, or runs out). */
+      kind: 'clock';
+    }
+  | {
       kind: 'write';
       op: WriteOp;
       outcome:
@@ -282,8 +286,9 @@ export function decide(config: CoreConfig, prev: CoreState, obs: Observation, no
   const s: CoreState = { ...prev, nextTickMs: -1 };
   const actions: Action[] = [];
   if (obs.kind === 'write') onWrite(config, s, obs, now, actions);
+  else if (obs.kind === 'clock') onClock(config, s, now);
   else onTick(config, s, obs, now, actions);
-  if (s.nextTickMs === -1) s.nextTickMs = tickInterval(config, s);
+  if (s.nextTickMs === -1) s.nextTickMs = obs.kind === 'clock' ? prev.nextTickMs : tickInterval(config, s);
   return finish(config, s, actions, now, prev);
 }
 
@@ -468,6 +473,20 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
     : s.healthFailures > 0
       ? `${streak}; primary active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`
       : `primary healthy and active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`;
+}
+
+/**
+ * Time alone moved us across a boundary of our lease window: the phase (and, with self_fence, the
+ * collector, in finish) follow at that instant, not at the next tick, which a slow read, a stall or
+ * a pause can delay.
+ */
+function onClock(config: CoreConfig, s: CoreState, now: number): void {
+  if (namedSite(s.seen, config) !== config.role || s.seen?.lease?.holder !== config.role) return;
+  const v = holderView(config, s, now, s.seen.lease.epoch);
+  if (v.phase === s.phase) return;
+  s.phase = v.phase;
+  s.reason = v.reason;
+  s.decision = v.phase === 'fenced' ? 'fenced' : 'renew';
 }
 
 /** A write of ours whose outcome is unknown: keep the FIRST send of an attempt at the same lease. */

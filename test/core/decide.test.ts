@@ -466,6 +466,29 @@ describe('a write whose answer was lost', () => {
   });
 });
 
+describe('the clock alone (a boundary of our lease window)', () => {
+  it('at the end of the window the holder is fenced at once and, with self_fence, stops its collector', () => {
+    const cfg = config('primary', { self_fence: true }); // ttl 30 s - max_skew 5 s = 25 s
+    let state = run(cfg, [[0, tick(snap(P, primaryLease(4)))]], initialState(cfg, { heldEpoch: 1 })).state;
+    state = decide(cfg, state, { kind: 'write', op: 'renew', outcome: { ok: true, snapshot: snap(P, primaryLease(5)), sentAt: 0 } }, 1).state;
+    expect(state.collector).toBe('running');
+    expect(decide(cfg, state, { kind: 'clock' }, 24_999).state.phase).toBe('active');
+    const d = decide(cfg, state, { kind: 'clock' }, 25_000);
+    expect(d.state.phase).toBe('fenced');
+    expect(d.state.collector).toBe('stopped');
+    expect(d.actions.filter((a) => a.type === 'cas')).toEqual([]);
+    expect(d.state.nextTickMs).toBe(state.nextTickMs); // the tick schedule is the runner's, untouched
+  });
+
+  it('does nothing for a site that does not hold the lease', () => {
+    const cfg = config('dr');
+    const state = run(cfg, [[0, tick(snap(P, primaryLease(1)), true)]]).state;
+    const d = decide(cfg, state, { kind: 'clock' }, 60_000);
+    expect(d.state.phase).toBe(state.phase);
+    expect(d.actions).toEqual([]);
+  });
+});
+
 describe('decision logging', () => {
   it('logs the decision before the write it causes (causal order)', () => {
     const cfg = config('dr');

@@ -14,6 +14,7 @@
  *
  * Invariants, from the global view, at every event (state is constant between events):
  * (1) never two sites whose lease windows (as each judges on its own clock) overlap in real time;
+ * (2) with collector.self_fence (half the seeds), never two collectors running at once;
  * (3) epochs only rise and the record names exactly one site;
  * (4) no preemption: the primary moves the record to itself only by an admin action;
  * (5) an unforced failback is written only after the gate said READY;
@@ -437,10 +438,13 @@ export class World {
   private primaryNamedSince = 0;
   readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0 };
   readonly liveBound: number;
+  /** collector.self_fence on both sites (half the seeds): then (2) never two collectors running. */
+  readonly selfFence: boolean;
 
   constructor(readonly opts: SimOptions) {
     this.rng = new Rng(opts.seed);
     this.timings = this.rng.pick(TIMINGS);
+    this.selfFence = this.rng.chance(0.5);
     const t = this.timings;
     // Rates: within budget the slow/fast ratio stays under (ttl + skew) / (ttl - skew); unsafe: well above.
     const tolerated = (t.ttl + t.skew) / (t.ttl - t.skew);
@@ -456,7 +460,7 @@ export class World {
     this.model.load([P_ADDR], { holder: 'primary', epoch: 1, seq: 0, at: 1_800_000_000 }, 'init');
     this.liveBound = 3 * (t.ttl + t.skew) + (t.failures + 3) * Math.max(t.health, t.renew) + 6 * t.dnsTimeout * (t.retries + 1);
     this.hooks = { applied: (by, b, a) => this.onApplied(by, b, a) };
-    this.note(`seed ${opts.seed}: ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures} dns=${t.dnsTimeout}x${t.retries + 1} rates P=${rates.primary.toFixed(3)} D=${rates.dr.toFixed(3)} wan=${JSON.stringify(wan)}`);
+    this.note(`seed ${opts.seed}: self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures} dns=${t.dnsTimeout}x${t.retries + 1} rates P=${rates.primary.toFixed(3)} D=${rates.dr.toFixed(3)} wan=${JSON.stringify(wan)}`);
   }
 
   lite(): SnapshotLite {
@@ -500,6 +504,7 @@ timeout = "${t.healthTimeout}ms"
 failures = ${t.failures}
 [collector]
 control = "systemd"
+self_fence = ${this.selfFence}
 [vmsync]
 enabled = false
 `;
@@ -616,6 +621,11 @@ enabled = false
     if (a && b && Math.max(a.from, b.from) < Math.min(a.to, b.to)) {
       this.fail(`(1) both sites hold a lease they believe valid from ${(Math.max(a.from, b.from) / 1000).toFixed(3)} s`);
     }
+    // (2) with self-fencing, never two collectors running (a crashed site's unit is stopped with it).
+    // A FROZEN agent cannot stop its collector (a separate process): README "Self-fencing" says so.
+    const running = (['primary', 'dr'] as const).filter((r) => this.sites[r].proc.alive && this.sites[r].collector.unit === 'active');
+    const frozen = this.sites.primary.proc.paused || this.sites.dr.proc.paused;
+    if (this.selfFence && running.length === 2 && !frozen) this.fail('(2) self_fence = true and both collectors run');
   }
 
   // ---- faults ------------------------------------------------------------------------------
@@ -674,6 +684,7 @@ enabled = false
         this.stats.crashes!++;
         this.note(`${role} crashes`);
         s.proc.crash();
+        s.collector.unit = 'inactive'; // a power cut: the site's collector stops with it
         s.engine = null;
         s.adminInFlight = null;
         this.schedule(dur(), `${role} restarts`, () => {
