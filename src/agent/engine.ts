@@ -11,7 +11,8 @@
  */
 import type { Config } from '../config/schema.js';
 import type { AdminResult, ControlHandler, SyncResult } from '../control/protocol.js';
-import { ADMIN_ATTEMPTS, planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
+import type { AdminOp, FailbackGate } from '../core/admin.js';
+import { runAdmin } from './admin-run.js';
 import { decide, holdsValidLease, initialState, leaseWindow, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
 import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
@@ -275,10 +276,10 @@ export class Engine implements ControlHandler {
       } else if (a.type === 'notify') {
         this.deps.observer?.notify?.(a.event, a.text);
       } else if (a.type === 'cas') {
-        const outcome = await this.write(a.op, a.seen, () =>
+        const { obs } = await this.write(a.op, a.seen, () =>
           a.op === 'renew' ? renewalOf(a.seen, this.clock.wallMs() / 1000) : transferOf(a.seen, 'dr', this.config.sites, this.clock.wallMs() / 1000),
         );
-        await this.apply(decide(this.core, this.state, outcome, this.clock.monotonicMs()));
+        await this.apply(decide(this.core, this.state, obs, this.clock.monotonicMs()));
       }
     }
     // A change of desired collector state is acted on now, not at the next collector tick.
@@ -304,7 +305,7 @@ export class Engine implements ControlHandler {
    * `sentAt`, taken on the engine's clock just before the first send (the conservative bound);
    * a failed write reports what it tried to set, so a later read can confirm it.
    */
-  private async write(op: WriteOp, seen: Snapshot, plan: () => Intended): Promise<Extract<Observation, { kind: 'write' }>> {
+  private async write(op: WriteOp, seen: Snapshot, plan: () => Intended): Promise<{ obs: Extract<Observation, { kind: 'write' }>; error?: unknown }> {
     let next: Intended | undefined;
     const sentAt = this.clock.monotonicMs();
     try {
@@ -313,7 +314,7 @@ export class Engine implements ControlHandler {
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
       this.lastWrite = { op, ok: true, at: new Date(this.clock.wallMs()).toISOString(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
-      return { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } };
+      return { obs: { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } } };
     } catch (err) {
       const conflict = err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED';
       const code = err instanceof AgentError ? err.code : 'INTERNAL';
@@ -321,7 +322,7 @@ export class Engine implements ControlHandler {
       this.deps.observer?.dnsError?.(code);
       this.lastWrite = { op, ok: false, at: new Date(this.clock.wallMs()).toISOString(), detail: `${code}: ${(err as Error).message}` };
       const attempted = next && !conflict ? { attempted: { lease: next.lease, sentAt } } : {};
-      return { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } };
+      return { obs: { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } }, error: err };
     }
   }
 
@@ -345,47 +346,23 @@ export class Engine implements ControlHandler {
     return { report, status: this.deps.vmsync?.status() ?? null, gate: this.gate() };
   }
 
-  /** failback / switchover, executed by this agent (serialised with the ticks). */
+  /** failback / switchover, executed by this agent (serialised with the ticks; the core hears each outcome). */
   admin(op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
-    return this.enqueue(async () => {
-      // The active site keeps renewing: a conflict means it renewed between our read and our
-      // CAS. Re-read and re-plan (preconditions checked again), a bounded number of times.
-      for (let attempt = 1; ; attempt++) {
-        const seen = await this.deps.witness.read();
-        const plan = planAdmin(op, this.config, seen, this.gate(seen.lease?.epoch ?? null), this.deps.collector.state(), this.clock.wallMs() / 1000, opts.force);
-        const result: AdminResult = {
-          op,
-          done: false,
-          dryRun: opts.dryRun,
-          forced: opts.force,
-          refused: plan.refused,
-          plan: plan.plan,
-          preconditions: plan.preconditions,
-          via: 'agent',
-        };
-        if (plan.refused && !opts.dryRun) {
-          // The journal keeps the operator's attempt and why it was refused, not only the request.
-          this.deps.logger.notice(`${op} refused: ${plan.refused}`, { event: `${op}_refused` });
-        }
-        if (opts.dryRun || plan.refused) return result;
-        if (opts.force && plan.preconditions.some((p) => !p.ok)) {
-          this.deps.logger.warning(`${op} forced past failed preconditions`, {
-            event: `${op}_forced`,
-            failed: plan.preconditions.filter((p) => !p.ok).map((p) => p.name).join(','),
-          });
-        }
-        const outcome = await this.write(op, seen, () => transferOf(seen, plan.to, this.config.sites, this.clock.wallMs() / 1000));
-        await this.apply(decide(this.core, this.state, outcome, this.clock.monotonicMs()));
-        if (outcome.outcome.ok) {
-          result.done = true;
-          return result;
-        }
-        const o = outcome.outcome;
-        if (!o.conflict || attempt >= ADMIN_ATTEMPTS) {
-          throw new AgentError(o.code, `${op} not applied: ${o.message}`, o.conflict ? ExitCode.REFUSED : ExitCode.UNAVAILABLE);
-        }
-      }
-    });
+    return this.enqueue(() =>
+      runAdmin(op, this.config, opts, 'agent', {
+        read: () => this.deps.witness.read(),
+        gate: (epoch) => this.gate(epoch),
+        collector: () => this.deps.collector.state(),
+        wallSeconds: () => this.clock.wallMs() / 1000,
+        logger: this.deps.logger,
+        write: async (seen, next) => {
+          const { obs, error } = await this.write(op, seen, () => next);
+          await this.apply(decide(this.core, this.state, obs, this.clock.monotonicMs()));
+          const o = obs.outcome;
+          return o.ok ? { ok: true } : o.conflict ? { ok: false, conflict: true } : { ok: false, conflict: false, error };
+        },
+      }),
+    );
   }
 
   status(): AgentStatus {

@@ -9,7 +9,8 @@ import { loadKeyFile } from '../config/keyfile.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
 import type { AdminResult, ControlRequest, SyncResult } from '../control/protocol.js';
-import { ADMIN_ATTEMPTS, planAdmin, type AdminOp, type FailbackGate } from '../core/admin.js';
+import { runAdmin } from '../agent/admin-run.js';
+import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
 import { stateDir } from '../state/atomic.js';
@@ -81,27 +82,25 @@ export function renderAdmin(r: AdminResult): string {
   ].join('\n');
 }
 
-/** Without the agent: the same plan, the same CAS, with the key file. */
+/** Without the agent: the same procedure (agent/admin-run.ts), the CAS with the key file. */
 async function adminDirect(config: Config, op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
   const w = await openWitness(config, loadKeyFile(config.dns.key_file));
-  // Same rounds as the agent: a conflict (the active site renewed meanwhile) means re-read and re-plan.
-  for (let attempt = 1; ; attempt++) {
-    const seen = await w.witness.read();
+  return runAdmin(op, config, opts, 'direct', {
+    read: () => w.witness.read(),
     // The gate as the agent last persisted it (vmsync.json in its state directory).
-    const gate: FailbackGate = config.vmsync.enabled
-      ? gateOf(await loadState(stateDir(config.instance)), config.vmsync.clean_checks, seen.lease?.epoch ?? null)
-      : { ready: true, detail: 'vmsync disabled: no data gate' };
-    const plan = planAdmin(op, config, seen, gate, null, Date.now() / 1000, opts.force);
-    const result: AdminResult = { op, done: false, dryRun: opts.dryRun, forced: opts.force, refused: plan.refused, plan: plan.plan, preconditions: plan.preconditions, via: 'direct' };
-    if (opts.dryRun || plan.refused) return result;
-    try {
-      await w.witness.transfer(seen, plan.to, config.sites, Date.now() / 1000);
-      result.done = true;
-      return result;
-    } catch (err) {
-      if (!(err instanceof AgentError && err.code === 'DNS_PREREQ_FAILED') || attempt >= ADMIN_ATTEMPTS) throw err;
-    }
-  }
+    gate: async (epoch): Promise<FailbackGate> =>
+      config.vmsync.enabled ? gateOf(await loadState(stateDir(config.instance)), config.vmsync.clean_checks, epoch) : { ready: true, detail: 'vmsync disabled: no data gate' },
+    collector: () => null,
+    wallSeconds: () => Date.now() / 1000,
+    write: async (seen, next) => {
+      try {
+        await w.witness.write(seen, next);
+        return { ok: true };
+      } catch (err) {
+        return err instanceof AgentError && err.code === 'DNS_PREREQ_FAILED' ? { ok: false, conflict: true } : { ok: false, conflict: false, error: err };
+      }
+    },
+  });
 }
 
 export async function adminCommand(op: AdminOp, args: AgentArgs & { force: boolean; dryRun: boolean }, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
