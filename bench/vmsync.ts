@@ -508,7 +508,7 @@ async function runner(spec: RunnerSpec): Promise<void> {
     clean_checks: 3,
     format: spec.format,
   };
-  const sync = new VmSync({ config, stateDir: spec.stateDir, logger: quietLogger('runner'), now: () => spec.now, site: 'bench' });
+  const sync = new VmSync({ config, stateDir: spec.stateDir, logger: quietLogger('runner'), wallMs: () => spec.now, site: 'bench' });
   await sync.load();
   const rssBefore = process.memoryUsage().rss;
   const maxBefore = process.resourceUsage().maxRSS;

@@ -24,7 +24,7 @@ export interface SystemdCollectorOptions {
   settleMs?: number;
   /** Give up waiting for a job's JobRemoved after this long. */
   jobTimeoutMs?: number;
-  now?: () => number;
+  monotonicMs?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -69,13 +69,13 @@ export class SystemdCollector implements CollectorPort {
   private unitJobs: string[] = [];
   private readonly settleMs: number;
   private readonly jobTimeoutMs: number;
-  private readonly now: () => number;
+  private readonly monotonicMs: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(private readonly opts: SystemdCollectorOptions) {
     this.settleMs = opts.settleMs ?? 1000;
     this.jobTimeoutMs = opts.jobTimeoutMs ?? 30_000;
-    this.now = opts.now ?? (() => performance.now());
+    this.monotonicMs = opts.monotonicMs ?? (() => performance.now());
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
@@ -108,7 +108,7 @@ export class SystemdCollector implements CollectorPort {
     this.error = `${what}: ${name}: ${(err as Error).message}${hint}`;
     this.failures++;
     const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.failures - 1, 6));
-    this.nextAttemptAt = this.now() + backoff;
+    this.nextAttemptAt = this.monotonicMs() + backoff;
     this.opts.logger.error(this.error, { event: 'collector_error', unit: this.opts.unit, dbus_error: name, retry_in_ms: backoff });
   }
 
@@ -181,7 +181,7 @@ export class SystemdCollector implements CollectorPort {
   }
 
   private async reconcileOnce(want: 'running' | 'stopped'): Promise<void> {
-    if (this.now() < this.nextAttemptAt) return;
+    if (this.monotonicMs() < this.nextAttemptAt) return;
     if (!(await this.ensureConnected())) return;
     const { bus, unit, logger } = this.opts;
     try {
@@ -202,7 +202,7 @@ export class SystemdCollector implements CollectorPort {
       return;
     }
     const verb = needStart ? 'start' : 'stop';
-    const t0 = this.now();
+    const t0 = this.monotonicMs();
     this.unitJobs = [];
     this.ourJob = true;
     try {
@@ -227,7 +227,7 @@ export class SystemdCollector implements CollectorPort {
       this.failures = 0;
       this.nextAttemptAt = 0;
       this.error = null;
-      logger.notice(`${unit} ${verb === 'start' ? 'started' : 'stopped'}`, { event: `collector_${verb}`, unit, ms: Math.round(this.now() - t0 - this.settleMs) });
+      logger.notice(`${unit} ${verb === 'start' ? 'started' : 'stopped'}`, { event: `collector_${verb}`, unit, ms: Math.round(this.monotonicMs() - t0 - this.settleMs) });
     } catch (err) {
       this.fail(`cannot ${verb} ${unit}`, err);
     } finally {

@@ -40,7 +40,7 @@ export interface TransportOptions {
   /** Use TCP from the first attempt. */
   tcp?: boolean;
   /** Wall clock in ms, for TSIG time. Injected so tests can sign with a skewed clock. */
-  now?: () => number;
+  wallMs?: () => number;
   /** Called for each dropped reply, for logs and metrics. */
   onDropped?: (why: string) => void;
 }
@@ -93,10 +93,10 @@ interface PooledSocket {
 }
 
 export class DnsTransport {
-  private readonly now: () => number;
+  private readonly wallMs: () => number;
   private readonly idle: PooledSocket[] = [];
   constructor(private readonly opts: TransportOptions) {
-    this.now = opts.now ?? Date.now;
+    this.wallMs = opts.wallMs ?? Date.now;
   }
 
   /** A bound UDP socket: an idle one if still young, else a new one. */
@@ -136,7 +136,7 @@ export class DnsTransport {
     const msg = { ...request, id };
     const sentAt = performance.now();
     if (!this.opts.key) return { wire: encodeMessage(msg), attempt: { id, mac: Buffer.alloc(0), sentAt } };
-    const signed = signRequest(msg, this.opts.key, this.now() / 1000);
+    const signed = signRequest(msg, this.opts.key, this.wallMs() / 1000);
     return { wire: signed.wire, attempt: { id, mac: signed.mac, sentAt } };
   }
 
@@ -157,7 +157,7 @@ export class DnsTransport {
     }
     if (m.flags.tc) return { kind: 'truncated' };
     if (!this.opts.key) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
-    const v: TsigVerdict = verifyResponse(buf, decoded, this.opts.key, attempt.mac, this.now() / 1000);
+    const v: TsigVerdict = verifyResponse(buf, decoded, this.opts.key, attempt.mac, this.wallMs() / 1000);
     switch (v.kind) {
       case 'ok':
         return {

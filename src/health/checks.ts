@@ -44,7 +44,7 @@ export interface TargetResult {
   ok: boolean;
   /** One line: "200 in 12 ms", "timeout after 3000 ms waiting for response", "connect ECONNREFUSED …", … */
   detail: string;
-  /** Time spent on this target, in ms (whole, from `deps.now`). */
+  /** Time spent on this target, in ms (whole, from `deps.monotonicMs`). */
   ms: number;
 }
 
@@ -76,8 +76,8 @@ export interface HealthCheckConfig {
 }
 
 export interface HealthCheckDeps {
-  /** Clock (ms) for the reported `ms` and "in N ms" figures; default `performance.now()`. Deadlines use real timers. */
-  now?: () => number;
+  /** Monotonic clock (ms) for the reported `ms` and "in N ms" figures; default `performance.now()`. Deadlines use real timers. */
+  monotonicMs?: () => number;
 }
 
 /** The most of a 2xx body that is read (and searched for `expect`). */
@@ -102,7 +102,7 @@ interface Progress {
 }
 
 export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDeps = {}): HealthChecker {
-  const now = deps.now ?? (() => performance.now());
+  const now = deps.monotonicMs ?? (() => performance.now());
   const targets = [...cfg.targets];
   const timeout = cfg.timeout;
   const expectText = cfg.expect ?? '';

@@ -19,7 +19,7 @@ export interface OpenedWitness {
 
 export interface OpenOptions {
   /** Wall clock (ms) used for TSIG time; tests shift it. */
-  now?: () => number;
+  wallMs?: () => number;
   onDropped?: (why: string) => void;
   tcp?: boolean;
 }
@@ -33,7 +33,7 @@ export async function openWitness(config: Config, key: TsigKey, opts: OpenOption
     timeoutMs: dns.timeout,
     retries: dns.retries,
     ...(opts.tcp !== undefined ? { tcp: opts.tcp } : {}),
-    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.wallMs ? { wallMs: opts.wallMs } : {}),
     ...(opts.onDropped ? { onDropped: opts.onDropped } : {}),
   });
   const zone = dns.zone ?? (await client.findZone(dns.record));

@@ -19,22 +19,22 @@ export class LivenessTracker {
 
   constructor(
     private deadlines: LoopDeadlines,
-    private readonly now: () => number,
+    private readonly monotonicMs: () => number,
   ) {
-    const t = now();
+    const t = monotonicMs();
     for (const loop of Object.keys(deadlines)) this.last.set(loop, t);
   }
 
   setDeadlines(deadlines: LoopDeadlines): void {
     this.deadlines = deadlines;
-    for (const loop of Object.keys(deadlines)) if (!this.last.has(loop)) this.last.set(loop, this.now());
+    for (const loop of Object.keys(deadlines)) if (!this.last.has(loop)) this.last.set(loop, this.monotonicMs());
   }
 
-  progress(loop: string, at = this.now()): void {
+  progress(loop: string, at = this.monotonicMs()): void {
     this.last.set(loop, at);
   }
 
-  check(at = this.now()): Liveness {
+  check(at = this.monotonicMs()): Liveness {
     const stale = Object.entries(this.deadlines)
       .map(([loop, deadlineMs]) => ({ loop, sinceMs: at - (this.last.get(loop) ?? at), deadlineMs }))
       .filter((l) => l.sinceMs > l.deadlineMs);

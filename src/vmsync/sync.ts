@@ -69,7 +69,7 @@ export interface VmSyncOptions {
   logger: Logger;
   webhook?: Webhook | null;
   /** Wall clock, unix ms (tests pin it). */
-  now?: () => number;
+  wallMs?: () => number;
   /** Shown in notifications ("VM sync (dr): ..."), e.g. the instance name. */
   site?: string;
   /** Label that names devices in partial gaps; "" turns naming off. Default "instance". */
@@ -152,7 +152,7 @@ export class VmSync {
   private readonly stateDir: string;
   private readonly logger: Logger;
   private readonly webhook: Webhook | null;
-  private readonly now: () => number;
+  private readonly wallMs: () => number;
   private readonly site: string;
   private readonly nameLabel: string;
   private readonly timeoutMs: number;
@@ -185,7 +185,7 @@ export class VmSync {
     this.stateDir = opts.stateDir;
     this.logger = opts.logger;
     this.webhook = opts.webhook ?? null;
-    this.now = opts.now ?? Date.now;
+    this.wallMs = opts.wallMs ?? Date.now;
     this.site = opts.site ?? '';
     this.nameLabel = opts.nameLabel ?? 'instance';
     this.timeoutMs = opts.timeoutMs ?? 60_000;
@@ -262,7 +262,7 @@ export class VmSync {
     let failure: unknown;
     try {
       const bucket = this.config.bucket;
-      const now = this.now();
+      const now = this.wallMs();
       const win = scanWindow(now, this.config.settle, bucket, {
         since: ctx.failover && st.failover ? Date.parse(st.failover.since) : null,
         lookback: this.config.lookback,
@@ -677,7 +677,7 @@ export class VmSync {
   }
 
   private nowIso(): string {
-    return iso(this.now());
+    return iso(this.wallMs());
   }
 }
 

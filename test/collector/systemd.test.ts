@@ -78,7 +78,7 @@ function setup(bus = new FakeBus(), sleep: () => Promise<void> = async () => {})
     bus,
     logger: createLogger({ level: 'debug', journal: true, stream }),
     settleMs: 0,
-    now: () => now,
+    monotonicMs: () => now,
     sleep,
   });
   return { bus, collector, lines, advance: (ms: number) => (now += ms) };

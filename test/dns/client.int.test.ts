@@ -134,7 +134,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
       key: tsigKey(srv.key),
       timeoutMs: 3000,
       retries: 0,
-      now: () => Date.now() - 1_000_000,
+      wallMs: () => Date.now() - 1_000_000,
     });
     const err = await rejection(witnessFor(skewed).renew(await witness.read(), Date.now() / 1000));
     expect(err.code).toBe('DNS_TSIG_BADTIME');

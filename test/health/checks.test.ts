@@ -129,7 +129,7 @@ async function closedPort(): Promise<number> {
 }
 
 function checker(cfg: Partial<HealthCheckConfig> & { targets: string[] }, now?: () => number): HealthChecker {
-  const c = createHealthChecker({ require: 'any', timeout: 2000, ...cfg }, now ? { now } : {});
+  const c = createHealthChecker({ require: 'any', timeout: 2000, ...cfg }, now ? { monotonicMs: now } : {});
   cleanups.push(() => c.close());
   return c;
 }

@@ -94,13 +94,13 @@ function newDir(name: string): string {
   return fs.mkdtempSync(path.join(tmp, `${name}-`));
 }
 
-function makeSync(over: Partial<VmSyncConfig>, opts: { dir?: string; webhook?: Webhook; now?: () => number; retries?: number } = {}): VmSync {
+function makeSync(over: Partial<VmSyncConfig>, opts: { dir?: string; webhook?: Webhook; wallMs?: () => number; retries?: number } = {}): VmSync {
   const s = new VmSync({
     config: config(over),
     stateDir: opts.dir ?? newDir('state'),
     logger,
     webhook: opts.webhook,
-    now: opts.now ?? (() => T + SETTLE),
+    wallMs: opts.wallMs ?? (() => T + SETTLE),
     site: 'test',
     timeoutMs: 10_000,
     retries: opts.retries ?? 2,
@@ -385,7 +385,7 @@ describe('passive site: detection, repair, gate (json format)', { timeout: 60_00
   });
 
   test('a source without any sample is an error, never clean', async () => {
-    const s = makeSync({ local_url: P.url, remote_url: A.url }, { now: () => T - 24 * H });
+    const s = makeSync({ local_url: P.url, remote_url: A.url }, { wallMs: () => T - 24 * H });
     const rep = await s.check({ passive: true, failover: null });
     expect(rep).toMatchObject({ ok: false, clean: false });
     expect(rep.error?.code).toBe('VM_SOURCE_EMPTY');
