@@ -16,10 +16,12 @@ const common = {
   external: ['x11', 'sd-notify'],
 };
 
-mkdirSync('dist', { recursive: true });
+// Usage: node scripts/build.mjs [OUTDIR]   (default dist; tests build into a temp dir)
+const out = process.argv[2] ?? 'dist';
+mkdirSync(out, { recursive: true });
 // The repo is "type": "module"; the bundles are CommonJS.
-writeFileSync('dist/package.json', '{ "type": "commonjs" }\n');
+writeFileSync(`${out}/package.json`, '{ "type": "commonjs" }\n');
 await Promise.all([
-  build({ ...common, entryPoints: ['src/agent/main.ts'], outfile: 'dist/agent.js' }),
-  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/failoverctl.js', banner: { js: '#!/usr/bin/env node' } }),
+  build({ ...common, entryPoints: ['src/agent/main.ts'], outfile: `${out}/agent.js` }),
+  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: `${out}/failoverctl.js`, banner: { js: '#!/usr/bin/env node' } }),
 ]);

@@ -22,6 +22,7 @@ import type { Logger } from '../log/logger.js';
 import type { Snapshot, WriteResult } from '../lease/witness.js';
 import type { Role } from '../lease/lease.js';
 import { loadHeldEpoch, saveHeldEpoch } from './lease-state.js';
+import { buildInfo, type BuildInfo } from '../build-info.js';
 import type { AgentStatus, RecentEvent } from './status.js';
 import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
@@ -68,6 +69,8 @@ export interface EngineDeps {
   stateDir?: string;
   /** VM sync (vmsync.enabled); its own loop runs every vmsync.interval. */
   vmsync?: VmSyncPort | null;
+  /** Version, Node and sd_notify path, reported in the status (default: notify `none`). */
+  build?: BuildInfo;
 }
 
 /** What the engine needs from VM sync (VmSync implements it). */
@@ -377,6 +380,7 @@ export class Engine implements ControlHandler {
       role: me,
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),
+      build: this.deps.build ?? buildInfo('none'),
       phase: s.phase,
       active: named === me && valid,
       decision: s.decision,

@@ -5,6 +5,7 @@
  * is known), SIGHUP reloads the config (an invalid file is logged and the old
  * config keeps running).
  */
+import { buildInfo, versionLine } from '../build-info.js';
 import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { configPathForInstance, type Config } from '../config/schema.js';
@@ -67,11 +68,25 @@ export function statusLine(s: AgentStatus): string {
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--version')) {
+    process.stdout.write(`${versionLine('failover-agent')}\n`);
+    return ExitCode.OK;
+  }
   const file = configFile(argv);
   let config = loadConfig(file);
   const logger: Logger = createLogger({ level: config.log.level });
   const key = loadKeyFile(config.dns.key_file);
-  const notifier = createNotifier();
+  const notifier = createNotifier(process.env, {
+    fallback: { onError: (err) => logger.error(`sd_notify through systemd-notify failed: ${err.message}`, { event: 'notify_failed' }) },
+  });
+  const build = buildInfo(notifier.path);
+  // Once, so an operator sees which path a package built for another Node takes.
+  logger.notice(`sd_notify via ${notifier.path}${notifier.fallbackReason ? ` (the sd-notify addon does not load into node ${process.version}: ${notifier.fallbackReason})` : ''}`, {
+    event: 'notify_path',
+    path: notifier.path,
+    node: process.version,
+    version: build.version,
+  });
   const collector = collectorFor(config, logger);
   const opened = await openWitness(config, key);
   const tracker = new LivenessTracker(deadlines(config), () => performance.now());
@@ -92,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
     logger,
     stateDir: stateDir(config.instance),
     vmsync,
+    build,
     observer: {
       dnsRequest: (kind, s) => metrics.dnsRequest(kind, s),
       dnsError: (code) => metrics.dnsError(code),
@@ -152,6 +168,7 @@ async function main(argv: string[]): Promise<number> {
         await control.stop();
         await http?.stop();
         await webhook?.close();
+        await notifier.flush();
         resolve(ExitCode.OK);
       })();
     };
