@@ -12,7 +12,6 @@
  * distribution upgrade): the addon fails to load, the agent says so once and
  * falls back. A failed load is never fatal.
  */
-import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 /** Which way messages go: `none` when not started by systemd (no NOTIFY_SOCKET). */
@@ -59,14 +58,17 @@ const CHILD_TIMEOUT_MS = 10_000;
 export function systemdNotifySender(opts: SystemdNotifyOptions = {}): { send: Send; flush(): Promise<void> } {
   let queue: Promise<void> = Promise.resolve();
   let failing = false;
-  const run = (args: string[]): Promise<void> =>
-    new Promise((resolve) => {
+  // child_process only here: with the addon (the usual case) it is never loaded.
+  const run = async (args: string[]): Promise<void> => {
+    const { execFile } = await import('node:child_process');
+    return new Promise((resolve) => {
       execFile(opts.bin ?? 'systemd-notify', args, { env: opts.env ?? process.env, timeout: CHILD_TIMEOUT_MS }, (err, _out, stderr) => {
         if (err && !failing) opts.onError?.(new Error(`systemd-notify ${args[0] ?? ''}: ${stderr.trim() || err.message}`));
         failing = Boolean(err);
         resolve();
       });
     });
+  };
   return {
     send: (state) => {
       const args = state.split('\n').filter((l) => l.includes('='));
