@@ -46,8 +46,8 @@ function collectorFor(config: Config, logger: Logger): CollectorPort {
 }
 
 /**
- * The DR's health checks of the primary, loaded at the first check: the DR checks only while the
- * record names the primary, so an active DR (and a restart into that state) never loads undici.
+ * The DR's health checks of the primary (and undici with them), loaded at the first check, not
+ * at start: they cost a DR nothing before it checks (docs/PERFORMANCE.md).
  */
 function lazyHealthChecker(cfg: HealthCheckConfig): HealthChecker {
   let real: Promise<HealthChecker> | undefined;
