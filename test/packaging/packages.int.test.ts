@@ -475,15 +475,16 @@ function crossSuite(suite: Suite): void {
     });
 
     // (only upwards: +deb13 is newer than +deb12, the way a distribution upgrade goes)
-    if (suite === 'trixie')
+    if (suite === 'trixie') {
       it(`${suite}'s own build upgrades it (a distribution upgrade) and the addon path is back`, async () => {
-      const pid = await b.prop(UNIT, 'MainPID');
-      await installDeb(b.c, native);
-      expect(await b.must("dpkg-query -W -f '${Version}' failover-agent")).toBe(`0.1.0+${TAG[suite]}`);
-      await b.c.waitFor(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT], (r) => !['', '0', pid].includes(r.stdout.trim()), 60_000);
-      await b.c.waitFor(['systemctl', 'is-active', UNIT], (r) => r.stdout.trim() === 'active', 60_000);
-      await expectNotifyPath(b, 'addon');
-    });
+        const pid = await b.prop(UNIT, 'MainPID');
+        await installDeb(b.c, native);
+        expect(await b.must("dpkg-query -W -f '${Version}' failover-agent")).toBe(`0.1.0+${TAG[suite]}`);
+        await b.c.waitFor(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT], (r) => !['', '0', pid].includes(r.stdout.trim()), 60_000);
+        await b.c.waitFor(['systemctl', 'is-active', UNIT], (r) => r.stdout.trim() === 'active', 60_000);
+        await expectNotifyPath(b, 'addon');
+      });
+    }
   });
 }
 
