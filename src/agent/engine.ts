@@ -22,6 +22,7 @@ import { planReload } from './reload.js';
 import type { Logger } from '../log/logger.js';
 import { renewalOf, transferOf, type Intended, type Snapshot, type WriteResult } from '../lease/witness.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { buildInfo, type BuildInfo } from '../build-info.js';
 import type { AgentStatus, RecentEvent } from './status.js';
 import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
@@ -65,6 +66,8 @@ export interface EngineDeps {
   leaseStore?: LeaseStore;
   /** VM sync (vmsync.enabled); its own loop runs every vmsync.interval. */
   vmsync?: VmSyncPort | null;
+  /** Version, Node and sd_notify path, reported in the status (default: notify `none`). */
+  build?: BuildInfo;
 }
 
 /** What the engine needs from VM sync (VmSync implements it). */
@@ -380,6 +383,7 @@ export class Engine implements ControlHandler {
       role: me,
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),
+      build: this.deps.build ?? buildInfo('none'),
       phase: s.phase,
       active: named === me && valid,
       decision: s.decision,

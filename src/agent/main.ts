@@ -5,6 +5,7 @@
  * is known), SIGHUP reloads the config (an invalid file is logged and the old
  * config keeps running).
  */
+import { buildInfo, versionLine } from '../build-info.js';
 import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { configPathForInstance, type Config } from '../config/schema.js';
@@ -14,7 +15,7 @@ import { DbusSystemd } from '../collector/systemd-bus.js';
 import { socketPath } from '../control/client.js';
 import { ControlServer } from '../control/server.js';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
-import { createHealthChecker } from '../health/checks.js';
+import type { HealthCheckConfig, HealthChecker } from '../health/checks.js';
 import { HttpServer } from '../http/server.js';
 import { Metrics } from '../http/metrics.js';
 import { openWitness } from '../lease/open.js';
@@ -22,8 +23,6 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { createNotifier, watchdogUsec } from '../notify/notify.js';
 import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/watchdog.js';
 import { stateDir } from '../state/atomic.js';
-import { Webhook } from '../vmsync/notify.js';
-import { VmSync } from '../vmsync/sync.js';
 import { Engine } from './engine.js';
 import { fileLeaseStore } from './lease-state.js';
 import type { AgentStatus } from './status.js';
@@ -47,6 +46,27 @@ function collectorFor(config: Config, logger: Logger): CollectorPort {
   return new SystemdCollector({ unit: config.collector.unit, bus: new DbusSystemd(), logger });
 }
 
+/**
+ * The DR's health checks of the primary (and undici with them), loaded at the first check, not
+ * at start: they cost a DR nothing before it checks (docs/PERFORMANCE.md).
+ */
+function lazyHealthChecker(cfg: HealthCheckConfig): HealthChecker {
+  let real: Promise<HealthChecker> | undefined;
+  let closed = false;
+  const get = (): Promise<HealthChecker> => (real ??= import('../health/checks.js').then((m) => m.createHealthChecker(cfg)));
+  return {
+    check: async () => {
+      const c = await get();
+      if (closed) await c.close();
+      return c.check();
+    },
+    close: async () => {
+      closed = true;
+      if (real) await (await real).close();
+    },
+  };
+}
+
 const COLLECTOR_JOB_MS = 30_000;
 
 /** How long each loop may go without completing an iteration before the watchdog stops. */
@@ -68,18 +88,33 @@ export function statusLine(s: AgentStatus): string {
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--version')) {
+    process.stdout.write(`${versionLine('failover-agent')}\n`);
+    return ExitCode.OK;
+  }
   const file = configFile(argv);
   let config = loadConfig(file);
   const logger: Logger = createLogger({ level: config.log.level });
   const key = loadKeyFile(config.dns.key_file);
-  const notifier = createNotifier();
+  const notifier = createNotifier(process.env, {
+    fallback: { onError: (err) => logger.error(`sd_notify through systemd-notify failed: ${err.message}`, { event: 'notify_failed' }) },
+  });
+  const build = buildInfo(notifier.path);
+  // Once, so an operator sees which path a package built for another Node takes.
+  logger.notice(`sd_notify via ${notifier.path}${notifier.fallbackReason ? ` (the sd-notify addon does not load into node ${process.version}: ${notifier.fallbackReason})` : ''}`, {
+    event: 'notify_path',
+    path: notifier.path,
+    node: process.version,
+    version: build.version,
+  });
   const collector = collectorFor(config, logger);
   const opened = await openWitness(config, key);
   const tracker = new LivenessTracker(deadlines(config), () => performance.now());
   const server = `${opened.server.host}:${opened.server.port}`;
-  const webhook = config.notify.webhook ? new Webhook(config.notify.webhook, { logger }) : null;
+  // Loaded only when configured: they bring undici, which a site without them never needs.
+  const webhook = config.notify.webhook ? new (await import('../vmsync/notify.js')).Webhook(config.notify.webhook, { logger }) : null;
   const vmsync = config.vmsync.enabled
-    ? new VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance })
+    ? new (await import('../vmsync/sync.js')).VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance })
     : null;
   let engine!: Engine;
   const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status());
@@ -88,11 +123,12 @@ async function main(argv: string[]): Promise<number> {
     witness: opened.witness,
     server,
     zone: opened.zone,
-    health: config.role === 'dr' ? createHealthChecker(config.health) : null,
+    health: config.role === 'dr' ? lazyHealthChecker(config.health) : null,
     collector,
     logger,
     leaseStore: fileLeaseStore(stateDir(config.instance), logger),
     vmsync,
+    build,
     observer: {
       dnsRequest: (kind, s) => metrics.dnsRequest(kind, s),
       dnsError: (code) => metrics.dnsError(code),
@@ -113,9 +149,10 @@ async function main(argv: string[]): Promise<number> {
   await control.start();
   await engine.start();
   // READY only once config, key, bus and a verified DNS read all worked (SPEC §7).
+  // Polled every 10 ms (READY as soon as it holds, not up to 100 ms late); STATUS= every 5 s.
   for (let i = 0; !(engine.hasVerifiedRead() && collector.state() !== 'unknown'); i++) {
-    if (i % 50 === 0) notifier.status(`starting: ${statusLine(engine.status())}`);
-    await delay(100);
+    if (i % 500 === 0) notifier.status(`starting: ${statusLine(engine.status())}`);
+    await delay(10);
   }
   notifier.ready(statusLine(engine.status()));
   logger.notice('running', { event: 'ready', ...engine.status().dns });
@@ -153,6 +190,7 @@ async function main(argv: string[]): Promise<number> {
         await control.stop();
         await http?.stop();
         await webhook?.close();
+        await notifier.flush();
         resolve(ExitCode.OK);
       })();
     };

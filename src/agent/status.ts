@@ -3,6 +3,7 @@
  * sd_notify STATUS= and `failoverctl status` all render. The engine builds it;
  * nobody else computes status.
  */
+import type { BuildInfo } from '../build-info.js';
 import type { CollectorState, Phase } from '../core/decide.js';
 import type { Role } from '../lease/lease.js';
 import type { VmSyncStatus } from '../vmsync/sync.js';
@@ -26,6 +27,8 @@ export interface AgentStatus {
   role: Role;
   pid: number;
   startedAt: string;
+  /** Version, the running Node and the sd_notify path. */
+  build: BuildInfo;
   phase: Phase;
   /** True when the record names us and we hold a valid lease. */
   active: boolean;

@@ -39,6 +39,8 @@ const yes = (b: boolean): string => (b ? 'ok ' : 'NO ');
 export function renderStatus(s: AgentStatus): string {
   const lines = [
     `${s.instance}: role ${s.role}, ${s.phase}${s.active ? ' (ACTIVE)' : ''}, pid ${s.pid}, up since ${s.startedAt}`,
+    // (an agent older than this failoverctl, mid-upgrade, reports no build)
+    `agent    ${s.build ? `${s.build.version} on node ${s.build.node}, sd_notify via ${s.build.notify}` : 'version unknown'}`,
     `why      ${s.reason}`,
     ...s.sites.map((site) => `site     ${site.role.padEnd(8)}${site.address}${site.named ? '   <- named by DNS' : ''}`),
     `dns      ${s.dns.record} = ${s.dns.addresses.join(', ') || '(none)'} at ${s.dns.server} (zone ${s.dns.zone}), read ${s.dns.readAgeSeconds ?? '-'} s ago` +

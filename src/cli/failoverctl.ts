@@ -7,6 +7,7 @@
  * unreachable; 77 permission or authentication refused; 78 configuration error.
  */
 import yargs, { type Argv } from 'yargs';
+import { versionLine } from '../build-info.js';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
 import { adminCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
@@ -111,7 +112,7 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
       out.error(err ?? new AgentError('USAGE', `${msg}\nRun failoverctl --help for usage.`, ExitCode.REFUSED));
     })
     .help()
-    .version(false)
+    .version(versionLine('failoverctl'))
     .wrap(Math.min(100, process.stdout.columns ?? 100));
   parser.showHelpOnFail(false);
   try {

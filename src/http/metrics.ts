@@ -114,6 +114,17 @@ export class Metrics {
         this.set(info, 1);
       },
     });
+    new Gauge({
+      name: 'failover_build_info',
+      help: 'Always 1; labels name the agent version, the running Node and how sd_notify reaches systemd (addon, systemd-notify, none).',
+      labelNames: ['version', 'node', 'notify'],
+      registers,
+      collect() {
+        const { version, node, notify } = self.status().build;
+        this.reset();
+        this.set({ version, node, notify }, 1);
+      },
+    });
     this.value('failover_active', 'Whether this site is active: the record names it and it holds a valid lease (0/1).', (s) =>
       bool(s.active),
     );

@@ -36,6 +36,8 @@ export interface HealthzBody {
   reason_detail: string;
   pid: number;
   started_at: string;
+  /** Version, the running Node and the sd_notify path (addon, systemd-notify or none). */
+  build: AgentStatus['build'];
   lease: {
     holder: AgentStatus['lease']['holder'];
     epoch: number | null;
@@ -76,6 +78,7 @@ export function healthzBody(s: AgentStatus): HealthzBody {
     reason_detail: s.reason,
     pid: s.pid,
     started_at: s.startedAt,
+    build: s.build,
     lease: {
       holder: s.lease.holder,
       epoch: s.lease.epoch,

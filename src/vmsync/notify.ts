@@ -139,7 +139,7 @@ export class Webhook {
 
   /** null on success, else why (final: a 4xx that another attempt will not fix). */
   private async attempt(item: Item): Promise<{ message: string; final: boolean } | null> {
-    const signal = AbortSignal.any ? AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.timeoutMs)]) : this.abort.signal;
+    const { signal, done } = attemptSignal(this.abort.signal, this.timeoutMs);
     try {
       const res = await request(this.url, {
         method: 'POST',
@@ -154,6 +154,8 @@ export class Webhook {
       return { message: `HTTP ${res.statusCode}`, final };
     } catch (err) {
       return { message: err instanceof Error ? err.message : String(err), final: false };
+    } finally {
+      done();
     }
   }
 
@@ -169,4 +171,24 @@ export class Webhook {
       signal.addEventListener('abort', done, { once: true });
     });
   }
+}
+
+/**
+ * One attempt's signal: aborts on close() or after `ms`, whichever comes first. Hand-made instead
+ * of AbortSignal.any, which Node 18 lacks (there the attempt had no timeout at all); `done()`
+ * drops the timer and the listener on the long-lived close() signal.
+ */
+function attemptSignal(outer: AbortSignal, ms: number): { signal: AbortSignal; done(): void } {
+  const c = new AbortController();
+  const onAbort = (): void => c.abort(outer.reason);
+  const timer = setTimeout(() => c.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
+  if (outer.aborted) onAbort();
+  else outer.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: c.signal,
+    done: () => {
+      clearTimeout(timer);
+      outer.removeEventListener('abort', onAbort);
+    },
+  };
 }

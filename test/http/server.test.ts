@@ -75,6 +75,7 @@ describe('/healthz', () => {
       lease: { holder: 'primary', epoch: 7, seq: 12, unchanged_seconds: 3, own_age_seconds: 4.5, error: null },
       collector: { control: 'systemd', unit: 'otelcol-contrib.service', desired: 'running', state: 'active', last_error: null },
       dns: { record: 'syslog.example.com', addresses: ['10.10.10.10'], consecutive_failures: 0 },
+      build: { version: '0.1.0', node: 'v18.19.0', notify: 'addon' },
       takeovers: 2,
     });
   });
@@ -137,6 +138,7 @@ describe('/metrics', () => {
     const lines = r.body.split('\n');
     for (const line of [
       'failover_info{instance="primary",role="primary"} 1',
+      'failover_build_info{version="0.1.0",node="v18.19.0",notify="addon"} 1',
       'failover_active 1',
       'failover_phase{phase="active"} 1',
       'failover_phase{phase="standby"} 0',

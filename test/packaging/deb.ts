@@ -4,19 +4,20 @@
  * agent exactly as shipped, instead of test/fixtures/agent-in-container.ts's file copies:
  *
  *   const pkgs = await ensurePackages();
- *   c = await bootContainer({ name, setup: (root) => { stageDeb(root, pkgs.deb) } });
+ *   c = await bootContainer({ name, setup: (root) => { stageDeb(root, pkgs.debs.bookworm) } });
  *   await installDeb(c, { unitDropIn: '[Service]\nWatchdogSec=4s\n' });
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Container } from '../fixtures/nspawn.js';
+import type { Container, Suite } from '../fixtures/nspawn.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface Packages {
-  deb: string;
+  /** the .deb built in each release's root (file names end in +deb12 / +deb13) */
+  debs: Record<Suite, string>;
   rpm: string;
   /** wall time of scripts/build-packages */
   seconds: number;
@@ -35,10 +36,11 @@ export function ensurePackages(args: string[] = []): Promise<Packages> {
       (err, stdout, stderr) => {
         if (err) return reject(new Error(`scripts/build-packages ${args.join(' ')} failed: ${err.message}\n${stderr.slice(-6000)}`));
         const paths = stdout.trim().split('\n');
-        const deb = paths.find((p) => p.endsWith('.deb'));
+        const bookworm = paths.find((p) => p.endsWith('+deb12_amd64.deb'));
+        const trixie = paths.find((p) => p.endsWith('+deb13_amd64.deb'));
         const rpm = paths.find((p) => p.endsWith('.rpm'));
-        if (!deb || !rpm) return reject(new Error(`no package paths in: ${stdout}`));
-        resolve({ deb, rpm, seconds: (performance.now() - t0) / 1000, reused: /up to date/.test(stderr) });
+        if (!bookworm || !trixie || !rpm) return reject(new Error(`no package paths in: ${stdout}`));
+        resolve({ debs: { bookworm, trixie }, rpm, seconds: (performance.now() - t0) / 1000, reused: /up to date/.test(stderr) });
       },
     );
   });
