@@ -123,9 +123,11 @@ describe('failback gate through the agent', { timeout: 120_000 }, () => {
   });
 
   it('failback goes through once ready', async () => {
+    // The gate as persisted (failoverctl without the agent reads this file): READY for this failover.
+    // Read BEFORE the failback: its new epoch starts a new failover, whose gate the next cycle resets.
+    expect(JSON.parse(fs.readFileSync(path.join(primary.runtimeDir, 'state', 'vmsync.json'), 'utf8'))).toMatchObject({ failback_ready: true });
     const r = await ctl(['failback']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     await waitWitness(witness, (s) => s.addresses[0] === SITES.primary && s.lease?.holder === 'primary', 5000);
-    expect(JSON.parse(fs.readFileSync(path.join(primary.runtimeDir, 'state', 'vmsync.json'), 'utf8'))).toMatchObject({ failback_ready: true });
   });
 });
