@@ -6,8 +6,9 @@
  * its DNS client (per-attempt timeouts and retries over lossy links), the DR's health check of the
  * primary, the collector unit, the lease store, the failback gate.
  *
- * Links P↔DNS, DR↔DNS, P↔DR drop, delay (so reorder) and duplicate each message; an update's
- * answer can be lost after it was applied. Faults: links cut (also unevenly healed witness outages),
+ * Links P↔DNS, DR↔DNS, P↔DR drop, delay (so reorder) and duplicate each message, and hold a few
+ * back for up to a minute (an update applied long after its send); an update's answer can be lost
+ * after it was applied. Faults: links cut (also unevenly healed witness outages),
  * the DNS server down, process crash + restart (the lease store survives), pauses (SIGSTOP: the
  * process runs nothing, its monotonic clock goes on), admin failback / switchover / --force at random
  * moments, a collector that fails to start, the gate flipping.
@@ -194,7 +195,12 @@ export interface LinkProfile {
   drop: number;
   dup: number;
   delayMs: [number, number];
+  /** The share of messages held back LATE_MS-long (a queue, a route flap): an update may apply long after its send. */
+  late: number;
 }
+
+/** How late a late message can be: within TSIG's 300 s fudge a server still accepts it. */
+const LATE_MS: [number, number] = [1000, 60_000];
 
 /** One direction of a path: up or cut, and a profile for every message. */
 export class Link {
@@ -212,7 +218,7 @@ export class Link {
       this.dropped++;
       return;
     }
-    const [lo, hi] = this.profile.delayMs;
+    const [lo, hi] = this.rng.chance(this.profile.late) ? LATE_MS : this.profile.delayMs;
     this.sched.at(this.sched.t + this.rng.between(lo, hi), () => this.up && fn());
     if (this.rng.chance(this.profile.dup)) this.sched.at(this.sched.t + this.rng.between(lo, hi), () => this.up && fn());
   }
@@ -389,6 +395,9 @@ export const TIMINGS: readonly Timings[] = [
   { ttl: 30_000, renew: 10_000, skew: 5_000, health: 10_000, failures: 3, healthTimeout: 3000, dnsTimeout: 2000, retries: 2 }, // the defaults
   { ttl: 6000, renew: 1000, skew: 1000, health: 1000, failures: 3, healthTimeout: 500, dnsTimeout: 500, retries: 2 }, // a WAN drill
   { ttl: 20_000, renew: 5000, skew: 2000, health: 5000, failures: 2, healthTimeout: 5000, dnsTimeout: 1000, retries: 1 }, // checks slower than a DNS exchange
+  { ttl: 20_000, renew: 5000, skew: 2000, health: 3000, failures: 1, healthTimeout: 3000, dnsTimeout: 1000, retries: 1 }, // one failed check is enough
+  { ttl: 45_000, renew: 15_000, skew: 0, health: 7000, failures: 2, healthTimeout: 3000, dnsTimeout: 2000, retries: 2 }, // no skew budget (no drift either)
+  { ttl: 12_000, renew: 8000, skew: 3000, health: 1000, failures: 5, healthTimeout: 1000, dnsTimeout: 500, retries: 1 }, // renewals close to ttl - max_skew
 ];
 
 export interface SimOptions {
@@ -451,7 +460,7 @@ export class World {
     const ratio = opts.unsafeDrift ? tolerated * 1.25 : 1 + (tolerated - 1) * this.rng.between(0, 0.8);
     const primarySlow = opts.unsafeDrift || this.rng.chance(0.5);
     const rates = primarySlow ? { primary: 1 / Math.sqrt(ratio), dr: Math.sqrt(ratio) } : { primary: Math.sqrt(ratio), dr: 1 / Math.sqrt(ratio) };
-    const wan: LinkProfile = { drop: this.rng.between(0, 0.05), dup: this.rng.between(0, 0.02), delayMs: [1, this.rng.between(5, Math.min(200, t.dnsTimeout / 4))] };
+    const wan: LinkProfile = { drop: this.rng.between(0, 0.05), dup: this.rng.between(0, 0.02), delayMs: [1, this.rng.between(5, Math.min(200, t.dnsTimeout / 4))], late: this.rng.between(0, 0.003) };
     const link = (): Link => new Link(this.sched, this.rng, { ...wan });
     this.links = { pToDns: link(), dnsToP: link(), drToDns: link(), dnsToDr: link(), drToP: link(), pToDr: link() };
     const proc = (role: Role): SiteProcess => new SiteProcess(role, this.sched, rates[role], this.rng.between(1e6, 1e9), 1.8e12 + this.rng.between(0, 1e9));
