@@ -8,7 +8,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
-import { adminCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
+import { adminCommand, reloadCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
 import { dnsCommand, initCommand } from './dns-commands.js';
 import { importEnvCommand } from './import-env.js';
@@ -52,7 +52,7 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
     )
     .command(
       'status',
-      'what each site, DNS and the lease look like, and why the agent decides what it decides',
+      'what each site, DNS and the lease look like, and why the agent decides what it decides; exit 0 when this site is fine in its role',
       (y) => y,
       guard((a: GlobalArgs & AgentArgs) => statusCommand(a, out, env)),
     )
@@ -79,6 +79,12 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
       'run a VM sync check now: gaps found, repaired, and the failback gate',
       (y) => y,
       guard((a: GlobalArgs & AgentArgs) => syncCommand(a, out, env)),
+    )
+    .command(
+      'reload',
+      'make the running agent re-read its configuration and wait for its verdict (systemctl reload runs this)',
+      (y) => y,
+      guard((a: GlobalArgs & AgentArgs) => reloadCommand(a, out, env)),
     )
     .command(
       'dns',

@@ -68,7 +68,8 @@ function ctl(agent: AgentProcess, args: string[]): Promise<{ code: number; stdou
 
 async function status(agent: AgentProcess): Promise<AgentStatus> {
   const r = await ctl(agent, ['--json', 'status']);
-  expect(r.code, r.stderr).toBe(0);
+  // Answered: 0 fine, or a verdict (2 DNS unreadable, 3 not active yet, 4 unhealthy).
+  expect([0, 2, 3, 4], r.stderr).toContain(r.code);
   return JSON.parse(r.stdout) as AgentStatus;
 }
 

@@ -3,7 +3,7 @@
  * plus a controllable stand-in for the inter-site path to the primary's
  * /healthz. Everything listens on 127.0.0.0/8 only; every wait is bounded.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -18,6 +18,15 @@ export const CTL = path.join(ROOT, 'dist/failoverctl.js');
 
 export function ensureBuilt(): void {
   if (!fs.existsSync(AGENT) || !fs.existsSync(CTL)) execFileSync('node', ['scripts/build.mjs'], { cwd: ROOT });
+}
+
+/** Runs the built failoverctl against `agent`'s config and socket; never rejects. */
+export function runCtl(agent: AgentProcess, args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', [CTL, '--config', agent.configFile, ...args], { env: { ...process.env, RUNTIME_DIRECTORY: agent.runtimeDir }, timeout: timeoutMs }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 export interface LogLine {
