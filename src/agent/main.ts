@@ -81,7 +81,9 @@ async function main(argv: string[]): Promise<number> {
     ? new VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance })
     : null;
   let engine!: Engine;
-  const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status());
+  const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status(), {
+    webhook: webhook ? () => webhook.stats() : undefined,
+  });
   engine = new Engine({
     config,
     witness: opened.witness,
