@@ -13,13 +13,15 @@ import { checkConfigCommand } from './check-config.js';
 import { dnsCommand, initCommand } from './dns-commands.js';
 import { importEnvCommand } from './import-env.js';
 import { Output, type OutputStreams } from './output.js';
+import { SETUP_FLAGS, setupCommand, type SetupArgs } from './setup.js';
 import type { ConfigSelector } from './select-config.js';
 
 export interface GlobalArgs extends ConfigSelector {
   json: boolean;
 }
 
-export async function run(argv: string[], streams: OutputStreams, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** `stdin` only for setup's questions (a terminal); without it setup needs every answer as a flag. */
+export async function run(argv: string[], streams: OutputStreams & { stdin?: NodeJS.ReadableStream & { isTTY?: boolean } }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let code: number = ExitCode.OK;
   let usageFailed = false;
   let json = argv.includes('--json');
@@ -97,6 +99,17 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
       'create the failover record (naming the primary) and the first lease',
       (y) => y.option('force', { type: 'boolean', default: false, describe: 'overwrite an existing record and lease (still a CAS)' }),
       guard((a: GlobalArgs & { force: boolean }) => initCommand(a, out, env)),
+    )
+    .command(
+      'setup',
+      'write primary.toml, dr.toml and a new TSIG key, and print the DNS server side (asks on a terminal; flags for automation)',
+      (y) =>
+        y
+          // The answers' flags come from setup's QUESTIONS (one list for flags, prompts and checks).
+          .options(SETUP_FLAGS as Record<string, { type: 'string'; describe: string }>)
+          .option('out', { type: 'string', describe: 'directory for primary.toml and dr.toml (default /etc/failover-agent)' })
+          .option('force', { type: 'boolean', default: false, describe: 'overwrite existing files' }) as unknown as Argv<GlobalArgs & SetupArgs>,
+      guard((a: GlobalArgs & SetupArgs) => setupCommand(a, out, { stdin: streams.stdin ?? process.stdin, stdout: streams.stdout })),
     )
     .command(
       'import-env <file> [more..]',

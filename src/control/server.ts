@@ -341,7 +341,7 @@ function probeSocket(path: string): Promise<'live' | 'stale' | 'gone' | NodeJS.E
 }
 
 /** The gid of a group name from /etc/group (Node has no getgrnam), or undefined. */
-function lookupGroup(name: string): number | undefined {
+export function lookupGroup(name: string): number | undefined {
   let text: string;
   try {
     text = readFileSync('/etc/group', 'utf8');
