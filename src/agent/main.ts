@@ -117,7 +117,9 @@ async function main(argv: string[]): Promise<number> {
     ? new (await import('../vmsync/sync.js')).VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance })
     : null;
   let engine!: Engine;
-  const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status());
+  const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status(), {
+    webhook: webhook ? () => webhook.stats() : undefined,
+  });
   engine = new Engine({
     config,
     witness: opened.witness,
@@ -144,7 +146,43 @@ async function main(argv: string[]): Promise<number> {
   logger.notice('starting', { event: 'start', instance: config.instance, role: config.role, server, zone: opened.zone, record: config.dns.record });
 
   const http = config.http.listen ? new HttpServer({ listen: config.http.listen, status: () => engine.status(), metrics, logger }) : null;
-  const control = new ControlServer({ path: socketPath(config.instance), handler: engine, logger });
+  /** SIGHUP and the control socket's `reload` (what ExecReload waits for): all or nothing. */
+  const reload = (): string[] => {
+    const next = loadConfig(file);
+    const applied = engine.reload(next);
+    config = next;
+    logger.setLevel(next.log.level);
+    tracker.setDeadlines(deadlines(next));
+    logger.notice(`configuration reloaded${applied.length ? `: ${applied.join(', ')} changed` : ' (no change)'}`, { event: 'reload', file, changed: applied.join(',') });
+    return applied;
+  };
+  let ready = false;
+  const reloadReporting = (): string[] => {
+    // Before READY, RELOADING=1/READY=1 would tell systemd a start had finished that has not.
+    if (!ready) throw new AgentError('RELOAD_NOT_READY', 'the agent is still starting: reload once it runs', ExitCode.UNAVAILABLE);
+    notifier.reloading();
+    try {
+      return reload();
+    } catch (err) {
+      logger.error(`reload rejected, keeping the running configuration: ${(err as Error).message}`, {
+        event: 'reload_failed',
+        code: err instanceof AgentError ? err.code : 'INTERNAL',
+      });
+      throw err;
+    } finally {
+      notifier.ready(statusLine(engine.status()));
+    }
+  };
+  const control = new ControlServer({
+    path: socketPath(config.instance),
+    handler: {
+      status: () => engine.status(),
+      admin: (op, opts) => engine.admin(op, opts),
+      sync: () => engine.sync(),
+      reload: async () => ({ file, applied: reloadReporting() }),
+    },
+    logger,
+  });
   await http?.start();
   await control.start();
   await engine.start();
@@ -155,6 +193,7 @@ async function main(argv: string[]): Promise<number> {
     await delay(10);
   }
   notifier.ready(statusLine(engine.status()));
+  ready = true;
   logger.notice('running', { event: 'ready', ...engine.status().dns });
 
   const usec = watchdogUsec();
@@ -197,21 +236,11 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
-      notifier.reloading();
       try {
-        const next = loadConfig(file);
-        const applied = engine.reload(next);
-        config = next;
-        logger.setLevel(next.log.level);
-        tracker.setDeadlines(deadlines(next));
-        logger.notice(`configuration reloaded${applied.length ? `: ${applied.join(', ')} changed` : ' (no change)'}`, { event: 'reload', file, changed: applied.join(',') });
-      } catch (err) {
-        logger.error(`reload rejected, keeping the running configuration: ${(err as Error).message}`, {
-          event: 'reload_failed',
-          code: err instanceof AgentError ? err.code : 'INTERNAL',
-        });
+        reloadReporting();
+      } catch {
+        // Logged by reloadReporting; the running configuration stays.
       }
-      notifier.ready(statusLine(engine.status()));
     });
   });
 }

@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
-import type { AdminResult, ControlRequest, SyncResult } from '../control/protocol.js';
+import type { AdminResult, ControlRequest, ControlResults, ReloadResult, SyncResult } from '../control/protocol.js';
 import { runAdmin } from '../agent/admin-run.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { AgentError, ExitCode } from '../errors.js';
@@ -17,6 +17,7 @@ import { stateDir } from '../state/atomic.js';
 import { loadState } from '../vmsync/state.js';
 import { gateOf } from '../vmsync/sync.js';
 import type { Output } from './output.js';
+import { statusVerdict } from './status-verdict.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
 
 export interface AgentArgs extends ConfigSelector {
@@ -28,10 +29,11 @@ function isNotRunning(err: unknown): boolean {
 }
 
 /** Talks to the agent; needs only the instance name, so it works while the file on disk is being edited. */
-async function ask(file: string, args: AgentArgs, req: ControlRequest): Promise<AgentStatus | AdminResult | SyncResult> {
+async function ask<R extends ControlRequest>(file: string, args: AgentArgs, req: R): Promise<ControlResults[R['cmd']]> {
   const r = await callAgent(args.socket ?? socketPath(instanceFromPath(file)), req);
   if (!r.ok) throw new AgentError(r.error.code, r.error.message, r.error.exitCode as ExitCode);
-  return r.result;
+  // The agent answers each command with its own result type (control/server.ts).
+  return r.result as ControlResults[R['cmd']];
 }
 
 const yes = (b: boolean): string => (b ? 'ok ' : 'NO ');
@@ -63,9 +65,18 @@ export function renderStatus(s: AgentStatus): string {
   return lines.join('\n');
 }
 
+/** Prints the status; the exit code says whether this site is fine in its role (status-verdict.ts). */
 export async function statusCommand(args: AgentArgs, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
-  const status = (await ask(selectConfigFile(args, env), args, { cmd: 'status' })) as AgentStatus;
-  out.result(renderStatus(status), status);
+  const status = await ask(selectConfigFile(args, env), args, { cmd: 'status' });
+  const verdict = statusVerdict(status);
+  out.result(`${renderStatus(status)}\nverdict  ${verdict.why} (exit ${verdict.code})`, status);
+  return verdict.code;
+}
+
+/** Asks the running agent to re-read its file, and waits for its verdict (ExecReload runs this). */
+export async function reloadCommand(args: AgentArgs, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
+  const r: ReloadResult = await ask(selectConfigFile(args, env), args, { cmd: 'reload' });
+  out.result(`${r.file} reloaded: ${r.applied.length ? `${r.applied.join(', ')} applied` : 'no change'}`, r);
   return ExitCode.OK;
 }
 
@@ -110,7 +121,7 @@ export async function adminCommand(op: AdminOp, args: AgentArgs & { force: boole
   const opts = { force: args.force, dryRun: args.dryRun };
   let result: AdminResult;
   try {
-    result = (await ask(file, args, { cmd: op, args: opts })) as AdminResult;
+    result = await ask(file, args, { cmd: op, args: opts });
   } catch (err) {
     if (!isNotRunning(err)) throw err;
     result = await adminDirect(loadConfig(file), op, opts);
@@ -137,7 +148,7 @@ export function renderSync(r: SyncResult): string {
 }
 
 export async function syncCommand(args: AgentArgs, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
-  const r = (await ask(selectConfigFile(args, env), args, { cmd: 'sync' })) as SyncResult;
+  const r = await ask(selectConfigFile(args, env), args, { cmd: 'sync' });
   out.result(renderSync(r), r);
   return r.report?.error ? ExitCode.UNAVAILABLE : ExitCode.OK;
 }

@@ -9,18 +9,20 @@
 import yargs, { type Argv } from 'yargs';
 import { versionLine } from '../build-info.js';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
-import { adminCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
+import { adminCommand, reloadCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
 import { dnsCommand, initCommand } from './dns-commands.js';
 import { importEnvCommand } from './import-env.js';
 import { Output, type OutputStreams } from './output.js';
+import { SETUP_FLAGS, setupCommand, type SetupArgs } from './setup.js';
 import type { ConfigSelector } from './select-config.js';
 
 export interface GlobalArgs extends ConfigSelector {
   json: boolean;
 }
 
-export async function run(argv: string[], streams: OutputStreams, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** `stdin` only for setup's questions (a terminal); without it setup needs every answer as a flag. */
+export async function run(argv: string[], streams: OutputStreams & { stdin?: NodeJS.ReadableStream & { isTTY?: boolean } }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let code: number = ExitCode.OK;
   let usageFailed = false;
   let json = argv.includes('--json');
@@ -53,7 +55,7 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
     )
     .command(
       'status',
-      'what each site, DNS and the lease look like, and why the agent decides what it decides',
+      'what each site, DNS and the lease look like, and why the agent decides what it decides; exit 0 when this site is fine in its role',
       (y) => y,
       guard((a: GlobalArgs & AgentArgs) => statusCommand(a, out, env)),
     )
@@ -82,6 +84,12 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
       guard((a: GlobalArgs & AgentArgs) => syncCommand(a, out, env)),
     )
     .command(
+      'reload',
+      'make the running agent re-read its configuration and wait for its verdict (systemctl reload runs this)',
+      (y) => y,
+      guard((a: GlobalArgs & AgentArgs) => reloadCommand(a, out, env)),
+    )
+    .command(
       'dns',
       'read the failover record and the lease straight from the server',
       (y) => y.option('tcp', { type: 'boolean', default: false, describe: 'query over TCP' }),
@@ -92,6 +100,17 @@ export async function run(argv: string[], streams: OutputStreams, env: NodeJS.Pr
       'create the failover record (naming the primary) and the first lease',
       (y) => y.option('force', { type: 'boolean', default: false, describe: 'overwrite an existing record and lease (still a CAS)' }),
       guard((a: GlobalArgs & { force: boolean }) => initCommand(a, out, env)),
+    )
+    .command(
+      'setup',
+      'write primary.toml, dr.toml and a new TSIG key, and print the DNS server side (asks on a terminal; flags for automation)',
+      (y) =>
+        y
+          // The answers' flags come from setup's QUESTIONS (one list for flags, prompts and checks).
+          .options(SETUP_FLAGS as Record<string, { type: 'string'; describe: string }>)
+          .option('out', { type: 'string', describe: 'directory for primary.toml and dr.toml (default /etc/failover-agent)' })
+          .option('force', { type: 'boolean', default: false, describe: 'overwrite existing files' }) as unknown as Argv<GlobalArgs & SetupArgs>,
+      guard((a: GlobalArgs & SetupArgs) => setupCommand(a, out, { stdin: streams.stdin ?? process.stdin, stdout: streams.stdout })),
     )
     .command(
       'import-env <file> [more..]',

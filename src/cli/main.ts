@@ -1,7 +1,7 @@
 /** Entry point of the failoverctl binary. */
 import { run } from './failoverctl.js';
 
-run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
+run(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }).then(
   (code) => {
     process.exitCode = code;
   },

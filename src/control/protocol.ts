@@ -1,17 +1,33 @@
 /**
- * The control socket's protocol: one JSON object per line each way.
+ * The control socket's protocol (docs/CONTROL.md): one JSON object per line each way.
  * Request `{ "cmd": ..., "args": {...} }`, response `{ "ok": true, "result": ... }`
  * or `{ "ok": false, "error": { "code", "message", "exitCode" } }`.
+ *
+ * The request schema is strict at every level: a field the agent does not know is refused, never
+ * ignored, so a misspelt `{"cmd":"switchover","dry_run":true}` cannot run a real switchover.
  */
+import { z } from 'zod';
+
 import type { AgentStatus } from '../agent/status.js';
 import type { SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
-export type ControlCommand = 'status' | 'failback' | 'switchover' | 'sync';
+const adminArgs = z.strictObject({
+  force: z.boolean().optional(),
+  dryRun: z.boolean().optional(),
+});
 
-export interface ControlRequest {
-  cmd: ControlCommand;
-  args?: { force?: boolean; dryRun?: boolean };
-}
+/** Every request the agent accepts; the single source of the commands and their arguments. */
+export const controlRequestSchema = z.discriminatedUnion('cmd', [
+  z.strictObject({ cmd: z.literal('status') }),
+  z.strictObject({ cmd: z.literal('sync') }),
+  z.strictObject({ cmd: z.literal('reload') }),
+  z.strictObject({ cmd: z.literal('failback'), args: adminArgs.optional() }),
+  z.strictObject({ cmd: z.literal('switchover'), args: adminArgs.optional() }),
+]);
+
+export type ControlRequest = z.infer<typeof controlRequestSchema>;
+export type ControlCommand = ControlRequest['cmd'];
+export const CONTROL_COMMANDS: readonly ControlCommand[] = controlRequestSchema.options.map((o) => o.shape.cmd.value);
 
 export interface Precondition {
   name: string;
@@ -42,13 +58,34 @@ export interface SyncResult {
   gate: { ready: boolean; detail: string };
 }
 
+/** The answer to `reload`: the file re-read and the keys it changed (a refusal is an error response). */
+export interface ReloadResult {
+  file: string;
+  applied: string[];
+}
+
+/** The result each command answers with. */
+export interface ControlResults {
+  status: AgentStatus;
+  failback: AdminResult;
+  switchover: AdminResult;
+  sync: SyncResult;
+  reload: ReloadResult;
+}
+
 export type ControlResponse =
-  | { ok: true; result: AgentStatus | AdminResult | SyncResult }
+  | { ok: true; result: ControlResults[ControlCommand] }
   | { ok: false; error: { code: string; message: string; exitCode: number } };
 
-/** What the agent exposes to the control socket. */
+/** What the engine exposes to the control socket. */
 export interface ControlHandler {
   status(): AgentStatus;
   admin(op: 'failback' | 'switchover', opts: { force: boolean; dryRun: boolean }): Promise<AdminResult>;
   sync(): Promise<SyncResult>;
+}
+
+/** The engine's commands plus the process-level `reload` (agent/main.ts owns the config file). */
+export interface ControlService extends ControlHandler {
+  /** Re-reads the configuration file; throws (CONFIG_* 78, RELOAD_REFUSED 78) keeping the running one. */
+  reload(): Promise<ReloadResult>;
 }

@@ -9,20 +9,19 @@
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
+import type { z } from 'zod';
 
 import { AgentError, ExitCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { ControlHandler, ControlRequest, ControlResponse } from './protocol.js';
+import { CONTROL_COMMANDS, controlRequestSchema, type ControlRequest, type ControlResponse, type ControlService } from './protocol.js';
 
 export const MAX_REQUEST_BYTES = 64 * 1024;
 export const IDLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_SOCKET_MODE = 0o660;
 
-const COMMANDS: readonly string[] = ['status', 'failback', 'switchover', 'sync'];
-
 export interface ControlServerOptions {
   path: string;
-  handler: ControlHandler;
+  handler: ControlService;
   logger: Logger;
   /** File mode of the socket (default 0o660: owner and group may connect). */
   mode?: number;
@@ -240,9 +239,9 @@ export class ControlServer {
     }
     try {
       if (req.cmd === 'status') return { ok: true, result: this.opts.handler.status() };
-      if (req.cmd === 'sync') {
+      if (req.cmd === 'sync' || req.cmd === 'reload') {
         this.log.notice('control request', { event: 'control', cmd: req.cmd });
-        return { ok: true, result: await this.opts.handler.sync() };
+        return { ok: true, result: await this.opts.handler[req.cmd]() };
       }
       const force = req.args?.force ?? false;
       const dryRun = req.args?.dryRun ?? false;
@@ -255,7 +254,10 @@ export class ControlServer {
   }
 }
 
-/** Validates one request line; throws AgentError CONTROL_BAD_REQUEST. */
+/**
+ * Validates one request line against the strict schema; throws AgentError CONTROL_BAD_REQUEST
+ * naming every field it refuses, so nothing is done on a request only partly understood.
+ */
 export function parseRequest(line: string): ControlRequest {
   let v: unknown;
   try {
@@ -263,20 +265,26 @@ export function parseRequest(line: string): ControlRequest {
   } catch (err) {
     throw badRequestError(`not JSON: ${messageOf(err)}`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badRequestError('a request is a JSON object');
-  const { cmd, args } = v as { cmd?: unknown; args?: unknown };
-  if (typeof cmd !== 'string' || !COMMANDS.includes(cmd)) {
-    throw badRequestError(`unknown command ${JSON.stringify(cmd) ?? 'undefined'} (expected one of: ${COMMANDS.join(', ')})`);
+  const r = controlRequestSchema.safeParse(v);
+  if (r.success) return r.data;
+  throw badRequestError(r.error.issues.map((i) => describeIssue(i, v)).join('; '));
+}
+
+/** One schema issue in an operator's words, with where it is in the request. */
+function describeIssue(issue: z.core.$ZodIssue, request: unknown): string {
+  const at = issue.path.length ? issue.path.join('.') : 'request';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `${at}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    case 'invalid_union':
+      // Only the discriminator fails this way: the command itself is unknown or missing.
+      return `unknown command ${JSON.stringify((request as { cmd?: unknown }).cmd) ?? 'undefined'} (expected one of: ${CONTROL_COMMANDS.join(', ')})`;
+    case 'invalid_type':
+      if (!issue.path.length) return 'a request is a JSON object';
+      return `${at} must be ${issue.expected === 'boolean' ? 'true or false' : issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}`;
+    default:
+      return `${at}: ${issue.message}`;
   }
-  if (args === undefined || args === null) return { cmd: cmd as ControlRequest['cmd'] };
-  if (typeof args !== 'object' || Array.isArray(args)) throw badRequestError('args must be an object');
-  const out: NonNullable<ControlRequest['args']> = {};
-  for (const [k, val] of Object.entries(args)) {
-    if (k !== 'force' && k !== 'dryRun') throw badRequestError(`unknown argument "${k}"`);
-    if (typeof val !== 'boolean') throw badRequestError(`argument "${k}" must be true or false`);
-    out[k] = val;
-  }
-  return { cmd: cmd as ControlRequest['cmd'], args: out };
 }
 
 /** Any thrown value → the protocol's error response (AgentError code/exitCode kept). */
@@ -333,7 +341,7 @@ function probeSocket(path: string): Promise<'live' | 'stale' | 'gone' | NodeJS.E
 }
 
 /** The gid of a group name from /etc/group (Node has no getgrnam), or undefined. */
-function lookupGroup(name: string): number | undefined {
+export function lookupGroup(name: string): number | undefined {
   let text: string;
   try {
     text = readFileSync('/etc/group', 'utf8');

@@ -51,6 +51,9 @@ const EXIT: Record<DnsErrorCode, ExitCode> = {
   DNS_NO_SERVER: ExitCode.UNAVAILABLE,
 };
 
+/** Every DNS error code (the keys of the exit table, so none can be missing). */
+export const DNS_ERROR_CODES = Object.keys(EXIT) as DnsErrorCode[];
+
 export interface DnsErrorDetail {
   rcode?: string;
   authenticated?: boolean;

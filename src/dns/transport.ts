@@ -205,7 +205,8 @@ export class DnsTransport {
     if (lastDropped?.startsWith('unsigned')) {
       return new DnsError(
         'DNS_TSIG_UNSIGNED',
-        `${s.host}:${s.port} answered only without a valid TSIG signature (${lastDropped}); not trusted`,
+        `${s.host}:${s.port} answered only without a valid TSIG signature (${lastDropped}); not trusted. ` +
+          `The server did not accept our signed request (some, e.g. PowerDNS, say so with an unsigned NOTAUTH or REFUSED): ${this.keyChecks()}`,
       );
     }
     return new DnsError(
@@ -219,10 +220,17 @@ export class DnsTransport {
     const name = rcodeName(error);
     const code = error === RCODE.BADKEY ? 'DNS_TSIG_BADKEY' : error === RCODE.BADSIG ? 'DNS_TSIG_BADSIG' : 'DNS_TSIG_UNSIGNED';
     const hint = error === RCODE.BADKEY ? 'the server does not know this key name/algorithm' : 'the key secret does not match the server';
-    return new DnsError(code, `TSIG ${name} from ${this.opts.server.host}:${this.opts.server.port}: ${hint} (unsigned reply, not trusted)`, {
+    return new DnsError(code, `TSIG ${name} from ${this.opts.server.host}:${this.opts.server.port}: ${hint} (unsigned reply, not trusted): ${this.keyChecks()}`, {
       rcode: rcodeName(m.rcode),
       authenticated: false,
     });
+  }
+
+  /** What an operator checks when the server does not accept our key. */
+  private keyChecks(): string {
+    const k = this.opts.key;
+    const key = k ? `"${k.name}" (${k.algorithm})` : '(none)';
+    return `check that the key name ${key} and its secret in dns.key_file are exactly the server's, and that the zone's update policy grants this key the failover record and the lease`;
   }
 
   private async udp(

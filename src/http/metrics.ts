@@ -13,7 +13,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 import type { AgentStatus } from '../agent/status.js';
 import type { CollectorState, Phase, WriteOp } from '../core/decide.js';
+import { DNS_ERROR_CODES } from '../dns/errors.js';
 import type { Role } from '../lease/lease.js';
+import type { WebhookStats } from '../vmsync/notify.js';
 
 /** Every phase, so `failover_phase` is one-hot over a fixed set (a missing element fails to compile). */
 export const PHASES = ['starting', 'active', 'pending', 'standby', 'monitoring', 'fenced', 'holding'] as const satisfies readonly Phase[];
@@ -48,7 +50,17 @@ export interface MetricsLabels {
 export interface MetricsOptions {
   /** Register prom-client's `process_*` / `nodejs_*` metrics on our registry (default true). */
   defaultMetrics?: boolean;
+  /** The webhook's delivery counts (absent without `notify.webhook`). */
+  webhook?: () => WebhookStats;
 }
+
+/**
+ * prom-client's gauges named like counters (`promtool check metrics` flags them); each is the sum
+ * of the same name without `_total` (by type), which stays.
+ */
+export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
+const WEBHOOK_RESULTS = ['sent', 'failed', 'dropped'] as const;
 
 export class Metrics {
   /** The registry everything here is registered on (exposed for tests and extra collectors). */
@@ -100,6 +112,7 @@ export class Metrics {
     for (const kind of ['read', 'update'] as const) this.dnsDuration.zero({ kind });
     for (const op of WRITE_OPS) for (const result of WRITE_RESULTS) this.writes.inc({ op, result }, 0);
     for (const result of ['ok', 'failed']) this.healthChecks.inc({ result }, 0);
+    for (const code of DNS_ERROR_CODES) this.dnsErrors.inc({ code }, 0);
 
     // ---- state, from the status at scrape time --------------------------------------------------
     const self = this;
@@ -173,16 +186,7 @@ export class Metrics {
       'Consecutive health-check failures that allow a takeover (health.failures).',
       (s) => s.health.threshold,
     );
-    new Counter({
-      name: 'failover_takeovers_total',
-      help: 'Takeovers performed by this agent since it started.',
-      registers,
-      collect() {
-        const n = self.status().takeovers;
-        this.reset();
-        if (Number.isFinite(n) && n > 0) this.inc(n);
-      },
-    });
+    this.total('failover_takeovers_total', 'Takeovers performed by this agent since it started.', (s) => s.takeovers);
     this.value(
       'failover_collector_desired_running',
       'Whether the agent wants the collector unit running (0/1; absent with collector.control = none).',
@@ -217,14 +221,43 @@ export class Metrics {
     // VM sync (absent when vmsync is disabled).
     const vm = <T>(read: (v: NonNullable<AgentStatus['vmsync']>) => T | null) => (s: AgentStatus) => (s.vmsync ? read(s.vmsync) : null);
     this.value('failover_vmsync_ranges_found', 'Gap ranges found by the last VM sync check.', vm((v) => v.ranges_found.length));
-    this.value('failover_vmsync_samples_copied_total', 'Samples repaired into the local VM since the state file began.', vm((v) => v.samples_copied_total));
+    this.total('failover_vmsync_samples_copied_total', 'Samples repaired into the local VM since the state file began.', vm((v) => v.samples_copied_total));
+    this.total('failover_vmsync_errors_total', 'VM sync checks that failed since the state file began.', vm((v) => v.errors));
+    this.value('failover_vmsync_consecutive_errors', 'VM sync checks that failed in a row (0 after a good one).', vm((v) => v.consecutive_errors));
     this.value('failover_vmsync_repair_duration_seconds', 'Duration of the last repair (export → import of every chunk, then force_flush).', vm((v) => (v.repair_duration_ms === null ? null : v.repair_duration_ms / 1000)));
     this.value('failover_vmsync_last_clean_check_timestamp_seconds', 'Unix time of the last clean check.', vm((v) => (v.last_clean_check ? Date.parse(v.last_clean_check) / 1000 : null)));
     this.value('failover_vmsync_consecutive_clean', 'Consecutive clean checks since the current failover.', vm((v) => v.consecutive_clean));
     this.value('failover_vmsync_failback_ready', 'FAILBACK READY (0/1).', vm((v) => bool(v.failback_ready)));
     this.value('failover_vmsync_detection_seconds', 'Wall time of the last detection (both sides).', vm((v) => (v.detection_ms === null ? null : v.detection_ms / 1000)));
 
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+    // Webhook deliveries (absent without notify.webhook): a broken alert channel must be visible.
+    const webhook = opts.webhook;
+    if (webhook) {
+      new Counter({
+        name: 'failover_webhook_notifications_total',
+        help: 'Webhook notifications by outcome: sent, failed (after every attempt), dropped (queue full or closed).',
+        labelNames: ['result'],
+        registers,
+        collect() {
+          const st = webhook();
+          this.reset();
+          for (const result of WEBHOOK_RESULTS) this.inc({ result }, st[result]);
+        },
+      });
+      new Gauge({
+        name: 'failover_webhook_queued',
+        help: 'Webhook notifications waiting to be delivered.',
+        registers,
+        collect() {
+          this.set(webhook().queued);
+        },
+      });
+    }
+
+    if (opts.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+      for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
+    }
   }
 
   // ---- events the engine reports ----------------------------------------------------------------
@@ -276,17 +309,35 @@ export class Metrics {
     return this.scrapeStatus ?? this.provider();
   }
 
+  /** An unlabelled counter whose running total the status holds; null leaves it absent. */
+  private total(name: string, help: string, read: (s: AgentStatus) => number | null): void {
+    this.fromStatus<Counter>(Counter, name, help, read, (c, v) => {
+      c.reset();
+      if (v > 0) c.inc(v);
+    });
+  }
+
   /** An unlabelled gauge read from the status; null (or a non-finite number) leaves it absent. */
   private value(name: string, help: string, read: (s: AgentStatus) => number | null): void {
+    this.fromStatus<Gauge>(Gauge, name, help, read, (g, v) => g.set(v));
+  }
+
+  private fromStatus<M extends Counter | Gauge>(
+    Kind: new (c: { name: string; help: string; registers: Registry[]; collect: (this: M) => void }) => M,
+    name: string,
+    help: string,
+    read: (s: AgentStatus) => number | null,
+    put: (m: M, v: number) => void,
+  ): void {
     const self = this;
-    new Gauge({
+    new Kind({
       name,
       help,
       registers: [this.registry],
       collect() {
         const v = read(self.status());
         if (v === null || !Number.isFinite(v)) this.remove();
-        else this.set(v);
+        else put(this, v);
       },
     });
   }

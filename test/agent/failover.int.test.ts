@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Witness, Snapshot } from '../../src/lease/witness.js';
 import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { AgentProcess, HealthPath, agentCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
+import { AgentProcess, HealthPath, runCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
 const PRIMARY = '127.0.0.11';
 const DR = '127.0.0.12';

@@ -7,9 +7,10 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 
 import type { AgentStatus } from '../../src/agent/status.js';
 import { callAgent, socketPath } from '../../src/control/client.js';
-import type { AdminResult, ControlHandler, ControlResponse } from '../../src/control/protocol.js';
-import { ControlServer, MAX_REQUEST_BYTES } from '../../src/control/server.js';
+import type { AdminResult, ControlResponse, ControlService } from '../../src/control/protocol.js';
+import { ControlServer, MAX_REQUEST_BYTES, parseRequest } from '../../src/control/server.js';
 import { AgentError } from '../../src/errors.js';
+import { converse as raw } from '../fixtures/control-raw.js';
 import { fakeStatus } from '../fixtures/status.js';
 import { nullLogger } from '../../src/log/logger.js';
 
@@ -28,7 +29,7 @@ function adminResult(op: 'failback' | 'switchover', opts: { force: boolean; dryR
 }
 
 /** A handler that records admin calls and can be told to fail. */
-function fakeHandler(): ControlHandler & { calls: { op: string; opts: { force: boolean; dryRun: boolean } }[]; fail?: unknown } {
+function fakeHandler(): ControlService & { calls: { op: string; opts: { force: boolean; dryRun: boolean } }[]; fail?: unknown } {
   const h = {
     calls: [] as { op: string; opts: { force: boolean; dryRun: boolean } }[],
     fail: undefined as unknown,
@@ -41,6 +42,11 @@ function fakeHandler(): ControlHandler & { calls: { op: string; opts: { force: b
     sync: async () => {
       h.calls.push({ op: 'sync', opts: { force: false, dryRun: false } });
       return { report: null, status: null, gate: { ready: true, detail: 'vmsync disabled: no data gate' } };
+    },
+    reload: async () => {
+      h.calls.push({ op: 'reload', opts: { force: false, dryRun: false } });
+      if (h.fail !== undefined) throw h.fail;
+      return { file: '/etc/failover-agent/primary.toml', applied: ['lease.ttl'] };
     },
   };
   return h;
@@ -57,36 +63,12 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function startServer(handler: ControlHandler = fakeHandler(), name = 'dr.sock', extra: { idleTimeoutMs?: number } = {}) {
+async function startServer(handler: ControlService = fakeHandler(), name = 'dr.sock', extra: { idleTimeoutMs?: number } = {}) {
   const p = path.join(dir, name);
   const server = new ControlServer({ path: p, handler, logger: nullLogger(), ...extra });
   servers.push(server);
   await server.start();
   return { server, path: p };
-}
-
-/** Raw conversation: send `data`, collect response lines until `count` arrived or the socket closed. */
-function raw(p: string, data: string | Buffer, count: number): Promise<{ lines: string[]; closed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection({ path: p });
-    let buf = '';
-    let closed = false;
-    const done = () => {
-      const lines = buf.split('\n').filter((l) => l !== '');
-      resolve({ lines, closed });
-      s.destroy();
-    };
-    s.on('connect', () => s.write(data));
-    s.on('data', (c) => {
-      buf += String(c);
-      if (buf.split('\n').length - 1 >= count) done();
-    });
-    s.on('close', () => {
-      closed = true;
-      done();
-    });
-    s.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' || e.code === 'ECONNRESET' ? undefined : reject(e)));
-  });
 }
 
 describe('round trips', () => {
@@ -148,6 +130,56 @@ describe('round trips', () => {
     const { path: p } = await startServer(h);
     const res = await callAgent(p, { cmd: 'status' });
     expect(res.ok && (res.result as AgentStatus).lease.epoch).toBe(4);
+  });
+});
+
+describe('strict requests: anything not fully understood is refused', () => {
+  // Each line must be refused naming the offending field; none may reach the handler.
+  const refused: [string, RegExp][] = [
+    ['{"cmd":"switchover","dry_run":true}', /request: unknown field "dry_run"/],
+    ['{"cmd":"failback","force":true}', /request: unknown field "force"/],
+    ['{"cmd":"failback","args":{"dry_run":true}}', /args: unknown field "dry_run"/],
+    ['{"cmd":"failback","args":{"dryRun":true,"forse":true}}', /args: unknown field "forse"/],
+    ['{"cmd":"failback","args":{"force":"yes"}}', /args\.force must be true or false/],
+    ['{"cmd":"failback","args":null}', /args must be an object/],
+    ['{"cmd":"failback","args":[]}', /args must be an object/],
+    ['{"cmd":"switchover","dry_run":true,"args":{"x":1}}', /args: unknown field "x"; request: unknown field "dry_run"/],
+    ['{"cmd":"status","args":{}}', /request: unknown field "args"/],
+    ['{"cmd":"reload","args":{"force":true}}', /request: unknown field "args"/],
+    ['{"cmd":"sync","verbose":1}', /request: unknown field "verbose"/],
+    ['{"cmd":"reboot"}', /unknown command "reboot"/],
+    ['{"cmd":"Status"}', /unknown command "Status"/],
+    ['{"command":"status"}', /unknown command undefined/],
+    ['{}', /unknown command undefined/],
+    ['[]', /a request is a JSON object/],
+    ['"status"', /a request is a JSON object/],
+    ['null', /a request is a JSON object/],
+    ['{not json', /not JSON/],
+  ];
+  test.each(refused)('%s', async (line, why) => {
+    expect(() => parseRequest(line)).toThrow(why);
+    const h = fakeHandler();
+    const { path: p } = await startServer(h);
+    const { lines } = await raw(p, line + '\n', 1);
+    const r = JSON.parse(lines[0]!) as ControlResponse;
+    expect(r).toMatchObject({ ok: false, error: { code: 'CONTROL_BAD_REQUEST', exitCode: 1 } });
+    expect(!r.ok && r.error.message).toMatch(why);
+    expect(h.calls).toEqual([]);
+  });
+
+  test('every well-formed request is accepted as written', () => {
+    expect(parseRequest('{"cmd":"status"}')).toEqual({ cmd: 'status' });
+    expect(parseRequest('{"cmd":"reload"}')).toEqual({ cmd: 'reload' });
+    expect(parseRequest('{"cmd":"failback","args":{"force":true,"dryRun":false}}')).toEqual({ cmd: 'failback', args: { force: true, dryRun: false } });
+    expect(parseRequest('{"cmd":"switchover","args":{}}')).toEqual({ cmd: 'switchover', args: {} });
+  });
+
+  test('reload reaches the handler; its refusal keeps code and exit code', async () => {
+    const h = fakeHandler();
+    const { path: p } = await startServer(h);
+    expect(await callAgent(p, { cmd: 'reload' })).toEqual({ ok: true, result: { file: '/etc/failover-agent/primary.toml', applied: ['lease.ttl'] } });
+    h.fail = new AgentError('RELOAD_REFUSED', 'cannot change dns.server by reload', 78);
+    expect(await callAgent(p, { cmd: 'reload' })).toEqual({ ok: false, error: { code: 'RELOAD_REFUSED', message: 'cannot change dns.server by reload', exitCode: 78 } });
   });
 });
 

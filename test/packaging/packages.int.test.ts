@@ -151,6 +151,16 @@ async function expectWatchdogRestart(b: Box): Promise<void> {
   }
 }
 
+/** The operator's kit (issue 14), the same path in both packages. */
+const OPERATOR_KIT = [
+  '/usr/share/failover-agent/failover-agent.rules.yml',
+  '/usr/share/failover-agent/failover-agent.rules.test.yml',
+  '/usr/share/failover-agent/grafana-dashboard.json',
+  '/usr/share/man/man8/failover-agent.8.gz',
+  '/usr/share/man/man5/failover-agent.toml.5.gz',
+  '/usr/share/bash-completion/completions/failoverctl',
+];
+
 beforeAll(async () => {
   // The current sources, and a newer version of them for the upgrade.
   v1 = await ensurePackages();
@@ -235,6 +245,7 @@ function releaseSuite(suite: Suite): void {
         '/etc/failover-agent/primary.toml.example',
         '/usr/share/man/man1/failoverctl.1.gz',
         '/usr/share/doc/failover-agent/README.md',
+        ...OPERATOR_KIT,
       ]) {
         expect(files, f).toContain(f);
       }
@@ -522,6 +533,7 @@ describe('the .rpm', { timeout: 120_000 }, () => {
       '/usr/share/polkit-1/rules.d/50-failover-agent.rules',
       '/usr/share/man/man1/failoverctl.1.gz',
       '/usr/share/doc/failover-agent/README.md',
+      ...OPERATOR_KIT,
     ]) {
       expect(files).toContain(f);
     }

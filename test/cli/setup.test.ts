@@ -1,0 +1,111 @@
+/** failoverctl setup, non-interactive (flags), in-process against a temp directory. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { loadKeyFile } from '../../src/config/keyfile.js';
+import { run } from '../../src/cli/failoverctl.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fa-setup-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const FLAGS = ['--record', 'syslog.example.com', '--zone', 'example.com', '--primary-ip', '10.10.10.10', '--dr-ip', '10.20.20.20', '--dns-server', '10.10.1.53'];
+
+async function setup(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let o = '';
+  let e = '';
+  stdout.on('data', (c) => (o += String(c)));
+  stderr.on('data', (c) => (e += String(c)));
+  const stdin = Object.assign(new PassThrough(), { isTTY: false });
+  const code = await run(['setup', '--out', dir, ...args], { stdin, stdout, stderr });
+  return { code, stdout: o, stderr: e };
+}
+
+describe('failoverctl setup (flags)', () => {
+  it('writes both files and the key; both pass check-config; prints BIND, Knot and PowerDNS', async () => {
+    const r = await setup([...FLAGS, '--primary-vm', 'http://10.10.10.10:8428', '--dr-vm', 'http://10.20.20.20:8428', '--webhook', 'https://hooks.example.com/x']);
+    expect(r.code, r.stderr).toBe(0);
+    const key = path.join(dir, 'tsig.key');
+    expect(fs.statSync(key).mode & 0o777).toBe(0o640);
+    expect(loadKeyFile(key)).toMatchObject({ name: 'failover', algorithm: 'hmac-sha256' });
+    expect(loadKeyFile(key).secret).toHaveLength(32);
+    const primary = loadConfig(path.join(dir, 'primary.toml'));
+    const dr = loadConfig(path.join(dir, 'dr.toml'));
+    for (const c of [primary, dr]) expect(c.dns.key_file).toBe(key);
+    expect(primary).toMatchObject({ role: 'primary', sites: { primary: '10.10.10.10', dr: '10.20.20.20' }, vmsync: { enabled: true, local_url: 'http://10.10.10.10:8428', remote_url: 'http://10.20.20.20:8428' } });
+    expect(dr).toMatchObject({ role: 'dr', vmsync: { local_url: 'http://10.20.20.20:8428', remote_url: 'http://10.10.10.10:8428' }, notify: { webhook: 'https://hooks.example.com/x' } });
+    expect(dr.http.listen).toEqual({ host: '10.20.20.20', port: 9465 });
+    expect(dr.health.targets).toEqual(['http://10.10.10.10:9465/healthz']);
+    for (const f of ['primary.toml', 'dr.toml']) {
+      expect((await run(['--config', path.join(dir, f), 'check-config'], { stdout: new PassThrough(), stderr: new PassThrough() }))).toBe(0);
+    }
+    const secret = loadKeyFile(key).secret.toString('base64');
+    expect(r.stdout).toContain(`grant failover name syslog.example.com. A AAAA;`);
+    expect(r.stdout).toContain(`grant failover name _lease.syslog.example.com. TXT;`);
+    expect(r.stdout).toContain(`update-owner-name: [syslog.example.com., _lease.syslog.example.com.]`);
+    expect(r.stdout).toContain(`pdnsutil import-tsig-key failover hmac-sha256 ${secret}`);
+    expect(r.stdout.split(secret).length - 1).toBe(3); // BIND, Knot, PowerDNS
+  });
+
+  it('never overwrites without --force; --force writes a new key', async () => {
+    expect((await setup(FLAGS)).code).toBe(0);
+    const before = Object.fromEntries(['primary.toml', 'dr.toml', 'tsig.key'].map((f) => [f, fs.readFileSync(path.join(dir, f), 'utf8')]));
+    const again = await setup([...FLAGS, '--dr-ip', '10.30.30.30']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/primary\.toml, .*dr\.toml, .*tsig\.key already exist; nothing written \(--force overwrites\)/);
+    for (const [f, text] of Object.entries(before)) expect(fs.readFileSync(path.join(dir, f), 'utf8'), f).toBe(text);
+    const forced = await setup([...FLAGS, '--dr-ip', '10.30.30.30', '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(loadConfig(path.join(dir, 'dr.toml')).sites.dr).toBe('10.30.30.30');
+    expect(fs.readFileSync(path.join(dir, 'tsig.key'), 'utf8')).not.toBe(before['tsig.key']);
+  });
+
+  it('a bad answer: exit 78 naming the flag and the key, nothing written', async () => {
+    const r = await setup([...FLAGS, '--primary-ip', '10.10.10.300', '--webhook', 'ftp://x', '--http-port', '0']);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/--primary-ip: sites\.primary: /);
+    expect(r.stderr).toMatch(/--webhook: notify\.webhook: must be "" \(no webhook\) or an http\(s\) URL/);
+    expect(r.stderr).toMatch(/--http-port: must be a port number/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('only one VictoriaMetrics URL: refused, naming the missing one', async () => {
+    const r = await setup([...FLAGS, '--primary-vm', 'http://10.10.10.10:8428']);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/--dr-vm: give both VictoriaMetrics URLs, or neither/);
+  });
+
+  it('not on a terminal and answers missing: names the flags to give, writes nothing', async () => {
+    const r = await setup(['--record', 'syslog.example.com']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/not a terminal, so no questions: give --zone, --primary-ip, --dr-ip, --dns-server/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('--key-file and --collector none are what the files say', async () => {
+    const key = path.join(dir, 'keys', 'k.key');
+    const r = await setup([...FLAGS, '--key-file', key, '--key-name', 'site-key', '--collector', 'none', '--http-port', '9555']);
+    expect(r.code, r.stderr).toBe(0);
+    const c = loadConfig(path.join(dir, 'primary.toml'));
+    expect(c.dns.key_file).toBe(key);
+    expect(c.collector.control).toBe('none');
+    expect(c.http.listen).toEqual({ host: '10.10.10.10', port: 9555 });
+    expect(loadKeyFile(key).name).toBe('site-key');
+  });
+});
+
+describe('failoverctl setup: which answer a problem belongs to', () => {
+  it('a bad DR VictoriaMetrics URL is blamed on --dr-vm, not --primary-vm', async () => {
+    const r = await setup([...FLAGS, '--primary-vm', 'http://10.10.10.10:8428', '--dr-vm', 'ftp://10.20.20.20']);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/--dr-vm: vmsync\.(local|remote)_url: /);
+    expect(r.stderr).not.toMatch(/--primary-vm:/);
+  });
+});

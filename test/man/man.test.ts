@@ -1,0 +1,152 @@
+/**
+ * The man pages and the bash completion checked against the code, so they cannot drift:
+ * failoverctl(1) and the completion against the yargs definitions (through failoverctl's own
+ * --help), failover-agent.toml(5) generated from the example config whose keys must be the
+ * schema's, failover-agent(8) against the reload keys and the exit codes.
+ * Regenerate failover-agent.toml.5: UPDATE_MAN=1 npx vitest run test/man
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it, vi } from 'vitest';
+import { LIVE_KEYS } from '../../src/agent/reload.js';
+import { fileURLToPath } from 'node:url';
+import { run } from '../../src/cli/failoverctl.js';
+import { KNOWN_KEYS } from '../../src/config/schema.js';
+import { ExitCode } from '../../src/errors.js';
+import { exampleKeys, tomlPage } from './toml-page.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const read = (p: string): string => fs.readFileSync(path.join(ROOT, p), 'utf8');
+/** roff text with font escapes removed and \- as -. */
+const plain = (roff: string): string => roff.replace(/\\f[BIRP]/g, '').replace(/\\-/g, '-').replace(/\\&/g, '');
+
+/** failoverctl's --help (yargs prints it with console.log, not to the injected streams). */
+async function help(args: string[]): Promise<string> {
+  const out = new PassThrough();
+  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  try {
+    expect(await run([...args, '--help'], { stdout: out, stderr: out })).toBe(0);
+    return log.mock.calls.map((c) => c.join(' ')).join('\n');
+  } finally {
+    log.mockRestore();
+  }
+}
+
+/** The commands and each command's options, as failoverctl's yargs definitions render them. */
+async function cli(): Promise<{ global: string[]; commands: Map<string, string[]> }> {
+  const top = await help([]);
+  const options = (text: string): string[] => [...text.matchAll(/^ {2}(--[\w-]+)/gm)].map((m) => m[1]!);
+  const global = options(top);
+  const commands = new Map<string, string[]>();
+  for (const m of top.matchAll(/^ {2}failoverctl ([\w-]+)/gm)) {
+    commands.set(m[1]!, options(await help([m[1]!])).filter((o) => !global.includes(o)));
+  }
+  return { global, commands };
+}
+
+/** What the shipped completion offers for the words typed so far (the last one being completed). */
+function complete(words: string[], env: Record<string, string> = {}): string[] {
+  const script = `source ${JSON.stringify(path.join(ROOT, 'packaging/completion/failoverctl'))}
+COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}
+_failoverctl; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  return execFileSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, ...env } }).split('\n').filter(Boolean).sort();
+}
+
+describe('failoverctl(1) against the yargs definitions', () => {
+  it('names every command and option the program has, and no other command', async () => {
+    const page = plain(read('packaging/man/failoverctl.1'));
+    const { global, commands } = await cli();
+    expect(commands.size).toBeGreaterThanOrEqual(9);
+    for (const [cmd, opts] of commands) {
+      const entry = new RegExp(`^\\.B ${cmd}\\b(.*)$`, 'm').exec(page);
+      expect(entry, `command ${cmd}`).not.toBeNull();
+      for (const o of opts) expect(entry![1], `${cmd} ${o}`).toContain(o);
+    }
+    for (const o of global) expect(page, o).toMatch(new RegExp(`^\\.BI? ${o}\\b`, 'm'));
+    const sections = page.split(/^\.SH /m);
+    const commandSection = sections.find((s) => s.startsWith('COMMANDS'))!;
+    const listed = [...commandSection.matchAll(/^\.TP\n\.B ([\w-]+)/gm)].map((m) => m[1]!);
+    expect(listed.sort()).toEqual([...commands.keys()].sort());
+  });
+
+  it('documents the status exit codes the program uses', async () => {
+    const { StatusExit } = await import('../../src/cli/status-verdict.js');
+    const page = plain(read('packaging/man/failoverctl.1'));
+    for (const code of Object.values(StatusExit)) expect(page).toMatch(new RegExp(`\\b${code} when|exits ${code}\\b`));
+  });
+});
+
+describe('bash completion against the yargs definitions', () => {
+  it('offers every command and the global options, nothing else, at the first word', async () => {
+    const { global, commands } = await cli();
+    expect(complete(['failoverctl', ''])).toEqual([...commands.keys(), ...global].sort());
+  });
+
+  it("offers exactly each command's options after it (global options included)", async () => {
+    const { global, commands } = await cli();
+    for (const [cmd, opts] of commands) {
+      expect(complete(['failoverctl', '--json', cmd, '--']), cmd).toEqual([...opts, ...global].sort());
+    }
+  });
+
+  it('completes instance names from the config directory, and a prefix', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fa-compl-'));
+    try {
+      for (const f of ['primary.toml', 'dr.toml', 'notes.txt']) fs.writeFileSync(path.join(dir, f), '');
+      expect(complete(['failoverctl', '--instance', ''], { FAILOVER_AGENT_CONFIG_DIR: dir })).toEqual(['dr', 'primary']);
+      expect(complete(['failoverctl', 'sw'])).toEqual(['switchover']);
+      expect(complete(['failoverctl', 'import-env', 'x.env', '--role', 'p'])).toEqual(['primary']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('failover-agent.toml(5)', () => {
+  const example = read('etc/failover-agent/dr.toml.example');
+
+  it('the example configurations have exactly the schema keys', () => {
+    const schemaKeys = Object.entries(KNOWN_KEYS).flatMap(([section, keys]) =>
+      section === '' ? keys.filter((k) => !(k in KNOWN_KEYS)) : keys.map((k) => `${section}.${k}`),
+    );
+    for (const file of ['etc/failover-agent/dr.toml.example', 'etc/failover-agent/primary.toml.example']) {
+      const keys = exampleKeys(read(file)).keys.map((k) => (k.section ? `${k.section}.${k.key}` : k.key));
+      expect(keys.sort(), file).toEqual([...schemaKeys].sort());
+    }
+  });
+
+  it('is generated from the example (UPDATE_MAN=1 regenerates it)', () => {
+    const file = path.join(ROOT, 'packaging/man/failover-agent.toml.5');
+    const want = tomlPage(example);
+    if (process.env.UPDATE_MAN === '1') fs.writeFileSync(file, want);
+    expect(fs.readFileSync(file, 'utf8')).toBe(want);
+    // Every key has a description, not only its example line.
+    for (const k of exampleKeys(example).keys) expect(k.doc.filter(Boolean).length, k.key).toBeGreaterThan(0);
+  });
+});
+
+describe('failover-agent(8)', () => {
+  const page = plain(read('packaging/man/failover-agent.8'));
+
+  it('lists exactly the keys a reload applies', () => {
+    const reload = page.split(/^\.SH /m).find((s) => s.startsWith('RELOAD'))!;
+    const keys = [...reload.matchAll(/^\.BR ([a-z_]+\.[a-z_]+) ,?/gm)].map((m) => m[1]!);
+    expect(keys.sort()).toEqual([...LIVE_KEYS].sort());
+  });
+
+  it('documents every exit code', () => {
+    const exit = page.split(/^\.SH /m).find((s) => s.startsWith('EXIT STATUS'))!;
+    const codes = [...exit.matchAll(/^\.B (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(codes.sort((a, b) => a - b)).toEqual(Object.values(ExitCode).sort((a, b) => a - b));
+  });
+
+  it('names the options the agent takes', () => {
+    const main = read('src/agent/main.ts');
+    const options = [...main.matchAll(/argValue\(argv, '(--[\w-]+)'\)/g)].map((m) => m[1]!);
+    expect(options.sort()).toEqual(['--config', '--instance']);
+    for (const o of options) expect(page).toMatch(new RegExp(`^\\.BI ${o} `, 'm'));
+  });
+});
