@@ -119,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
   let engine!: Engine;
   const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status(), {
     webhook: webhook ? () => webhook.stats() : undefined,
+    liveness: () => tracker.check(),
   });
   engine = new Engine({
     config,

@@ -52,6 +52,8 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
   /** The webhook's delivery counts (absent without `notify.webhook`). */
   webhook?: () => WebhookStats;
+  /** The loops' liveness as the watchdog judges it (absent: not exported). */
+  liveness?: () => { stale: unknown[] };
 }
 
 /**
@@ -138,6 +140,17 @@ export class Metrics {
         this.set({ version, node, notify }, 1);
       },
     });
+    const liveness = opts.liveness;
+    if (liveness) {
+      new Gauge({
+        name: 'failover_watchdog_stale_loops',
+        help: 'Agent loops past their deadline (0: every loop met it and WATCHDOG=1 pings go out; above 0 systemd restarts the agent after WatchdogSec).',
+        registers,
+        collect() {
+          this.set(liveness().stale.length);
+        },
+      });
+    }
     this.value('failover_active', 'Whether this site is active: the record names it and it holds a valid lease (0/1).', (s) =>
       bool(s.active),
     );
