@@ -3,13 +3,14 @@
  * real BIND on loopback, with 200 ms intervals. The scenarios run in order on
  * the same pair, as an operator would see them.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Witness, Snapshot } from '../../src/lease/witness.js';
 import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { AgentProcess, HealthPath, runCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
+import { AgentProcess, CTL, HealthPath, runCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
 const PRIMARY = '127.0.0.11';
 const DR = '127.0.0.12';
@@ -149,6 +150,23 @@ describe('two agents against BIND', { timeout: 60_000 }, () => {
     expect(metrics).toMatch(/^failover_active(\{[^}]*\})? 1$/m);
     expect(metrics).toMatch(new RegExp(`^failover_lease_epoch(\\{[^}]*\\})? ${p.lease.epoch}$`, 'm'));
     expect(metrics).toMatch(/^failover_dns_request_duration_seconds_count\{[^}]*kind="update"[^}]*\} [1-9]/m);
+  });
+
+  it('--socket names the control socket, whatever RUNTIME_DIRECTORY says; a wrong one: agent not running (69)', async () => {
+    const sock = path.join(primary.runtimeDir, 'primary.sock');
+    const elsewhere = fs.mkdtempSync(path.join(dir, 'no-run-'));
+    const ask = (socket: string): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((resolve) =>
+        execFile('node', [CTL, '--config', primary.configFile, '--socket', socket, '--json', 'status'], { env: { ...process.env, RUNTIME_DIRECTORY: elsewhere }, timeout: 20_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+        ),
+      );
+    const ok = await ask(sock);
+    expect([0, 2, 3, 4], ok.stderr).toContain(ok.code);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ role: 'primary', instance: 'primary' });
+    const wrong = await ask(path.join(elsewhere, 'primary.sock'));
+    expect(wrong.code).toBe(69);
+    expect(wrong.stderr).toMatch(/not running/);
   });
 
   it('primary SIGKILL: the DR takes over within failures × interval + ttl + max_skew + 1 s', async () => {
