@@ -203,6 +203,10 @@ export function holdsValidLease(config: CoreConfig, s: CoreState, now: number): 
 export function siteHealth(config: CoreConfig, s: CoreState, now: number, collector: CollectorState | null): [boolean, string | null] {
   if (s.seen === null) return [false, 'no verified DNS read yet'];
   if (s.decision === 'inconsistent') return [false, s.reason];
+  // Cut from the witness, a site cannot know whether it should be active, nor renew if it should:
+  // the DR must not count it healthy (the simulator found a primary cut from DNS after a failback
+  // answering 200 from its stale standby view: nobody active, and no takeover).
+  if (s.dnsFailures > 0) return [false, `the witness is unreadable (${s.dnsFailures} failure(s) in a row)`];
   if (namedSite(s.seen, config) === config.role) {
     if (s.ownSentAt === null) return [false, 'the record names us but no renewal is confirmed yet'];
     if (renewalStale(config, s, now)) return [false, 'the record names us but our lease has run out (no confirmed renewal for ttl - max_skew)'];

@@ -73,6 +73,15 @@ describe('siteHealth (/healthz)', () => {
     expect(siteHealth(cfg, st, 5 + 25_000, 'active')[1]).toMatch(/lease has run out/);
   });
 
+  it('a site cut from the witness is unhealthy, even on standby (it cannot know it should be active, nor renew)', () => {
+    const cfg = config('primary');
+    const standby = run(cfg, [[0, tick(snap(D, drLease(7)))]]).state;
+    expect(siteHealth(cfg, standby, 1, 'inactive')).toEqual([true, null]);
+    const cut = decide(cfg, standby, tick(null), 10_000).state;
+    expect(siteHealth(cfg, cut, 10_001, 'inactive')).toEqual([false, 'the witness is unreadable (1 failure(s) in a row)']);
+    expect(siteHealth(cfg, decide(cfg, cut, tick(snap(D, drLease(8))), 20_000).state, 20_001, 'inactive')).toEqual([true, null]);
+  });
+
   it('unhealthy before a verified read, before a confirmed renewal, and with the collector not as wanted', () => {
     const cfg = config('primary');
     expect(siteHealth(cfg, initialState(cfg), 0, null)).toEqual([false, 'no verified DNS read yet']);

@@ -27,7 +27,7 @@ for (const seed of seeds) {
   simulatedMs += r.simulatedMs;
   if (r.violation) {
     violations++;
-    console.log(`seed ${seed}: VIOLATION ${r.violation}\n  replay: npm run sim -- --seed ${seed} --hours ${hours}${values['unsafe-drift'] ? ' --unsafe-drift' : ''}\n  last events:\n${r.trace.slice(-60).map((l) => `    ${l}`).join('\n')}`);
+    console.log(`seed ${seed}: VIOLATION ${r.violation}\n  setup: ${r.setup}\n  replay: npm run sim -- --seed ${seed} --hours ${hours}${values['unsafe-drift'] ? ' --unsafe-drift' : ''}\n  last events:\n${r.trace.slice(-60).map((l) => `    ${l}`).join('\n')}`);
   } else if (!values.quiet) {
     console.log(`seed ${seed}: ok, ${(r.simulatedMs / 3.6e6).toFixed(1)} h, ${r.events} events, ${JSON.stringify(r.stats)}`);
   }
