@@ -446,7 +446,10 @@ export class World {
   private gateReady = true;
   /** Loss of the primary seen from the DR: since when (real ms) it has been lost while the DR could read. */
   private lossSince: number | null = null;
-  private lastLoss: { start: number; end: number } | null = null;
+  /** When a write of the primary was last applied at the witness (or a lease of its began). */
+  private primaryWroteAt = 0;
+  /** The DR's latest stretch of being able to read the witness (`to` null: it still can). */
+  private drReadable: { from: number; to: number | null } = { from: 0, to: null };
   /** Since when the record names the primary (a takeover is owed only from then). */
   private primaryNamedSince = 0;
   readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0 };
@@ -572,11 +575,13 @@ enabled = false
     // (3) epochs only rise, the record names exactly one site.
     if (after.addresses.length !== 1 || (after.addresses[0] !== P_ADDR && after.addresses[0] !== D_ADDR)) this.fail(`(3) the record names ${after.addresses.join(',') || 'nothing'}`);
     if ((after.epoch ?? 0) < (before.epoch ?? 0)) this.fail(`(3) epoch went down ${before.epoch} -> ${after.epoch} (by ${by})`);
+    if (by.startsWith('primary')) this.primaryWroteAt = this.sched.t;
     const moved = before.addresses[0] !== after.addresses[0];
     if (!moved) return;
     this.note(`record moved ${before.holder} -> ${after.holder} (epoch ${after.epoch}) by ${by}`);
     if (after.holder === 'primary') {
       this.primaryNamedSince = this.sched.t;
+      this.primaryWroteAt = this.sched.t; // a new lease of the primary's, to be watched anew
       // (4) no preemption; (5) an unforced failback only after READY.
       if (!by.startsWith('primary admin') && !by.startsWith('dr admin')) this.fail(`(4) the record moved to the primary without an admin action (by ${by})`);
       const site = this.sites[by.startsWith('dr') ? 'dr' : 'primary'];
@@ -588,13 +593,14 @@ enabled = false
       // than 2 renewal rounds to lose, random loss alone may legitimately cost the lease.
       this.stats.takeovers!++;
       if (!this.withinMargin) return;
-      // The DR needs ttl + max_skew on ITS clock of READ, unchanged lease; the primary's last renewal
-      // may have landed up to renew_interval + one DNS budget before it was lost.
+      // Lost, as the witness saw it: no write of the primary applied, while the DR could read, for at
+      // least ttl + max_skew (on the DR's clock) - renew_interval - one DNS budget - 1 s. Whatever cut
+      // the primary (links, pauses, loss, overlapping faults), time the DR could not read never counts.
       const need = (t.ttl + t.skew) / this.sites.dr.proc.rate - t.renew - t.dnsTimeout * (t.retries + 1) - 1000;
-      const recentEnough = this.sched.t - (t.renew + 2 * t.dnsTimeout * (t.retries + 1) + 2 * t.health + 1000);
-      const current = this.lossSince !== null ? this.sched.t - this.lossSince : 0;
-      const last = this.lastLoss && this.lastLoss.end >= recentEnough ? this.lastLoss.end - this.lastLoss.start : 0;
-      if (Math.max(current, last) < need) this.fail(`(7) takeover without a real loss of the primary (longest recent loss seen by the DR ${Math.round(Math.max(current, last))} ms < ${Math.round(need)} ms)`);
+      // (If the DR's path broke just now, its decision rests on the reads before: the last readable stretch.)
+      const r = this.drReadable;
+      const lost = (r.to ?? this.sched.t) - Math.max(this.primaryWroteAt, r.from);
+      if (lost < need) this.fail(`(7) takeover without a real loss of the primary (no primary write applied for ${Math.round(lost)} ms while the DR could read < ${Math.round(need)} ms)`);
     } else {
       this.stats.switchovers!++;
     }
@@ -607,10 +613,10 @@ enabled = false
     const primaryLost = !p.runs() || !this.links.pToDns.up || !this.links.dnsToP.up || this.serverDown;
     const drReads = d.runs() && this.links.drToDns.up && this.links.dnsToDr.up && !this.serverDown;
     if (primaryLost && drReads) this.lossSince ??= this.sched.t;
-    else if (this.lossSince !== null) {
-      this.lastLoss = { start: this.lossSince, end: this.sched.t };
-      this.lossSince = null;
-    }
+    else this.lossSince = null;
+    const r = this.drReadable;
+    if (!drReads && r.to === null) r.to = this.sched.t;
+    else if (drReads && r.to !== null) this.drReadable = { from: this.sched.t, to: null };
   }
 
   /**
@@ -622,7 +628,8 @@ enabled = false
     const t = this.timings;
     const d = this.sites.dr;
     const slowest = t.health + Math.max(t.healthTimeout, t.dnsTimeout * (t.retries + 1));
-    const bound = (t.ttl + t.skew + (t.failures + 3) * slowest) / d.proc.rate + 2000;
+    // One window restart allowed for a read that random loss failed (each restarts ttl + max_skew).
+    const bound = (2 * (t.ttl + t.skew) + (t.failures + 3) * slowest) / d.proc.rate + 2000;
     const lost = this.sched.t - Math.max(this.lossSince, this.primaryNamedSince);
     if (lost <= bound) return;
     if (d.collector.failStart || d.collector.unit === 'failed' || d.adminInFlight) return;
