@@ -22,9 +22,10 @@
  * (6) liveness: at the end, after a quiet period (no faults) of `liveBound`, exactly one site is
  *     active and collecting, and the record names it; and a primary lost while the DR reads is
  *     taken over within the bound its timings give;
- * (7) stability: a takeover follows a real loss of the primary: it was crashed, paused or cut from
- *     the witness while the DR could read it, for at least ttl + max_skew − renew_interval (for
- *     timings within the lossy-WAN margin; with less, random loss alone may cost the lease).
+ * (7) stability: a takeover follows a real loss of the primary: no write of it applied while the DR
+ *     could read, for at least ttl + max_skew − renew_interval.
+ * (6) and (7) are claimed for timings within the lossy-WAN margin (no check-config warning on
+ * lease.ttl); a set below it (ttl 12 s, renew 8 s) is checked for safety (1-5) only.
  * Everything random comes from one seeded generator: a seed replays exactly.
  */
 import { validateConfig } from '../../src/config/load.js';
@@ -624,7 +625,7 @@ enabled = false
    * collector fine) must be taken over within the bound the timings give, on the DR's clock.
    */
   private checkTakeoverLiveness(): void {
-    if (this.lossSince === null || this.violation) return;
+    if (this.lossSince === null || this.violation || !this.withinMargin) return;
     const t = this.timings;
     const d = this.sites.dr;
     const slowest = t.health + Math.max(t.healthTimeout, t.dnsTimeout * (t.retries + 1));
@@ -781,6 +782,11 @@ enabled = false
       });
     };
     nextFault();
+    // (6) eventually: from liveBound after the last fault on, the settled state must be seen at some
+    // event (random loss may still fence the holder for a moment: one instant is not the verdict).
+    const liveFrom = quietFrom + this.liveBound;
+    let settled = false;
+    let lastSeen = 'never looked';
     while (!this.violation) {
       const ev = this.sched.pop();
       if (!ev || ev.at > end) break;
@@ -792,20 +798,29 @@ enabled = false
       this.trackLoss();
       this.checkLeases();
       this.checkTakeoverLiveness();
+      if (!settled && this.sched.t >= liveFrom && this.withinMargin) {
+        const why = this.settledState();
+        if (why === null) settled = true;
+        else lastSeen = why;
+      }
     }
-    if (!this.violation) this.checkLiveness();
+    // Liveness (6) and stability (7) are claimed within the lossy-WAN margin only: with less, random
+    // loss alone costs the lease now and then (what check-config warns about); safety (1-5) always.
+    if (!this.violation && this.withinMargin && !settled && end > liveFrom) {
+      this.fail(`(6) ${Math.round(this.liveBound / 1000)} s after the last fault, never one site active and collecting: ${lastSeen}`);
+    }
     const stats = { ...this.stats, dnsDropped: this.links.pToDns.dropped + this.links.drToDns.dropped + this.links.dnsToP.dropped + this.links.dnsToDr.dropped };
     return { seed: this.opts.seed, simulatedMs: this.sched.t, events: this.sched.events, violation: this.violation, trace: this.trace, stats, setup: this.setup };
   }
 
   /** (6): after the quiet period, exactly one site active and collecting, the record naming it. */
-  private checkLiveness(): void {
+  /** One site active and collecting, the record naming it, the other not collecting; null when so, else what is. */
+  private settledState(): string | null {
     const named = this.model.peek().addresses[0] === P_ADDR ? 'primary' : 'dr';
     const active = (['primary', 'dr'] as const).filter((r) => this.sites[r].engine?.status().active);
     const collecting = (['primary', 'dr'] as const).filter((r) => this.sites[r].collector.unit === 'active');
-    if (active.length !== 1 || active[0] !== named || collecting.length !== 1 || collecting[0] !== named) {
-      this.fail(`(6) after ${Math.round(this.liveBound / 1000)} s without faults: active [${active.join(',')}], collecting [${collecting.join(',')}], the record names the ${named}`);
-    }
+    if (active.length === 1 && active[0] === named && collecting.length === 1 && collecting[0] === named) return null;
+    return `active [${active.join(',')}], collecting [${collecting.join(',')}], the record names the ${named}`;
   }
 }
 
