@@ -3,15 +3,9 @@ import { describe, expect, test } from 'vitest';
 import { changedKeys, LIVE_KEYS, planReload } from '../../src/agent/reload.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { minimalToml } from '../fixtures/minimal-config.js';
 
-const BASE = `role = "dr"
-[sites]
-primary = "10.10.10.10"
-dr = "10.20.20.20"
-[dns]
-record = "syslog.example.com"
-key_file = "/etc/failover-agent/tsig.key"
-[health]
+const BASE = `${minimalToml('dr')}[health]
 targets = ["http://10.10.10.10:9465/healthz"]
 failures = 3
 [vmsync]

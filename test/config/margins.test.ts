@@ -3,16 +3,10 @@ import { describe, expect, test } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { lostRoundsTolerated, marginWarnings } from '../../src/config/margins.js';
 import type { Config } from '../../src/config/schema.js';
+import { minimalToml } from '../fixtures/minimal-config.js';
 
 function config(role: 'primary' | 'dr', extra = ''): Config {
-  const text = `role = "${role}"
-[sites]
-primary = "10.10.10.10"
-dr = "10.20.20.20"
-[dns]
-record = "syslog.example.com"
-key_file = "/etc/failover-agent/tsig.key"
-${extra}`;
+  const text = `${minimalToml(role)}${extra}`;
   const { config: c, issues } = validateConfig(text, 'test.toml');
   expect(issues).toEqual([]);
   return c!;
