@@ -8,6 +8,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { versionLine } from '../build-info.js';
+import { DEFAULT_CONFIG_DIR } from '../config/schema.js';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
 import { adminCommand, reloadCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
@@ -43,7 +44,7 @@ export async function run(argv: string[], streams: OutputStreams & { stdin?: Nod
     .scriptName('failoverctl')
     .usage('$0 [--config FILE | --instance NAME] [--json] <command>')
     .option('config', { type: 'string', describe: 'configuration file' })
-    .option('instance', { type: 'string', describe: 'instance name: /etc/failover-agent/NAME.toml' })
+    .option('instance', { type: 'string', describe: `instance name: ${DEFAULT_CONFIG_DIR}/NAME.toml` })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
     .option('socket', { type: 'string', describe: "the agent's control socket (default: from the instance)" })
     .conflicts('config', 'instance')
@@ -108,7 +109,7 @@ export async function run(argv: string[], streams: OutputStreams & { stdin?: Nod
         y
           // The answers' flags come from setup's QUESTIONS (one list for flags, prompts and checks).
           .options(SETUP_FLAGS as Record<string, { type: 'string'; describe: string }>)
-          .option('out', { type: 'string', describe: 'directory for primary.toml and dr.toml (default /etc/failover-agent)' })
+          .option('out', { type: 'string', describe: `directory for primary.toml and dr.toml (default ${DEFAULT_CONFIG_DIR})` })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite existing files' }) as unknown as Argv<GlobalArgs & SetupArgs>,
       guard((a: GlobalArgs & SetupArgs) => setupCommand(a, out, { stdin: streams.stdin ?? process.stdin, stdout: streams.stdout })),
     )

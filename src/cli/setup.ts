@@ -11,7 +11,7 @@ import readline from 'node:readline/promises';
 
 import { ConfigError, loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
-import { DEFAULT_CONFIG_DIR, DEFAULT_HTTP_PORT } from '../config/schema.js';
+import { DEFAULT_COLLECTOR_UNIT, DEFAULT_CONFIG_DIR, DEFAULT_HTTP_PORT } from '../config/schema.js';
 import { lookupGroup } from '../control/server.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { Output } from './output.js';
@@ -56,7 +56,7 @@ export function defaults(out: string): SetupAnswers {
     primaryVm: '',
     drVm: '',
     webhook: '',
-    collector: 'otelcol-contrib.service',
+    collector: DEFAULT_COLLECTOR_UNIT,
     httpPort: String(DEFAULT_HTTP_PORT),
     keyName: 'failover',
     keyFile: path.join(out, 'tsig.key'),

@@ -103,6 +103,7 @@ export interface Problem {
 export const DEFAULT_DNS_PORT = 53;
 export const DEFAULT_HTTP_PORT = 9465;
 export const DEFAULT_VM_PORT = 8428;
+export const DEFAULT_COLLECTOR_UNIT = 'otelcol-contrib.service';
 
 // ---------------------------------------------------------------------------------------------
 // Field schemas
@@ -242,7 +243,7 @@ const sections = {
   }),
   collector: z.strictObject({
     control: z.enum(['systemd', 'none']).default('systemd'),
-    unit: unitName.default('otelcol-contrib.service'),
+    unit: unitName.default(DEFAULT_COLLECTOR_UNIT),
     mode: z.enum(['when-active', 'always']).default('when-active'),
     interval: duration('5s'),
     self_fence: z.boolean().default(false),

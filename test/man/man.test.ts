@@ -14,9 +14,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { LIVE_KEYS } from '../../src/agent/reload.js';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/cli/failoverctl.js';
-import { KNOWN_KEYS } from '../../src/config/schema.js';
+import { parse as parseToml } from 'smol-toml';
+import { checkConfig, isTable, KNOWN_KEYS, type Config } from '../../src/config/schema.js';
 import { ExitCode } from '../../src/errors.js';
-import { exampleKeys, tomlPage } from './toml-page.js';
+import { minimalToml } from '../fixtures/minimal-config.js';
+import { exampleKeys, tomlPage, type ExampleKey } from './toml-page.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const read = (p: string): string => fs.readFileSync(path.join(ROOT, p), 'utf8');
@@ -125,6 +127,79 @@ describe('failover-agent.toml(5)', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(want);
     // Every key has a description, not only its example line.
     for (const k of exampleKeys(example).keys) expect(k.doc.filter(Boolean).length, k.key).toBeGreaterThan(0);
+  });
+});
+
+const STRING_OR_ARRAY = String.raw`"(?:[^"\\]|\\.)*"|\[[^\]]*\]`;
+const SCALAR = String.raw`-?\d+\b|true\b|false\b`;
+
+/**
+ * What a key's comment says of its default: `Default <TOML literal>`, or `Default: <words>` with
+ * a literal in them that names other keys as <placeholders>, or words alone (nothing is filled in:
+ * found at run time), or `Required.`.
+ */
+function documentedDefault(k: ExampleKey): { required: true } | { literal: string } | { none: string } {
+  const doc = k.doc.join(' ');
+  if (/\bRequired\./.test(doc)) return { required: true };
+  const direct = new RegExp(`\\bDefault (${STRING_OR_ARRAY}|${SCALAR})`).exec(doc);
+  if (direct) return { literal: direct[1]! };
+  const described = /\bDefault: ([^.]*(?:\.\S[^.]*)*)\./.exec(doc);
+  expect(described, `${k.section}.${k.key} documents neither its default nor "Required."`).not.toBeNull();
+  const inWords = new RegExp(`(${STRING_OR_ARRAY})`).exec(described![1]!);
+  return inWords ? { literal: inWords[1]! } : { none: described![1]! };
+}
+
+/** The configuration the schema makes of `raw`, failing the test with its problems. */
+function configOf(raw: Record<string, unknown>, role: string): Config {
+  const { config, problems } = checkConfig(raw, `/etc/failover-agent/${role}.toml`);
+  expect(problems).toEqual([]);
+  return config!;
+}
+
+describe('failover-agent.toml(5) defaults are the schema\'s', () => {
+  // The page is generated from dr.toml.example; primary.toml.example documents the same keys.
+  it.each(['dr', 'primary'] as const)('%s.toml.example: each documented default is what the schema fills in; each "Required." key is required', (role) => {
+    const minimal = parseToml(minimalToml(role)) as Record<string, Record<string, unknown>>;
+    const baseline = configOf(structuredClone(minimal), role) as unknown as Record<string, Record<string, unknown>>;
+    const other = role === 'dr' ? baseline.sites!.primary : baseline.sites!.dr;
+    // Placeholders a default may name: the values of the minimal configuration.
+    const placeholders: Record<string, string> = {
+      '<record>': String(minimal.dns!.record),
+      '<sites.primary>': String(minimal.sites!.primary),
+      "<the other site's IP>": String(other),
+    };
+    const keys = exampleKeys(read(`etc/failover-agent/${role}.toml.example`)).keys;
+    let literals = 0;
+    for (const k of keys) {
+      const name = k.section ? `${k.section}.${k.key}` : k.key;
+      const at = (c: Record<string, unknown>): unknown => (k.section ? (c[k.section] as Record<string, unknown>)[k.key] : c[k.key]);
+      const doc = documentedDefault(k);
+      const without = structuredClone(minimal) as Record<string, unknown>;
+      if (k.section) {
+        if (!isTable(without[k.section])) without[k.section] = {};
+        delete (without[k.section] as Record<string, unknown>)[k.key];
+      } else delete without[k.key];
+      if ('required' in doc) {
+        const { problems } = checkConfig(without, `/etc/failover-agent/${role}.toml`);
+        expect(problems.filter((p) => p.missing).map((p) => p.path.join('.')), name).toContain(name);
+        continue;
+      }
+      if ('none' in doc) {
+        // Nothing written in the file stands for it: the schema leaves it unset (found at run time).
+        expect(at(baseline), `${name}: documented as "${doc.none}"`).toBeUndefined();
+        continue;
+      }
+      const text = doc.literal.replace(/<[^>]+>/g, (p) => {
+        expect(placeholders, `${name}: unknown placeholder ${p}`).toHaveProperty([p]);
+        return placeholders[p]!;
+      });
+      const value = (parseToml(`v = ${text}`) as { v: unknown }).v;
+      const explicit = structuredClone(minimal) as Record<string, Record<string, unknown>>;
+      (explicit[k.section] ??= {})[k.key] = value; // (every top-level key is required)
+      expect(at(configOf(explicit, role) as unknown as Record<string, unknown>), `${name}: documented default ${doc.literal}`).toEqual(at(baseline));
+      literals++;
+    }
+    expect(literals).toBeGreaterThanOrEqual(30);
   });
 });
 
