@@ -2,11 +2,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { loadKeyFile } from '../../src/config/keyfile.js';
-import { run } from '../../src/cli/failoverctl.js';
+import { runInProcess } from './in-process.js';
 
 let dir: string;
 beforeEach(() => {
@@ -16,16 +15,8 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const FLAGS = ['--record', 'syslog.example.com', '--zone', 'example.com', '--primary-ip', '10.10.10.10', '--dr-ip', '10.20.20.20', '--dns-server', '10.10.1.53'];
 
-async function setup(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (c) => (o += String(c)));
-  stderr.on('data', (c) => (e += String(c)));
-  const stdin = Object.assign(new PassThrough(), { isTTY: false });
-  const code = await run(['setup', '--out', dir, ...args], { stdin, stdout, stderr });
-  return { code, stdout: o, stderr: e };
+function setup(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runInProcess(['setup', '--out', dir, ...args]);
 }
 
 describe('failoverctl setup (flags)', () => {
@@ -44,7 +35,7 @@ describe('failoverctl setup (flags)', () => {
     expect(dr.http.listen).toEqual({ host: '10.20.20.20', port: 9465 });
     expect(dr.health.targets).toEqual(['http://10.10.10.10:9465/healthz']);
     for (const f of ['primary.toml', 'dr.toml']) {
-      expect((await run(['--config', path.join(dir, f), 'check-config'], { stdout: new PassThrough(), stderr: new PassThrough() }))).toBe(0);
+      expect((await runInProcess(['--config', path.join(dir, f), 'check-config'])).code).toBe(0);
     }
     const secret = loadKeyFile(key).secret.toString('base64');
     expect(r.stdout).toContain(`grant failover name syslog.example.com. A AAAA;`);

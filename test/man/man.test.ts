@@ -9,14 +9,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LIVE_KEYS } from '../../src/agent/reload.js';
 import { fileURLToPath } from 'node:url';
-import { run } from '../../src/cli/failoverctl.js';
 import { parse as parseToml } from 'smol-toml';
 import { checkConfig, isTable, KNOWN_KEYS, type Config } from '../../src/config/schema.js';
 import { ExitCode } from '../../src/errors.js';
+import { cli } from '../cli/in-process.js';
 import { minimalToml } from '../fixtures/minimal-config.js';
 import { exampleKeys, tomlPage, type ExampleKey } from './toml-page.js';
 
@@ -24,30 +23,6 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const read = (p: string): string => fs.readFileSync(path.join(ROOT, p), 'utf8');
 /** roff text with font escapes removed and \- as -. */
 const plain = (roff: string): string => roff.replace(/\\f[BIRP]/g, '').replace(/\\-/g, '-').replace(/\\&/g, '');
-
-/** failoverctl's --help (yargs prints it with console.log, not to the injected streams). */
-async function help(args: string[]): Promise<string> {
-  const out = new PassThrough();
-  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  try {
-    expect(await run([...args, '--help'], { stdout: out, stderr: out })).toBe(0);
-    return log.mock.calls.map((c) => c.join(' ')).join('\n');
-  } finally {
-    log.mockRestore();
-  }
-}
-
-/** The commands and each command's options, as failoverctl's yargs definitions render them. */
-async function cli(): Promise<{ global: string[]; commands: Map<string, string[]> }> {
-  const top = await help([]);
-  const options = (text: string): string[] => [...text.matchAll(/^ {2}(--[\w-]+)/gm)].map((m) => m[1]!);
-  const global = options(top);
-  const commands = new Map<string, string[]>();
-  for (const m of top.matchAll(/^ {2}failoverctl ([\w-]+)/gm)) {
-    commands.set(m[1]!, options(await help([m[1]!])).filter((o) => !global.includes(o)));
-  }
-  return { global, commands };
-}
 
 /** What the shipped completion offers for the words typed so far (the last one being completed). */
 function complete(words: string[], env: Record<string, string> = {}): string[] {
