@@ -178,6 +178,16 @@ describe('failover-agent.toml(5) defaults are the schema\'s', () => {
   });
 });
 
+describe('docs/WITNESS.md', () => {
+  it("the renewals a day it counts are the schema's default lease.renew_interval", () => {
+    const renew = configOf(parseToml(minimalToml('primary')) as Record<string, unknown>, 'primary').lease.renew_interval;
+    const m = /default `lease\.renew_interval` of (\d+) s that is \*\*([\d,]+) serials a day\*\*/.exec(read('docs/WITNESS.md'));
+    expect(m, 'the sentence with the default and the count').not.toBeNull();
+    expect(Number(m![1]) * 1000).toBe(renew);
+    expect(m![2]).toBe((86_400_000 / renew).toLocaleString('en-US'));
+  });
+});
+
 describe('failover-agent(8)', () => {
   const page = plain(read('packaging/man/failover-agent.8'));
 
