@@ -1,9 +1,9 @@
 /**
  * The agent process: wiring only. Loads config and key, builds the ports,
  * starts the engine and the listeners, and handles signals:
- * SIGTERM/SIGINT stop cleanly (an in-flight CAS is finished, so its outcome
- * is known), SIGHUP reloads the config (an invalid file is logged and the old
- * config keeps running).
+ * SIGTERM/SIGINT stop cleanly, from before the engine starts (an in-flight CAS
+ * is finished, so its outcome is known), SIGHUP reloads the config once READY
+ * (an invalid file is logged and the old config keeps running).
  */
 import { buildInfo, versionLine } from '../build-info.js';
 import { loadConfig } from '../config/load.js';
@@ -184,66 +184,78 @@ async function main(argv: string[]): Promise<number> {
     },
     logger,
   });
+  // Signals are ours from before the engine starts: its first decision may already write (a
+  // takeover), and a SIGTERM then must let that CAS finish, not kill it (the default action, which
+  // also hit a stop in the instant between READY and handlers installed after it). A SIGHUP before
+  // READY is refused as a reload over the socket is, instead of killing the agent.
+  let stopRequested: string | null = null;
+  const stopSignal = new Promise<string>((resolve) => {
+    const onStop = (signal: string): void => {
+      stopRequested ??= signal;
+      resolve(stopRequested);
+    };
+    process.on('SIGTERM', () => onStop('SIGTERM'));
+    process.on('SIGINT', () => onStop('SIGINT'));
+  });
+  process.on('SIGHUP', () => {
+    if (!ready) {
+      logger.notice('SIGHUP ignored: the agent is still starting (reload once it runs)', { event: 'reload_not_ready' });
+      return;
+    }
+    try {
+      reloadReporting();
+    } catch {
+      // Logged by reloadReporting; the running configuration stays.
+    }
+  });
+
   await http?.start();
   await control.start();
   await engine.start();
   // READY only once config, key, bus and a verified DNS read all worked (SPEC §7).
   // Polled every 10 ms (READY as soon as it holds, not up to 100 ms late); STATUS= every 5 s.
-  for (let i = 0; !(engine.hasVerifiedRead() && collector.state() !== 'unknown'); i++) {
+  for (let i = 0; stopRequested === null && !(engine.hasVerifiedRead() && collector.state() !== 'unknown'); i++) {
     if (i % 500 === 0) notifier.status(`starting: ${statusLine(engine.status())}`);
     await delay(10);
   }
-  notifier.ready(statusLine(engine.status()));
-  ready = true;
-  logger.notice('running', { event: 'ready', ...engine.status().dns });
+  let pinger: WatchdogPinger | null = null;
+  let statusTimer: NodeJS.Timeout | undefined;
+  if (stopRequested === null) {
+    notifier.ready(statusLine(engine.status()));
+    ready = true;
+    logger.notice('running', { event: 'ready', ...engine.status().dns });
 
-  const usec = watchdogUsec();
-  const pinger = usec
-    ? new WatchdogPinger(usec, tracker, () => notifier.watchdog(), (l) =>
-        logger.crit('a loop is wedged: withholding WATCHDOG=1 so systemd restarts the agent', {
-          event: 'watchdog_stale',
-          loops: l.stale.map((x) => `${x.loop}:${Math.round(x.sinceMs)}ms>${x.deadlineMs}ms`).join(','),
-        }),
-      )
-    : null;
-  pinger?.start();
-  let lastStatus = '';
-  // STATUS= follows the state within a second; without systemd there is nobody to tell.
-  const statusTimer = notifier.enabled
-    ? setInterval(() => {
-        const line = statusLine(engine.status());
-        if (line !== lastStatus) notifier.status((lastStatus = line));
-      }, 1000)
-    : undefined;
+    const usec = watchdogUsec();
+    pinger = usec
+      ? new WatchdogPinger(usec, tracker, () => notifier.watchdog(), (l) =>
+          logger.crit('a loop is wedged: withholding WATCHDOG=1 so systemd restarts the agent', {
+            event: 'watchdog_stale',
+            loops: l.stale.map((x) => `${x.loop}:${Math.round(x.sinceMs)}ms>${x.deadlineMs}ms`).join(','),
+          }),
+        )
+      : null;
+    pinger?.start();
+    let lastStatus = '';
+    // STATUS= follows the state within a second; without systemd there is nobody to tell.
+    statusTimer = notifier.enabled
+      ? setInterval(() => {
+          const line = statusLine(engine.status());
+          if (line !== lastStatus) notifier.status((lastStatus = line));
+        }, 1000)
+      : undefined;
+  }
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.notice(`stopping on ${signal}`, { event: 'stop', signal });
-      notifier.stopping();
-      pinger?.stop();
-      clearInterval(statusTimer);
-      void (async () => {
-        await engine.stop();
-        await control.stop();
-        await http?.stop();
-        await webhook?.close();
-        await notifier.flush();
-        resolve(ExitCode.OK);
-      })();
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      try {
-        reloadReporting();
-      } catch {
-        // Logged by reloadReporting; the running configuration stays.
-      }
-    });
-  });
+  const signal = await stopSignal;
+  logger.notice(`stopping on ${signal}`, { event: 'stop', signal });
+  notifier.stopping();
+  pinger?.stop();
+  clearInterval(statusTimer);
+  await engine.stop();
+  await control.stop();
+  await http?.stop();
+  await webhook?.close();
+  await notifier.flush();
+  return ExitCode.OK;
 }
 
 // Exit explicitly: keep-alive sockets or timers of libraries must not keep a

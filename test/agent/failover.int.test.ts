@@ -304,7 +304,53 @@ describe('two agents against BIND', { timeout: 60_000 }, () => {
     expect((await witness.read()).addresses).toEqual([PRIMARY]);
   });
 
-  it('switchover through the agent; with the agent down, failback runs directly with the key file', async () => {
+  it('SIGINT stops cleanly too; a configuration error exits 78, a key file others may read 77', async () => {
+    await startAgent(dr);
+    const from = dr.lines.length;
+    dr.signal('SIGINT');
+    expect(await dr.exit()).toBe(0);
+    expect(dr.lines.slice(from).some((l) => /event=stop/.test(l.line))).toBe(true);
+    const bad = (name: string, text: string): AgentProcess => {
+      fs.writeFileSync(path.join(dir, `${name}.toml`), text);
+      fs.mkdirSync(path.join(dir, `run-${name}`), { recursive: true });
+      return new AgentProcess(name, path.join(dir, `${name}.toml`), path.join(dir, `run-${name}`)).start();
+    };
+    const invalid = bad('dr-invalid', configText('dr').replace('failures = 3', 'failures = "three"'));
+    expect(await invalid.exit()).toBe(78);
+    expect(invalid.tail()).toMatch(/dr-invalid\.toml:\d+: health\.failures: expected an integer/);
+    const key = path.join(dir, 'readable.key');
+    fs.copyFileSync(srv.key.file, key);
+    fs.chmodSync(key, 0o644);
+    const readable = bad('dr-readable-key', configText('dr').replace(/^key_file = .*$/m, `key_file = "${key}"`));
+    expect(await readable.exit()).toBe(77);
+    expect(readable.tail()).toContain(key);
+  });
+
+  it('an agent still starting (its DNS server unreachable): SIGHUP is refused, not fatal; SIGTERM stops it cleanly', async () => {
+    const deaf = await freePort();
+    const text = configText('dr').replace(/^server = .*$/m, `server = "127.0.0.1:${deaf}"`).replace(/^listen = .*$/m, 'listen = ""');
+    fs.writeFileSync(path.join(dir, 'dr-starting.toml'), text);
+    fs.mkdirSync(path.join(dir, 'run-dr-starting'), { recursive: true });
+    const starting = new AgentProcess('dr-starting', path.join(dir, 'dr-starting.toml'), path.join(dir, 'run-dr-starting')).start();
+    await starting.waitLog(/DNS unreadable/, 5000);
+    starting.signal('SIGHUP');
+    await starting.waitLog(/SIGHUP ignored: the agent is still starting/, 3000);
+    const from = starting.lines.length;
+    starting.signal('SIGTERM');
+    expect(await starting.exit()).toBe(0);
+    expect(starting.lines.slice(from).some((l) => /stopping on SIGTERM event=stop/.test(l.line)), starting.tail()).toBe(true);
+    expect(starting.lines.some((l) => /event=ready/.test(l.line))).toBe(false);
+  });
+
+  it('switchover --dry-run and switchover through the agent; with the agent down, failback runs directly with the key file', async () => {
+    const before = await witness.read();
+    const dry = await ctl(primary, ['switchover', '--dry-run']);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^switchover \(dry run\): would proceed\n/);
+    expect(dry.stdout).toMatch(/ok  primary-active: the primary is active/);
+    expect(dry.stdout).toMatch(/1\. CAS in ONE update: .* -> 127\.0\.0\.12; /);
+    // A dry run changes nothing (the lease moved on only by the primary's renewals).
+    expect(await witness.read()).toMatchObject({ addresses: [PRIMARY], lease: { holder: 'primary', epoch: before.lease!.epoch } });
     const sw = await ctl(primary, ['switchover']);
     expect(sw.code, sw.stdout + sw.stderr).toBe(0);
     await waitWitness(witness, (s) => names(DR)(s) && s.lease?.holder === 'dr', 2000);
@@ -314,7 +360,13 @@ describe('two agents against BIND', { timeout: 60_000 }, () => {
     const fb = await ctl(primary, ['failback']);
     expect(fb.code, fb.stdout + fb.stderr).toBe(0);
     expect(fb.stdout).toContain('the agent is not running: executed directly');
-    expect(await witness.read()).toMatchObject({ addresses: [PRIMARY], lease: { holder: 'primary' } });
+    const after = await witness.read();
+    expect(after).toMatchObject({ addresses: [PRIMARY], lease: { holder: 'primary' } });
+    // A dry run without the agent: the same plan, said to be direct, nothing written.
+    const direct = await ctl(primary, ['switchover', '--dry-run']);
+    expect(direct.code, direct.stdout + direct.stderr).toBe(0);
+    expect(direct.stdout).toMatch(/^switchover \(dry run\): would proceed\n\(the agent is not running: executed directly against DNS with the key file\)/);
+    expect(await witness.read()).toEqual(after);
     const st = await ctl(primary, ['status']);
     expect(st.code).toBe(69);
     expect(st.stderr).toContain('not running');
