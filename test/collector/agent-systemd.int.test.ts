@@ -150,14 +150,34 @@ describe('the agent under systemd', { timeout: 120_000 }, () => {
       const hz = await healthz();
       expect(hz.code).toBe(503);
       expect(hz.body.reason).toMatch(/collector is failed but should be running/);
-      const human = (await sh('failoverctl --instance primary status')).out;
-      expect(human).toMatch(/collector otelcol-contrib\.service: failed, should be running \(error: .*failed/);
+      const human = await sh('failoverctl --instance primary status');
+      expect(human.out).toMatch(/collector otelcol-contrib\.service: failed, should be running \(error: .*failed/);
+      // Active but unhealthy: status exits 4 (UNHEALTHY), for scripts.
+      expect(human.code, human.out).toBe(4);
+      expect(human.out).toMatch(/verdict {2}not healthy: collector is failed but should be running .*\(exit 4\)/);
+      // A switchover is refused while this site's collector self-check fails; --dry-run says so
+      // (exit 1) and --force goes past it (the journal names what was overridden).
+      const dry = await sh('failoverctl --instance primary switchover --dry-run');
+      expect(dry.code, dry.out).toBe(1);
+      expect(dry.out).toMatch(/^switchover \(dry run\): would be REFUSED: collector-unit: this site's collector unit is failed/);
+      expect((await witness.read()).addresses).toEqual([SITES.primary]);
+      const since = await nowInside();
+      const forced = await sh('failoverctl --instance primary switchover --force');
+      expect(forced.code, forced.out).toBe(0);
+      expect(forced.out).toMatch(/^switchover done \(forced\)/);
+      expect(forced.out).toMatch(/NO  collector-unit: this site's collector unit is failed/);
+      expect(await witness.read()).toMatchObject({ addresses: [SITES.dr], lease: { holder: 'dr' } });
+      expect(await journalSince(since)).toMatch(/switchover forced past failed preconditions.*failed=collector-unit/);
     } finally {
       await sh('mv /usr/local/bin/otelcol-standin.away /usr/local/bin/otelcol-standin');
     }
-    // Backoff retries bring it back once the binary is there again.
+    // Back to the primary (as the DR's failback would): backoff retries bring the collector back.
+    await moveTo('primary');
     await c.waitFor(['systemctl', 'is-active', 'otelcol-contrib'], (r) => r.stdout.trim() === 'active', 20_000);
     await waitProp(UNIT, 'ActiveState', (v) => v === 'active', 1000);
+    // Our CAS's new epoch counts once the DR's lease would have run out (ttl + max_skew = 7 s).
+    for (let i = 0; i < 150 && !(await status()).active; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await status()).active).toBe(true);
   });
 
   it('as the service user, any other unit is denied: reported, and the agent keeps running', async () => {
@@ -245,6 +265,8 @@ describe('the agent under systemd', { timeout: 120_000 }, () => {
     expect(await prop(UNIT, 'ActiveState')).toBe('active');
   });
 
+  // Planted once: with ExecReload=/bin/kill -HUP $MAINPID (the old unit) this test fails at the
+  // first expectation ("expected +0 not to be +0": systemctl reported success).
   it('systemctl reload fails when the agent refuses the file or a key; the running configuration stays', async () => {
     const pid = await prop(UNIT, 'MainPID');
     const file = path.join(c.root, 'etc/failover-agent/primary.toml');
@@ -275,6 +297,19 @@ describe('the agent under systemd', { timeout: 120_000 }, () => {
     expect(await prop(typo, 'ExecMainStatus')).toBe('78');
     expect((await sh(`journalctl -u ${typo} -o cat --no-pager`)).out).toMatch(/\/etc\/failover-agent\/typo\.toml: file not found/);
     await sh(`systemctl reset-failed ${typo}`);
+  });
+
+  it('failoverctl setup where the group failover-agent exists: the key is root:failover-agent 0640, and both files pass check-config', async () => {
+    const out = '/root/fa-setup';
+    const r = await sh(`failoverctl setup --out ${out} --record syslog.example.test --zone example.test --primary-ip 10.1.1.1 --dr-ip 10.2.2.2 --dns-server 127.0.0.1 </dev/null`);
+    expect(r.code, r.out).toBe(0);
+    expect((await sh(`stat -c '%a %U:%G' ${out}/tsig.key`)).out.trim()).toBe('640 root:failover-agent');
+    for (const f of ['primary.toml', 'dr.toml']) {
+      const check = await sh(`failoverctl --config ${out}/${f} check-config`);
+      expect(check.code, check.out).toBe(0);
+    }
+    // The service user reads it through the group (copied with its owner and mode out of /root).
+    expect((await sh(`install -d -m 0755 /etc/fa-setup && cp -p ${out}/tsig.key /etc/fa-setup/ && runuser -u failover-agent -- head -c 3 /etc/fa-setup/tsig.key`)).out).toBe('key');
   });
 
   it('a configuration error: exit 78 and no restart loop', async () => {
