@@ -31,7 +31,7 @@ let gapStart = 0;
 
 function ctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [CTL, '--config', primary.configFile, ...args], { env: { ...process.env, RUNTIME_DIRECTORY: primary.runtimeDir }, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile('node', [CTL, '--config', primary.configFile, ...args], { env: { ...process.env, RUNTIME_DIRECTORY: primary.runtimeDir, STATE_DIRECTORY: path.join(primary.runtimeDir, 'state') }, timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
     );
   });
@@ -129,5 +129,22 @@ describe('failback gate through the agent', { timeout: 120_000 }, () => {
     const r = await ctl(['failback']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     await waitWitness(witness, (s) => s.addresses[0] === SITES.primary && s.lease?.holder === 'primary', 5000);
+  });
+
+  it('with the agent down, failback reads the persisted gate: a new failover is refused, --force moves past it', async () => {
+    primary.signal('SIGTERM');
+    expect(await primary.exit()).toBe(0);
+    // A new failover (a new epoch): the gate the agent persisted was for the last one.
+    await witness.transfer(await witness.read(), 'dr', SITES, Date.now() / 1000);
+    const refused = await ctl(['failback']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(1);
+    expect(refused.stdout).toMatch(/^failback REFUSED: vmsync-failback-ready: not ready: no sync check yet for the current failover \(epoch \d+; state holds (failover epoch \d+|no failover recorded)\)/);
+    expect(refused.stdout).toContain('the agent is not running: executed directly against DNS with the key file');
+    expect((await witness.read()).addresses).toEqual([SITES.dr]);
+    const forced = await ctl(['failback', '--force']);
+    expect(forced.code, forced.stdout + forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(/^failback done \(forced\)\n/);
+    expect(forced.stdout).toMatch(/NO  vmsync-failback-ready: /);
+    expect(await witness.read()).toMatchObject({ addresses: [SITES.primary], lease: { holder: 'primary' } });
   });
 });
