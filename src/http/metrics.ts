@@ -166,6 +166,17 @@ export class Metrics {
         if (!(PHASES as readonly string[]).includes(phase)) this.set({ phase }, 1);
       },
     });
+    new Gauge({
+      name: 'failover_lease_holder_info',
+      help: 'Always 1; the holder label is the lease holder (primary, dr) as last read from the witness (absent without a valid lease).',
+      labelNames: ['holder'],
+      registers,
+      collect() {
+        const holder = self.status().lease.holder;
+        this.reset();
+        if (holder) this.set({ holder }, 1);
+      },
+    });
     this.value('failover_lease_epoch', 'Epoch of the lease as last read from the witness.', (s) => s.lease.epoch);
     this.value('failover_lease_seq', 'Sequence number of the lease as last read from the witness.', (s) => s.lease.seq);
     this.value(

@@ -3,6 +3,9 @@
  * a running agent's /metrics and the shipped alert rules (and runs their unit tests), and a real
  * VictoriaMetrics that scrapes two running agents (BIND witness, VM sync on between two more
  * VictoriaMetrics, a webhook) answers every query of the shipped Grafana dashboard with data.
+ * The primary runs under a real systemd (a booted container sharing the host's loopback) and
+ * controls its collector unit over D-Bus; the DR runs on the host with collector.control = none:
+ * between them, both branches of the collector panel have real data.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/http/metrics.js';
 import { AgentProcess, ROOT, ensureBuilt, witnessOf } from '../agent/harness.js';
 import { dnsTable, freePort, requireBinary, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { installAgent, writeAgentFiles } from '../fixtures/agent-in-container.js';
+import { bootContainer, type Container } from '../fixtures/nspawn.js';
 import { fakeStatus, fakeVmSync } from '../fixtures/status.js';
 import { generate, startVm, waitQuiet, type VmFixture } from '../fixtures/vm.js';
 
@@ -24,7 +29,10 @@ let srv: DnsServerFixture;
 let vms: { primary: VmFixture; dr: VmFixture; scraper: VmFixture };
 let hook: http.Server;
 let dir: string;
-const agents: Partial<Record<'primary' | 'dr', AgentProcess>> = {};
+/** The primary: failover-agent@primary in a booted container, collector.control = systemd. */
+let primary: Container;
+/** The DR: an agent process on the host, collector.control = none. */
+let dr: AgentProcess;
 const ports = { primary: 0, dr: 0, hook: 0 };
 
 function promtool(args: string[], input?: string): Promise<{ code: number; out: string }> {
@@ -36,13 +44,16 @@ function promtool(args: string[], input?: string): Promise<{ code: number; out: 
   });
 }
 
+/** The primary (in its container) controls the stand-in collector unit through systemd; the DR does not. */
 function configText(role: 'primary' | 'dr'): string {
   const [local, remote] = role === 'primary' ? [vms.primary, vms.dr] : [vms.dr, vms.primary];
   return `role = "${role}"
 [sites]
 primary = "${SITES.primary}"
 dr = "${SITES.dr}"
-${dnsTable(srv, { timeout: '300ms' })}
+${dnsTable(srv, { timeout: '300ms', ...(role === 'primary' ? { keyFile: '/etc/failover-agent/tsig.key' } : {}) })}
+[collector]
+${role === 'primary' ? 'control = "systemd"\nunit = "otelcol-contrib.service"\ninterval = "1s"' : 'control = "none"'}
 [lease]
 ttl = "3s"
 renew_interval = "500ms"
@@ -51,8 +62,6 @@ max_skew = "500ms"
 targets = ["http://${SITES.primary}:${ports.primary}/healthz"]
 interval = "500ms"
 timeout = "300ms"
-[collector]
-control = "none"
 [vmsync]
 enabled = true
 local_url = "${local.url}"
@@ -67,6 +76,8 @@ webhook = "http://127.0.0.1:${ports.hook}/hook"
 listen = "${SITES[role]}:${ports[role]}"
 `;
 }
+
+const PRIMARY_UNIT = 'failover-agent@primary.service';
 
 /** Every metric family name in a Prometheus text exposition. */
 function families(text: string): string[] {
@@ -85,9 +96,14 @@ function dashboardQueries(): { panel: string; expr: string }[] {
   return d.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr.replaceAll('$__rate_interval', '15s') })));
 }
 
-async function query(expr: string): Promise<unknown[]> {
+interface Sample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+async function query(expr: string): Promise<Sample[]> {
   const res = await fetch(`${vms.scraper.url}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const body = (await res.json()) as { status: string; data?: { result: unknown[] }; error?: string };
+  const body = (await res.json()) as { status: string; data?: { result: Sample[] }; error?: string };
   if (body.status !== 'success') throw new Error(`${expr}: ${body.error ?? res.status}`);
   return body.data!.result;
 }
@@ -112,22 +128,21 @@ beforeAll(async () => {
   const end = Math.floor(Date.now() / 15_000) * 15_000;
   await Promise.all([primaryVm, drVm].map((vm) => generate(vm.url, { series: 20, from: end - 8 * 60_000, to: end })));
   await Promise.all([waitQuiet(primaryVm.url), waitQuiet(drVm.url)]);
-  for (const role of ['primary', 'dr'] as const) {
-    fs.mkdirSync(path.join(dir, role, 'state'), { recursive: true });
-    fs.writeFileSync(path.join(dir, `${role}.toml`), configText(role));
-    agents[role] = new AgentProcess(role, path.join(dir, `${role}.toml`), path.join(dir, role)).start();
-  }
-  // Both running, and each has finished a VM sync check (its series exist from then on).
-  await Promise.all(
-    (['primary', 'dr'] as const).map(async (role) => {
-      await agents[role]!.waitLog(/event=ready/, 20_000);
-      await agents[role]!.waitLog(/event=vmsync_check/, 20_000);
-    }),
-  );
-}, 90_000);
+  primary = await bootContainer({ name: 'fa-monitoring', setup: async (root) => writeAgentFiles(root) });
+  await installAgent(primary, srv, 'primary', configText('primary'));
+  fs.mkdirSync(path.join(dir, 'dr', 'state'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'dr.toml'), configText('dr'));
+  dr = new AgentProcess('dr', path.join(dir, 'dr.toml'), path.join(dir, 'dr')).start();
+  // Both running (systemctl start returns after READY), and each has finished a VM sync check
+  // (its series exist from then on).
+  const started = await primary.exec(['systemctl', 'start', PRIMARY_UNIT], { timeoutMs: 60_000 });
+  expect(started.code, started.stdout + started.stderr).toBe(0);
+  await dr.waitLog(/event=ready/, 20_000);
+  await Promise.all([dr.waitLog(/event=vmsync_check/, 20_000), primary.waitFor(['journalctl', '-u', PRIMARY_UNIT, '-o', 'cat', '--no-pager'], (r) => /event=vmsync_check/.test(r.stdout), 20_000)]);
+}, 300_000);
 
 afterAll(async () => {
-  await Promise.all([agents.primary?.stop(), agents.dr?.stop()]);
+  await Promise.all([primary?.stop(), dr?.stop()]);
   await Promise.all([vms?.primary.stop(), vms?.dr.stop(), vms?.scraper.stop()]);
   await srv?.stop();
   hook?.close();
@@ -199,5 +214,45 @@ describe('the Grafana dashboard against VictoriaMetrics scraping both agents', {
     expect(empty.map((q) => `${q.panel}: ${q.expr}`)).toEqual([]);
     // Both agents are in it, as two distinct scrape targets.
     expect(await query('count(failover_info{job="failover-agent"})')).toMatchObject([{ value: [expect.any(Number), '2'] }]);
+  });
+
+  it("the collector panel: the unit's state as systemd reports it on the controlled site, 'not controlled' on the other", async () => {
+    const [stateExpr, desiredExpr] = dashboardQueries()
+      .filter((q) => q.panel === 'Collector')
+      .map((q) => q.expr);
+    const target = { primary: `${SITES.primary}:${ports.primary}`, dr: `${SITES.dr}:${ports.dr}` };
+    /** What the panel shows per site: its rows as "state=value", and the "should run" value. */
+    const panel = async (): Promise<Record<'primary' | 'dr', { rows: string[]; desired: string[] }>> => {
+      const [state, desired] = await Promise.all([query(stateExpr!), query(desiredExpr!)]);
+      const of = (site: 'primary' | 'dr') => ({
+        rows: state.filter((r) => r.metric.instance === target[site]).map((r) => `${r.metric.state}=${r.value[1]}`).sort(),
+        desired: desired.filter((r) => r.metric.instance === target[site]).map((r) => r.value[1]),
+      });
+      return { primary: of('primary'), dr: of('dr') };
+    };
+    /** Waits (bounded) until the panel shows `want` for the primary, scraped after the agent saw it. */
+    const primaryShows = async (want: { rows: string[]; desired: string[] }): Promise<void> => {
+      let seen = await panel();
+      for (let i = 0; i < 60 && JSON.stringify(seen.primary) !== JSON.stringify(want); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        seen = await panel();
+      }
+      expect(seen.primary).toEqual(want);
+      // The uncontrolled DR: one row, 'not controlled', and -1 for "should run", whatever the primary shows.
+      expect(seen.dr).toEqual({ rows: ['not controlled=0'], desired: ['-1'] });
+    };
+    // DNS names the primary: its agent wants the unit running, and systemd says it is.
+    expect((await primary.exec(['systemctl', 'is-active', 'otelcol-contrib'])).stdout.trim()).toBe('active');
+    await primaryShows({ rows: ['active=1'], desired: ['1'] });
+    // The unit broken (its binary gone): systemd reports it failed, and so does the panel (one row).
+    await primary.exec(['sh', '-c', 'mv /usr/local/bin/otelcol-standin /usr/local/bin/otelcol-standin.away && systemctl stop otelcol-contrib']);
+    try {
+      await primary.waitFor(['systemctl', 'is-failed', 'otelcol-contrib'], (r) => r.stdout.trim() === 'failed', 20_000);
+      await primaryShows({ rows: ['failed=1'], desired: ['1'] });
+    } finally {
+      await primary.exec(['mv', '/usr/local/bin/otelcol-standin.away', '/usr/local/bin/otelcol-standin']);
+    }
+    await primary.waitFor(['systemctl', 'is-active', 'otelcol-contrib'], (r) => r.stdout.trim() === 'active', 30_000);
+    await primaryShows({ rows: ['active=1'], desired: ['1'] });
   });
 });
