@@ -126,7 +126,8 @@ export interface World {
 }
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const DELAYER = path.join(HERE, 'nfqueue-delayer.py');
+// FAULTS_DELAYER: another delayer script, only to plant a fault in a copy and see the check fail.
+const DELAYER = process.env.FAULTS_DELAYER ?? path.join(HERE, 'nfqueue-delayer.py');
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/usr/bin:/sbin:/bin`, LANG: 'C' };
 const SUBNET: Record<Node, number> = { site1: 1, site2: 2, witness: 3, devices: 4 };
