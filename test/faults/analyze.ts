@@ -132,15 +132,6 @@ export function overlapSeconds(scrapes: Scrape[], fromMs: number, toMs: number, 
   return round((both.size * slot) / 1000);
 }
 
-/** A scrape missing from one VictoriaMetrics. */
-export interface LostSample {
-  vm: string;
-  site: SiteRole;
-  device: string;
-  seq: number;
-  wallMs: number;
-}
-
 /** Per VictoriaMetrics: the seqs it holds, keyed `<site>/<device>`. */
 export type VmHoldings = Map<string, Set<number>>;
 
@@ -155,20 +146,18 @@ export function samplesLost(
   fromMs: number,
   toMs: number,
   excused: (s: Scrape) => boolean = () => false,
-): { lost: number; examples: string[]; detail: LostSample[] } {
+): { lost: number; examples: string[] } {
   let lost = 0;
   const examples: string[] = [];
-  const detail: LostSample[] = [];
   for (const s of scrapes) {
     if (s.wallMs < fromMs || s.wallMs > toMs || excused(s)) continue;
     for (const vm of vms) {
       if (vm.holds.get(`${s.site}/${s.device}`)?.has(s.seq)) continue;
       lost++;
-      detail.push({ vm: vm.name, site: s.site, device: s.device, seq: s.seq, wallMs: s.wallMs });
       if (examples.length < 5) examples.push(`${vm.name} lacks ${s.site}/${s.device} seq ${s.seq} (${new Date(s.wallMs).toISOString()})`);
     }
   }
-  return { lost, examples, detail };
+  return { lost, examples };
 }
 
 /** Parses VictoriaMetrics' /api/v1/export JSON lines of device_scrape_seq into holdings. */

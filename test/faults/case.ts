@@ -10,7 +10,6 @@ import {
   samplesLost,
   splitBrainSeconds,
   type CaseFigures,
-  type LostSample,
   type Scrape,
 } from './analyze.js';
 import type { Site, SiteRole } from './sites.js';
@@ -60,7 +59,7 @@ async function eventually(cond: () => Promise<boolean>, timeoutMs: number, stepM
   return false;
 }
 
-export async function measure(world: World, o: MeasureOptions): Promise<CaseFigures & { lostExamples: string[]; lostDetail: LostSample[] }> {
+export async function measure(world: World, o: MeasureOptions): Promise<CaseFigures & { lostExamples: string[] }> {
   const gone = new Set((o.lostSites ?? []).map((l) => l.role));
   const live = (['primary', 'dr'] as SiteRole[]).filter((r) => !gone.has(r));
   const liveVms = live.map((r) => world.sites[r].address);
@@ -96,7 +95,6 @@ export async function measure(world: World, o: MeasureOptions): Promise<CaseFigu
     samples_lost: lost.lost,
     split_brain_s: splitBrainSeconds(samples),
     lostExamples: lost.examples,
-    lostDetail: lost.detail,
   };
 }
 
