@@ -10,7 +10,7 @@
  * The engine owns the core state; status() is the only way out.
  */
 import type { Config } from '../config/schema.js';
-import type { AdminResult, ControlHandler, SyncResult } from '../control/protocol.js';
+import type { AdminResult, AgentStatus, ControlHandler, RecentEvent, SyncResult } from '../control/protocol.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { runAdmin } from './admin-run.js';
 import { decide, holdsValidLease, initialState, leaseWindow, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
@@ -23,7 +23,6 @@ import type { Logger } from '../log/logger.js';
 import { renewalOf, transferOf, type Intended, type Snapshot, type WriteResult } from '../lease/witness.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { buildInfo, type BuildInfo } from '../build-info.js';
-import type { AgentStatus, RecentEvent } from './status.js';
 import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
 /** What the engine needs from the witness (Witness implements it). */

@@ -25,7 +25,7 @@ import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/w
 import { stateDir } from '../state/atomic.js';
 import { Engine } from './engine.js';
 import { fileLeaseStore } from './lease-state.js';
-import type { AgentStatus } from './status.js';
+import type { AgentStatus } from '../control/protocol.js';
 
 function argValue(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);

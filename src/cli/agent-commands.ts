@@ -3,12 +3,11 @@
  * control socket; failback and switchover fall back to a direct CAS with the
  * key file when the agent is down (and say so).
  */
-import type { AgentStatus } from '../agent/status.js';
 import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
-import type { AdminResult, ControlRequest, ControlResults, ReloadResult, SyncResult } from '../control/protocol.js';
+import type { AdminResult, AgentStatus, ControlRequest, ControlResults, ReloadResult, SyncResult } from '../control/protocol.js';
 import { runAdmin } from '../agent/admin-run.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { AgentError, ExitCode } from '../errors.js';
