@@ -103,11 +103,14 @@ export class Engine implements ControlHandler {
   private vmsyncTimer: TimerHandle | undefined;
   /** At the next boundary of our lease window (it starts to count, or runs out). */
   private leaseTimer: TimerHandle | undefined;
+  /** The boundary (monotonic ms) `leaseTimer` is armed for: a renewal that leaves it unchanged keeps the timer. */
+  private leaseTimerAt: number | null = null;
   /** Start (unix s) of the current lease epoch as first observed by us. */
   private epochSeen: { epoch: number; since: number } | null = null;
   private running = false;
   private lastDnsError: string | null = null;
-  private lastWrite: AgentStatus['lastWrite'] = null;
+  /** The last CAS (its time on the wall clock, formatted only when the status is asked for). */
+  private lastWrite: { op: string; ok: boolean; wallMs: number; detail: string } | null = null;
   private events: RecentEvent[] = [];
   private lastHealthResult: HealthResult | null = null;
 
@@ -293,13 +296,20 @@ export class Engine implements ControlHandler {
 
   /** The core hears of our lease window's next boundary when it comes (a 'clock' observation), whatever a tick is doing. */
   private armLeaseTimer(): void {
-    this.clock.cancel(this.leaseTimer);
     const w = leaseWindow(this.core, this.state);
-    if (!this.running || !w) return;
     const now = this.clock.monotonicMs();
-    const next = now < w.from ? w.from : w.until;
-    if (next <= now) return; // run out already: nothing left to wait for
-    this.leaseTimer = this.clock.setTimer(() => void this.apply(decide(this.core, this.state, { kind: 'clock' }, this.clock.monotonicMs())), next - now);
+    const next = w && this.running ? (now < w.from ? w.from : w.until) : null;
+    if (next !== null && next === this.leaseTimerAt) return; // armed for that boundary already
+    this.clock.cancel(this.leaseTimer);
+    this.leaseTimer = undefined;
+    this.leaseTimerAt = null;
+    if (next === null || next <= now) return; // no lease, or run out already: nothing left to wait for
+    this.leaseTimerAt = next;
+    this.leaseTimer = this.clock.setTimer(() => {
+      this.leaseTimer = undefined;
+      this.leaseTimerAt = null;
+      void this.apply(decide(this.core, this.state, { kind: 'clock' }, this.clock.monotonicMs()));
+    }, next - now);
   }
 
   /**
@@ -315,14 +325,14 @@ export class Engine implements ControlHandler {
       const r = await this.deps.witness.write(seen, next);
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
-      this.lastWrite = { op, ok: true, at: new Date(this.clock.wallMs()).toISOString(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
+      this.lastWrite = { op, ok: true, wallMs: this.clock.wallMs(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
       return { obs: { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } } };
     } catch (err) {
       const conflict = err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED';
       const code = err instanceof AgentError ? err.code : 'INTERNAL';
       this.deps.observer?.write?.(op, conflict ? 'conflict' : 'error');
       this.deps.observer?.dnsError?.(code);
-      this.lastWrite = { op, ok: false, at: new Date(this.clock.wallMs()).toISOString(), detail: `${code}: ${(err as Error).message}` };
+      this.lastWrite = { op, ok: false, wallMs: this.clock.wallMs(), detail: `${code}: ${(err as Error).message}` };
       const attempted = next && !conflict ? { attempted: { lease: next.lease, sentAt } } : {};
       return { obs: { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } }, error: err };
     }
@@ -419,7 +429,7 @@ export class Engine implements ControlHandler {
         lastError: this.deps.collector.lastError(),
       },
       vmsync: this.deps.vmsync?.status() ?? null,
-      lastWrite: this.lastWrite,
+      lastWrite: this.lastWrite && { op: this.lastWrite.op, ok: this.lastWrite.ok, at: new Date(this.lastWrite.wallMs).toISOString(), detail: this.lastWrite.detail },
       takeovers: s.takeovers,
       events: [...this.events],
       healthy,

@@ -95,12 +95,14 @@ export class Scheduler {
     const ev: Ev = { at: Math.max(at, this.t), seq: this.seq++, fn, cancelled: false, settles };
     const h = this.heap;
     h.push(ev);
-    for (let i = h.length - 1; i > 0; ) {
+    let i = h.length - 1;
+    while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      if (!before(ev, h[p]!)) break;
+      h[i] = h[p]!;
       i = p;
     }
+    h[i] = ev;
     return ev;
   }
 
@@ -114,17 +116,18 @@ export class Scheduler {
     const top = h[0];
     const last = h.pop();
     if (h.length && last) {
-      h[0] = last;
-      for (let i = 0; ; ) {
+      // Sift `last` down from the root, moving smaller children up (no swaps).
+      let i = 0;
+      for (;;) {
         const l = 2 * i + 1;
         const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
+        let m = l < h.length && before(h[l]!, last) ? l : -1;
+        if (r < h.length && before(h[r]!, m === -1 ? last : h[m]!)) m = r;
+        if (m === -1) break;
+        h[i] = h[m]!;
         i = m;
       }
+      h[i] = last;
     }
     return top;
   }
@@ -520,7 +523,7 @@ export class World {
   }
 
   lite(): SnapshotLite {
-    const s = this.model.peek();
+    const s = this.model.view();
     return { addresses: s.addresses, holder: s.lease?.holder ?? null, epoch: s.lease?.epoch ?? null, seq: s.lease?.seq ?? null };
   }
 
@@ -673,7 +676,7 @@ enabled = false
     const lost = this.sched.t - Math.max(this.lossSince, this.primaryNamedSince);
     if (lost <= bound) return;
     if (d.collector.failStart || d.collector.unit === 'failed' || d.adminInFlight) return;
-    if (this.model.peek().addresses[0] !== P_ADDR) return;
+    if (this.model.view().addresses[0] !== P_ADDR) return;
     this.fail(`(6) the primary has been lost for ${Math.round(lost / 1000)} s while the DR reads, and no takeover (bound ${Math.round(bound / 1000)} s)`);
   }
 
@@ -873,7 +876,7 @@ enabled = false
   /** (6): after the quiet period, exactly one site active and collecting, the record naming it. */
   /** One site active and collecting, the record naming it, the other not collecting; null when so, else what is. */
   private settledState(): string | null {
-    const named = this.model.peek().addresses[0] === P_ADDR ? 'primary' : 'dr';
+    const named = this.model.view().addresses[0] === P_ADDR ? 'primary' : 'dr';
     const active = (['primary', 'dr'] as const).filter((r) => this.sites[r].engine?.status().active);
     const collecting = (['primary', 'dr'] as const).filter((r) => this.sites[r].collector.unit === 'active');
     if (active.length === 1 && active[0] === named && collecting.length === 1 && collecting[0] === named) return null;
