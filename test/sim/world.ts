@@ -276,7 +276,7 @@ class SimDnsClient implements WitnessDns {
     private readonly label: () => string,
   ) {}
 
-  private exchange<T>(serve: () => () => T): Promise<T> {
+  private exchange<T>(serve: () => () => T, isRead = false): Promise<T> {
     const gen = this.site.generation;
     return new Promise<T>((resolve, reject) => {
       let done = false;
@@ -307,6 +307,7 @@ class SimDnsClient implements WitnessDns {
           if (attempt < this.attempts) send();
           else {
             done = true;
+            if (isRead) this.w.readFailed(this.site.role);
             reject(new DnsError('DNS_TIMEOUT', `no answer in ${this.attempts} attempts (${Math.round(this.w.sched.t - t0)} ms)`));
           }
         }, this.timeoutMs);
@@ -319,7 +320,7 @@ class SimDnsClient implements WitnessDns {
     return this.exchange(() => {
       const values = this.w.model.values(name, type);
       return () => ({ name, type, values, rcode: 'NOERROR', authenticated: true });
-    });
+    }, true);
   }
 
   update(zone: string, prerequisites: ResourceRecord[], updates: ResourceRecord[]): Promise<UpdateResult> {
@@ -484,6 +485,8 @@ export class World {
   private gateReady = true;
   /** Loss of the primary seen from the DR: since when (real ms) it has been lost while the DR could read. */
   private lossSince: number | null = null;
+  /** When the DR's reads failed (random loss: its links are up) while the primary was lost: each restarts its window. */
+  private drReadFailedAt: number[] = [];
   /** When a write of the primary was last applied at the witness (or a lease of its began). */
   private primaryWroteAt = 0;
   /** The DR's latest stretch of being able to read the witness (`to` null: it still can). */
@@ -520,6 +523,11 @@ export class World {
     this.withinMargin = !marginWarnings(this.config('dr')).some((w) => w.key === 'lease.ttl');
     this.setup = `margin=${this.withinMargin} self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures}/${t.healthTimeout} dns=${t.dnsTimeout}x${t.retries + 1}`;
     this.note(`seed ${opts.seed}: self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures} dns=${t.dnsTimeout}x${t.retries + 1} rates P=${rates.primary.toFixed(3)} D=${rates.dr.toFixed(3)} wan=${JSON.stringify(wan)}`);
+  }
+
+  /** A read of `role`'s timed out (every attempt lost). */
+  readFailed(role: Role): void {
+    if (role === 'dr' && this.lossSince !== null) this.drReadFailedAt.push(this.sched.t);
   }
 
   lite(): SnapshotLite {
@@ -656,7 +664,10 @@ enabled = false
     const primaryLost = !p.runs() || !this.links.pToDns.up || !this.links.dnsToP.up || this.serverDown;
     const drReads = d.runs() && this.links.drToDns.up && this.links.dnsToDr.up && !this.serverDown;
     if (primaryLost && drReads) this.lossSince ??= this.sched.t;
-    else this.lossSince = null;
+    else if (this.lossSince !== null) {
+      this.lossSince = null;
+      this.drReadFailedAt = [];
+    }
     const r = this.drReadable;
     if (!drReads && r.to === null) r.to = this.sched.t;
     else if (drReads && r.to !== null) this.drReadable = { from: this.sched.t, to: null };
@@ -671,13 +682,17 @@ enabled = false
     const t = this.timings;
     const d = this.sites.dr;
     const slowest = t.health + Math.max(t.healthTimeout, t.dnsTimeout * (t.retries + 1));
-    // One window restart allowed for a read that random loss failed (each restarts ttl + max_skew).
-    const bound = (2 * (t.ttl + t.skew) + (t.failures + 3) * slowest) / d.proc.rate + 2000;
-    const lost = this.sched.t - Math.max(this.lossSince, this.primaryNamedSince);
+    // A read that random loss failed restarts the DR's ttl + max_skew window (a read gap): one such
+    // restart is always allowed, and one more for each further failed read since the loss began.
+    const from = Math.max(this.lossSince, this.primaryNamedSince);
+    let restarts = 0;
+    for (const at of this.drReadFailedAt) if (at >= from) restarts++;
+    const bound = ((1 + Math.max(1, restarts)) * (t.ttl + t.skew) + (t.failures + 3) * slowest) / d.proc.rate + 2000;
+    const lost = this.sched.t - from;
     if (lost <= bound) return;
     if (d.collector.failStart || d.collector.unit === 'failed' || d.adminInFlight) return;
     if (this.model.view().addresses[0] !== P_ADDR) return;
-    this.fail(`(6) the primary has been lost for ${Math.round(lost / 1000)} s while the DR reads, and no takeover (bound ${Math.round(bound / 1000)} s)`);
+    this.fail(`(6) the primary has been lost for ${Math.round(lost / 1000)} s while the DR reads, and no takeover (bound ${Math.round(bound / 1000)} s, ${restarts} failed read(s) of the DR)`);
   }
 
   /** (1): the two sites' lease windows, in real time, must not overlap before the next event. */
