@@ -13,6 +13,7 @@ import type { Config } from '../config/schema.js';
 import type { AdminResult, AgentStatus, ControlHandler, RecentEvent, SyncResult } from '../control/protocol.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { runAdmin } from './admin-run.js';
+import { chooseFailbackGate, failoverStart, type FailoverStart } from '../core/failback-gate.js';
 import { decide, holdsValidLease, initialState, leaseWindow, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
 import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
@@ -59,7 +60,7 @@ export interface EngineDeps {
   logger: Logger;
   clock?: Clock;
   observer?: EngineObserver;
-  /** The VM sync failback gate (issue 5); default: ready only when vmsync is disabled. */
+  /** Replaces the failback gate (the simulator, tests); default: chooseFailbackGate over `vmsync` (core/failback-gate.ts). */
   gate?: () => FailbackGate;
   /** Where the held epoch persists across restarts; none: not persisted (tests). */
   leaseStore?: LeaseStore;
@@ -105,8 +106,8 @@ export class Engine implements ControlHandler {
   private leaseTimer: TimerHandle | undefined;
   /** The boundary (monotonic ms) `leaseTimer` is armed for: a renewal that leaves it unchanged keeps the timer. */
   private leaseTimerAt: number | null = null;
-  /** Start (unix s) of the current lease epoch as first observed by us. */
-  private epochSeen: { epoch: number; since: number } | null = null;
+  /** The current failover (lease epoch, its start in unix s) as this site can know it (core/failback-gate.ts). */
+  private failover: FailoverStart | null = null;
   private running = false;
   private lastDnsError: string | null = null;
   /** The last CAS (its time on the wall clock, formatted only when the status is asked for). */
@@ -212,7 +213,7 @@ export class Engine implements ControlHandler {
     const vm = this.deps.vmsync;
     if (!vm) return null;
     const named = namedSite(this.state.seen, this.core);
-    const report = await vm.check({ passive: named !== undefined && named !== this.config.role, failover: this.epochSeen });
+    const report = await vm.check({ passive: named !== undefined && named !== this.config.role, failover: this.failover });
     this.deps.observer?.progress?.('vmsync', this.clock.monotonicMs());
     return report;
   }
@@ -265,10 +266,7 @@ export class Engine implements ControlHandler {
     const collectorBefore = this.state.collector;
     const heldBefore = this.state.heldEpoch;
     this.state = d.state;
-    const lease = this.state.seen?.lease;
-    if (lease && this.epochSeen?.epoch !== lease.epoch) {
-      this.epochSeen = { epoch: lease.epoch, since: lease.at - Math.ceil((2 * this.config.lease.renew_interval) / 1000) };
-    }
+    this.failover = failoverStart(this.failover, this.state.seen?.lease, this.config.lease.renew_interval);
     if (this.deps.leaseStore && this.state.heldEpoch !== heldBefore) {
       await this.deps.leaseStore.save(this.state.heldEpoch).catch((err: Error) =>
         this.deps.logger.error(`cannot persist the held epoch: ${err.message}`, { event: 'state_write_failed' }),
@@ -346,10 +344,7 @@ export class Engine implements ControlHandler {
   /** The failback gate for the failover of `epoch` (default: the lease epoch last read). */
   private gate(epoch: number | null = this.state.seen?.lease?.epoch ?? null): FailbackGate {
     if (this.deps.gate) return this.deps.gate();
-    if (this.deps.vmsync) return this.deps.vmsync.failbackGate(epoch);
-    return this.config.vmsync.enabled
-      ? { ready: false, detail: 'VM sync is enabled but this build has no sync loop yet: FAILBACK READY cannot be reached (use --force)' }
-      : { ready: true, detail: 'vmsync disabled: no data gate' };
+    return chooseFailbackGate(this.config.vmsync.enabled, this.deps.vmsync?.failbackGate(epoch) ?? null);
   }
 
   /** `failoverctl sync`: a VM sync cycle now, and the gate after it. */

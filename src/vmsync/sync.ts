@@ -27,10 +27,10 @@
  *    Then `/internal/force_flush` on the destination (that is the repair, `repair_duration_ms`),
  *    and a re-detection of the repaired ranges, whose result is recorded
  *    (`last_repair_confirmed`, `remaining_after_repair`, `confirm_duration_ms`).
- * 4. Gate: a check is clean when it completed and found no range. FAILBACK READY after
- *    `clean_checks` consecutive clean checks since the failover began (a new lease epoch resets
- *    the count). The gate is live: a later gap or error withdraws it until the count is reached
- *    again.
+ * 4. Gate (pure: core/failback-gate.ts): a check is clean when it completed and found no range.
+ *    FAILBACK READY after `clean_checks` consecutive clean checks since the failover began (a new
+ *    lease epoch resets the count). The gate is live: a later gap or error withdraws it until the
+ *    count is reached again.
  *
  * "Samples copied" is what detection measured, not what went over the wire: the sum of
  * (source - destination) over the buckets of the ranges whose copy completed (an export carries
@@ -45,6 +45,8 @@
 import { performance } from 'node:perf_hooks';
 
 import type { Config } from '../config/schema.js';
+import type { FailbackGate } from '../core/admin.js';
+import { gateAfterCheck, gateForFailover, gateVerdict } from '../core/failback-gate.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Webhook } from './notify.js';
@@ -89,6 +91,13 @@ export interface CheckContext {
   passive: boolean;
   /** The current failover (lease epoch and its start, unix SECONDS), or null when none is known. */
   failover: { epoch: number; since: number } | null;
+}
+
+/** What detection found: the gaps (and their records) and the source's counts per bucket. */
+interface Detection {
+  ranges: GapRange[];
+  records: RangeRecord[];
+  srcBuckets: Map<number, number>;
 }
 
 export interface SyncReport {
@@ -221,8 +230,8 @@ export class VmSync {
   }
 
   /** The gate for the failover whose lease epoch is `currentEpoch` (the witness's, as last read). */
-  failbackGate(currentEpoch?: number | null): { ready: boolean; detail: string } {
-    return gateOf(this.state, this.config.clean_checks, currentEpoch);
+  failbackGate(currentEpoch?: number | null): FailbackGate {
+    return gateVerdict(this.state, this.config.clean_checks, currentEpoch);
   }
 
   /** Runs one cycle (see the file comment). Never rejects. */
@@ -243,13 +252,16 @@ export class VmSync {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * One cycle, in its steps: the failover it counts for, detection, repair and its confirmation
+   * (passive only), then the check recorded (the gate: core/failback-gate.ts), announced and persisted.
+   */
   private async cycle(ctx: CheckContext): Promise<SyncReport> {
     const role = ctx.passive ? 'passive' : 'active';
     if (!this.config.enabled) return { ...this.blankReport(role), skipped: 'disabled' };
     await this.load();
     const t0 = performance.now();
-    const st = this.state;
-    this.noteFailover(ctx.failover);
+    this.applyFailover(ctx.failover);
 
     const { local, remote } = this.vmClients();
     const src = ctx.passive ? remote : local;
@@ -258,84 +270,131 @@ export class VmSync {
     this.figures.destination_url = ctx.passive ? dst.writeUrl : dst.baseUrl;
 
     const report = this.blankReport(role);
-    let repairedRanges: GapRange[] = [];
     let failure: unknown;
     try {
-      const bucket = this.config.bucket;
-      const now = this.wallMs();
-      const win = scanWindow(now, this.config.settle, bucket, {
-        since: ctx.failover && st.failover ? Date.parse(st.failover.since) : null,
-        lookback: this.config.lookback,
-      });
-      if (!win) return { ...report, skipped: 'nothing has settled in the scan window yet' };
-      report.window = { start: iso(win.start - bucket), end: iso(win.end) };
-
-      // --- detection
-      const d0 = performance.now();
-      this.figures.detection_queries = 0;
-      const { srcBuckets, dstBuckets, srcTotal } = await this.detect(src, dst, win, () => this.figures.detection_queries++);
-      if (srcTotal === 0) {
-        throw new AgentError(
-          'VM_SOURCE_EMPTY',
-          `the source VM (${src.baseUrl}) has no samples at all from ${report.window.start} to ${report.window.end}: refusing to call that clean (wrong URL, wiped or empty VM?)`,
-          ExitCode.UNAVAILABLE,
-        );
-      }
-      const ranges = gapRanges(srcBuckets, dstBuckets, bucket);
-      const records = ranges.map(toRecord);
-      if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records, dstBuckets);
-      this.figures.detection_ms = Math.round(performance.now() - d0);
-      report.ranges_found = records;
-      st.ranges_found = records;
-      if (ranges.length > 0) this.reportGaps(role, records, dst);
-      else this.lastGapStarts = new Set();
-
-      // --- repair
-      if (ctx.passive && ranges.length > 0) {
-        const r0 = performance.now();
-        try {
-          repairedRanges = await this.repair(src, dst, ranges);
-        } catch (err) {
-          repairedRanges = (err as RepairError).repaired ?? [];
-          failure = (err as RepairError).cause ?? err;
-        }
-        const repairedRecords = records.filter((_, i) => repairedRanges.includes(ranges[i]));
-        this.figures.repair_duration_ms = Math.round(performance.now() - r0);
-        const copied = repairedRanges.reduce((n, r) => n + r.missing, 0);
-        report.ranges_repaired = repairedRecords;
-        report.samples_copied = copied;
-        st.ranges_repaired = repairedRecords;
-        st.samples_copied_last = copied;
-        st.samples_copied_total += copied;
-        if (repairedRanges.length > 0) {
-          let expected = 0;
-          for (const [t, v] of srcBuckets) if (inRanges(t, repairedRanges, bucket)) expected += v;
-          const c0 = performance.now();
-          const confirm = await this.confirm(src, dst, repairedRanges, expected, failure === undefined);
-          this.figures.confirm_duration_ms = Math.round(performance.now() - c0);
-          report.confirmed = confirm.remaining.length === 0;
-          report.remaining = confirm.remaining;
-          this.figures.last_repair_confirmed = report.confirmed;
-          this.figures.remaining_after_repair = confirm.remaining;
-        }
-        if (repairedRanges.length > 0) this.reportRepair(report, this.figures.repair_duration_ms);
-        if (failure !== undefined) throw failure;
+      const found = await this.detection(ctx, role, src, dst, report);
+      if (!found) return { ...report, skipped: 'nothing has settled in the scan window yet' };
+      if (ctx.passive && found.ranges.length > 0) {
+        await this.repairAndConfirm(src, dst, found, report);
       } else {
-        st.ranges_repaired = [];
-        st.samples_copied_last = 0;
+        this.state.ranges_repaired = [];
+        this.state.samples_copied_last = 0;
       }
-      report.clean = ranges.length === 0;
+      report.clean = found.ranges.length === 0;
       report.ok = true;
     } catch (err) {
       failure = err;
     }
 
-    // --- bookkeeping, gate, persistence
+    const change = this.recordCheck(report, role, failure);
+    this.announce(report, role, failure, change);
+    report.duration_ms = Math.round(performance.now() - t0);
+    this.figures.last_check_duration_ms = report.duration_ms;
+    await this.persist();
+    this.logger.info('vmsync check', {
+      event: 'vmsync_check',
+      role,
+      ok: report.ok,
+      clean: report.clean,
+      ranges: report.ranges_found.length,
+      copied: report.samples_copied,
+      consecutive_clean: this.state.consecutive_clean,
+      failback_ready: this.state.failback_ready,
+      ms: report.duration_ms,
+    });
+    return report;
+  }
+
+  /** A new failover (another lease epoch) resets the gate; the same one keeps its earliest start. */
+  private applyFailover(fo: CheckContext['failover']): void {
+    const { gate, reset } = gateForFailover(this.state, fo);
+    this.state = gate;
+    if (!reset) return;
+    if (reset.previous !== null) this.logger.info('vmsync: new failover, failback gate reset', { event: 'vmsync_gate_reset', epoch: fo?.epoch, previous: reset.previous });
+    this.lastGapStarts = new Set();
+  }
+
+  /**
+   * Detection: the scan window, both sides' counts per bucket, the gaps (devices named for a
+   * partial one), recorded and announced; null when nothing has settled in the window yet.
+   */
+  private async detection(ctx: CheckContext, role: 'passive' | 'active', src: VmClient, dst: VmClient, report: SyncReport): Promise<Detection | null> {
+    const st = this.state;
+    const bucket = this.config.bucket;
+    const win = scanWindow(this.wallMs(), this.config.settle, bucket, {
+      since: ctx.failover && st.failover ? Date.parse(st.failover.since) : null,
+      lookback: this.config.lookback,
+    });
+    if (!win) return null;
+    report.window = { start: iso(win.start - bucket), end: iso(win.end) };
+    const d0 = performance.now();
+    this.figures.detection_queries = 0;
+    const { srcBuckets, dstBuckets, srcTotal } = await this.detect(src, dst, win, () => this.figures.detection_queries++);
+    if (srcTotal === 0) {
+      throw new AgentError(
+        'VM_SOURCE_EMPTY',
+        `the source VM (${src.baseUrl}) has no samples at all from ${report.window.start} to ${report.window.end}: refusing to call that clean (wrong URL, wiped or empty VM?)`,
+        ExitCode.UNAVAILABLE,
+      );
+    }
+    const ranges = gapRanges(srcBuckets, dstBuckets, bucket);
+    const records = ranges.map(toRecord);
+    if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records, dstBuckets);
+    this.figures.detection_ms = Math.round(performance.now() - d0);
+    report.ranges_found = records;
+    st.ranges_found = records;
+    if (ranges.length > 0) this.reportGaps(role, records, dst);
+    else this.lastGapStarts = new Set();
+    return { ranges, records, srcBuckets };
+  }
+
+  /**
+   * Repair (passive, gaps found): copy every range, then re-detect what was copied. What the copy
+   * did is recorded even when it failed part way; that failure is then thrown (the check failed).
+   */
+  private async repairAndConfirm(src: VmClient, dst: VmClient, found: Detection, report: SyncReport): Promise<void> {
+    const st = this.state;
+    const { ranges, records, srcBuckets } = found;
+    let repairedRanges: GapRange[];
+    let failure: unknown;
+    const r0 = performance.now();
+    try {
+      repairedRanges = await this.repair(src, dst, ranges);
+    } catch (err) {
+      repairedRanges = (err as RepairError).repaired ?? [];
+      failure = (err as RepairError).cause ?? err;
+    }
+    const repairedRecords = records.filter((_, i) => repairedRanges.includes(ranges[i]));
+    this.figures.repair_duration_ms = Math.round(performance.now() - r0);
+    const copied = repairedRanges.reduce((n, r) => n + r.missing, 0);
+    report.ranges_repaired = repairedRecords;
+    report.samples_copied = copied;
+    st.ranges_repaired = repairedRecords;
+    st.samples_copied_last = copied;
+    st.samples_copied_total += copied;
+    if (repairedRanges.length > 0) {
+      const bucket = this.config.bucket;
+      let expected = 0;
+      for (const [t, v] of srcBuckets) if (inRanges(t, repairedRanges, bucket)) expected += v;
+      const c0 = performance.now();
+      const confirm = await this.confirm(src, dst, repairedRanges, expected, failure === undefined);
+      this.figures.confirm_duration_ms = Math.round(performance.now() - c0);
+      report.confirmed = confirm.remaining.length === 0;
+      report.remaining = confirm.remaining;
+      this.figures.last_repair_confirmed = report.confirmed;
+      this.figures.remaining_after_repair = confirm.remaining;
+      this.reportRepair(report, this.figures.repair_duration_ms);
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** The check's outcome into the state: counters, the last error, and the gate's count (pure). */
+  private recordCheck(report: SyncReport, role: 'passive' | 'active', failure: unknown): 'ready' | 'withdrawn' | null {
+    const st = this.state;
     const at = this.nowIso();
     st.checks++;
     st.last_check = at;
     st.last_role = role;
-    const wasReady = st.failback_ready;
     if (failure !== undefined) {
       report.ok = false;
       report.clean = false;
@@ -344,69 +403,42 @@ export class VmSync {
       st.errors++;
       st.consecutive_errors++;
       st.last_error = report.error;
-      st.consecutive_clean = 0;
-      this.logger.warning('vmsync check failed', { event: 'vmsync_error', role, error: failure as Error, consecutive: st.consecutive_errors });
-      const n = st.consecutive_errors;
-      if (n === REPEATED_ERRORS_AT || (n > REPEATED_ERRORS_AT && (n - REPEATED_ERRORS_AT) % REPEATED_ERRORS_EVERY === 0)) {
-        this.notify('repeated_errors', `${n} consecutive VM sync checks failed; last error: ${report.error.code}: ${report.error.message}`);
-      }
     } else {
       st.last_check_ok = true;
       st.consecutive_errors = 0;
-      if (report.clean) {
-        st.consecutive_clean++;
-        st.last_clean_check = at;
-      } else {
-        st.consecutive_clean = 0;
+    }
+    const { gate, change } = gateAfterCheck(st, failure !== undefined ? 'error' : report.clean ? 'clean' : 'gap', at, this.config.clean_checks);
+    this.state = gate;
+    report.consecutive_clean = gate.consecutive_clean;
+    report.failback_ready = gate.failback_ready;
+    return change;
+  }
+
+  /** Logs and notifications of a check: its failure (repeated failures notified), the gate reached or withdrawn. */
+  private announce(report: SyncReport, role: 'passive' | 'active', failure: unknown, change: 'ready' | 'withdrawn' | null): void {
+    const st = this.state;
+    if (failure !== undefined) {
+      this.logger.warning('vmsync check failed', { event: 'vmsync_error', role, error: failure as Error, consecutive: st.consecutive_errors });
+      const n = st.consecutive_errors;
+      if (n === REPEATED_ERRORS_AT || (n > REPEATED_ERRORS_AT && (n - REPEATED_ERRORS_AT) % REPEATED_ERRORS_EVERY === 0)) {
+        this.notify('repeated_errors', `${n} consecutive VM sync checks failed; last error: ${report.error?.code}: ${report.error?.message}`);
       }
     }
-    st.failback_ready = st.consecutive_clean >= this.config.clean_checks;
-    if (st.failback_ready && !wasReady) {
-      st.failback_ready_since = at;
+    if (change === 'ready') {
       const fo = st.failover ? ` for failover epoch ${st.failover.epoch} (since ${st.failover.since})` : '';
       this.logger.notice('vmsync FAILBACK READY', { event: 'vmsync_failback_ready', consecutive_clean: st.consecutive_clean, epoch: st.failover?.epoch });
       this.notify('failback_ready', `FAILBACK READY${fo}: ${st.consecutive_clean} consecutive clean checks, both VMs hold the same samples. Run \`failoverctl failback\` when you are ready.`);
-    } else if (!st.failback_ready && wasReady) {
-      st.failback_ready_since = null;
+    } else if (change === 'withdrawn') {
       this.logger.warning('vmsync failback readiness withdrawn', { event: 'vmsync_failback_unready', reason: failure !== undefined ? 'error' : 'gap' });
     }
-    report.consecutive_clean = st.consecutive_clean;
-    report.failback_ready = st.failback_ready;
-    report.duration_ms = Math.round(performance.now() - t0);
-    this.figures.last_check_duration_ms = report.duration_ms;
-    try {
-      await saveState(this.stateDir, st);
-    } catch (err) {
-      this.logger.error('vmsync state could not be written', { event: 'vmsync_state_error', dir: this.stateDir, error: err as Error });
-    }
-    this.logger.info('vmsync check', {
-      event: 'vmsync_check',
-      role,
-      ok: report.ok,
-      clean: report.clean,
-      ranges: report.ranges_found.length,
-      copied: report.samples_copied,
-      consecutive_clean: st.consecutive_clean,
-      failback_ready: st.failback_ready,
-      ms: report.duration_ms,
-    });
-    return report;
   }
 
-  /** A new failover (another lease epoch) resets the gate; the same one keeps its earliest start. */
-  private noteFailover(fo: CheckContext['failover']): void {
-    if (!fo) return;
-    const st = this.state;
-    const since = iso(fo.since * 1000);
-    if (!st.failover || st.failover.epoch !== fo.epoch) {
-      if (st.failover) this.logger.info('vmsync: new failover, failback gate reset', { event: 'vmsync_gate_reset', epoch: fo.epoch, previous: st.failover.epoch });
-      st.failover = { epoch: fo.epoch, since };
-      st.consecutive_clean = 0;
-      st.failback_ready = false;
-      st.failback_ready_since = null;
-      this.lastGapStarts = new Set();
-    } else if (Date.parse(st.failover.since) > fo.since * 1000) {
-      st.failover.since = since;
+  /** The state file, atomically; a failure is logged (the next cycle writes again). */
+  private async persist(): Promise<void> {
+    try {
+      await saveState(this.stateDir, this.state);
+    } catch (err) {
+      this.logger.error('vmsync state could not be written', { event: 'vmsync_state_error', dir: this.stateDir, error: err as Error });
     }
   }
 
@@ -679,25 +711,6 @@ export class VmSync {
   private nowIso(): string {
     return iso(this.wallMs());
   }
-}
-
-/** The failback precondition from a state (also for failoverctl reading vmsync.json without the agent). */
-export function gateOf(state: VmSyncState, cleanChecks: number, currentEpoch?: number | null): { ready: boolean; detail: string } {
-  const fo = state.failover ? `failover epoch ${state.failover.epoch}` : 'no failover recorded';
-  // READY counts only for the CURRENT failover: a READY saved for an earlier epoch says nothing
-  // about the gap the latest outage left.
-  if (currentEpoch !== undefined && currentEpoch !== null && state.failover?.epoch !== currentEpoch) {
-    return { ready: false, detail: `not ready: no sync check yet for the current failover (epoch ${currentEpoch}; state holds ${fo})` };
-  }
-  if (state.failback_ready) {
-    return { ready: true, detail: `FAILBACK READY (${fo}): ${state.consecutive_clean} consecutive clean checks, last at ${state.last_clean_check}` };
-  }
-  const err = state.last_error && !state.last_check_ok ? `; last check failed: ${state.last_error.code}` : '';
-  const gaps = state.ranges_found.length > 0 ? `; last check found ${state.ranges_found.length} gap range(s)` : '';
-  return {
-    ready: false,
-    detail: `not ready (${fo}): ${state.consecutive_clean}/${cleanChecks} consecutive clean checks${gaps}${err}`,
-  };
 }
 
 class RepairError extends Error {
