@@ -78,6 +78,11 @@ export interface HealthCheckConfig {
 export interface HealthCheckDeps {
   /** Monotonic clock (ms) for the reported `ms` and "in N ms" figures; default `performance.now()`. Deadlines use real timers. */
   monotonicMs?: () => number;
+  /**
+   * The HTTP port (an undici Dispatcher emitting 'connect' / 'disconnect', as Agent and MockAgent
+   * do) instead of the checker's own kept-alive pool; the caller's to close.
+   */
+  dispatcher?: Dispatcher;
 }
 
 /** The most of a 2xx body that is read (and searched for `expect`). */
@@ -109,16 +114,19 @@ export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDep
   const expectBytes = Buffer.from(expectText, 'utf8');
   const backstop = timeout + UNDICI_TIMEOUT_MARGIN_MS;
 
-  const agent = new Agent({
-    connect: { timeout: backstop },
-    headersTimeout: backstop,
-    bodyTimeout: backstop,
-    // One connection per origin: a check waits for the kept one rather than racing it with a second.
-    connections: 1,
-    keepAliveTimeout: KEEP_ALIVE_MS,
-    keepAliveMaxTimeout: 10 * KEEP_ALIVE_MS,
-    maxRedirections: 0,
-  });
+  const ownPool = deps.dispatcher
+    ? null
+    : new Agent({
+        connect: { timeout: backstop },
+        headersTimeout: backstop,
+        bodyTimeout: backstop,
+        // One connection per origin: a check waits for the kept one rather than racing it with a second.
+        connections: 1,
+        keepAliveTimeout: KEEP_ALIVE_MS,
+        keepAliveMaxTimeout: 10 * KEEP_ALIVE_MS,
+        maxRedirections: 0,
+      });
+  const agent: Dispatcher = deps.dispatcher ?? ownPool!;
   /** Open connections per origin (undici's connect/disconnect events): is there one to reuse? */
   const open = new Map<string, number>();
   agent.on('connect', (origin) => open.set(originOf(origin), (open.get(originOf(origin)) ?? 0) + 1));
@@ -303,7 +311,7 @@ export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDep
       }
       if (inflight) await inflight;
       try {
-        await agent.destroy();
+        await ownPool?.destroy();
       } catch {
         // Already destroyed (a second close): nothing left to release.
       }

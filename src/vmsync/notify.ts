@@ -9,7 +9,7 @@
  * therefore delays nothing but later notifications. `close()` waits a bounded time for the queue
  * to drain, then abandons what is left.
  */
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 
 import type { Logger } from '../log/logger.js';
 import { redact } from './vm-client.js';
@@ -27,6 +27,8 @@ export interface WebhookOptions {
   maxQueue?: number;
   /** First backoff between attempts (doubles). Default 1 s. */
   backoffMs?: number;
+  /** The HTTP port (an undici Dispatcher) instead of the sender's own pool; the caller's to close. */
+  dispatcher?: Dispatcher;
 }
 
 export interface WebhookStats {
@@ -48,7 +50,9 @@ export class Webhook {
   private readonly logger: Logger;
   private readonly maxQueue: number;
   private readonly backoffMs: number;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Dispatcher;
+  /** Our own pool (closed by close()), or null when the dispatcher was given. */
+  private readonly ownPool: Agent | null;
   private readonly queue: Item[] = [];
   private worker: Promise<void> | null = null;
   private closed = false;
@@ -62,7 +66,8 @@ export class Webhook {
     this.logger = opts.logger;
     this.maxQueue = Math.max(1, opts.maxQueue ?? 100);
     this.backoffMs = opts.backoffMs ?? 1_000;
-    this.dispatcher = new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    this.ownPool = opts.dispatcher ? null : new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    this.dispatcher = opts.dispatcher ?? this.ownPool!;
   }
 
   /** Queue a notification; returns at once. False when closed (nothing queued). */
@@ -110,7 +115,7 @@ export class Webhook {
         await worker.catch(() => {});
       }
     }
-    await this.dispatcher.destroy().catch(() => {});
+    await this.ownPool?.destroy().catch(() => {});
   }
 
   private async run(): Promise<void> {

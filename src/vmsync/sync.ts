@@ -61,7 +61,7 @@ import {
   type Span,
 } from './ranges.js';
 import { emptyState, loadState, saveState, type ErrorRecord, type RangeRecord, type VmSyncState } from './state.js';
-import { VmClient, VmError, type VmFormat } from './vm-client.js';
+import { VmClient, VmError, type VmClientOptions, type VmFormat, type VmPort } from './vm-client.js';
 
 export type VmSyncConfig = Config['vmsync'];
 
@@ -84,6 +84,8 @@ export interface VmSyncOptions {
   backoffMs?: number;
   /** Pauses before re-detecting a repair that still looks short. Default [1000, 2000, 4000, 8000] (≤ 15 s in all). */
   confirmDelaysMs?: number[];
+  /** Makes the client of one VM (default a VmClient): a benchmark's timing wrapper, a fake. */
+  vmClient?: (baseUrl: string, opts: VmClientOptions) => VmPort;
 }
 
 export interface CheckContext {
@@ -172,7 +174,8 @@ export class VmSync {
   private state: VmSyncState = emptyState();
   private loaded: Promise<void> | null = null;
   private running: Promise<SyncReport> | null = null;
-  private clients: { local: VmClient; remote: VmClient } | null = null;
+  private clients: { local: VmPort; remote: VmPort } | null = null;
+  private readonly vmClient: (baseUrl: string, opts: VmClientOptions) => VmPort;
   private lastGapStarts = new Set<string>();
   private figures = {
     source_url: null as string | null,
@@ -201,6 +204,7 @@ export class VmSync {
     this.retries = opts.retries ?? 2;
     this.backoffMs = opts.backoffMs ?? 500;
     this.confirmDelaysMs = opts.confirmDelaysMs ?? [1_000, 2_000, 4_000, 8_000];
+    this.vmClient = opts.vmClient ?? ((url, o) => new VmClient(url, o));
   }
 
   /** Reads the state file once (check() does it too); call it at startup so status() shows the file. Never throws. */
@@ -318,7 +322,7 @@ export class VmSync {
    * Detection: the scan window, both sides' counts per bucket, the gaps (devices named for a
    * partial one), recorded and announced; null when nothing has settled in the window yet.
    */
-  private async detection(ctx: CheckContext, role: 'passive' | 'active', src: VmClient, dst: VmClient, report: SyncReport): Promise<Detection | null> {
+  private async detection(ctx: CheckContext, role: 'passive' | 'active', src: VmPort, dst: VmPort, report: SyncReport): Promise<Detection | null> {
     const st = this.state;
     const bucket = this.config.bucket;
     const win = scanWindow(this.wallMs(), this.config.settle, bucket, {
@@ -352,7 +356,7 @@ export class VmSync {
    * Repair (passive, gaps found): copy every range, then re-detect what was copied. What the copy
    * did is recorded even when it failed part way; that failure is then thrown (the check failed).
    */
-  private async repairAndConfirm(src: VmClient, dst: VmClient, found: Detection, report: SyncReport): Promise<void> {
+  private async repairAndConfirm(src: VmPort, dst: VmPort, found: Detection, report: SyncReport): Promise<void> {
     const st = this.state;
     const { ranges, records, srcBuckets } = found;
     let repairedRanges: GapRange[];
@@ -442,12 +446,12 @@ export class VmSync {
     }
   }
 
-  private vmClients(): { local: VmClient; remote: VmClient } {
+  private vmClients(): { local: VmPort; remote: VmPort } {
     if (!this.clients) {
       const common = { timeoutMs: this.timeoutMs, retries: this.retries, logger: this.logger, backoffMs: this.backoffMs };
       this.clients = {
-        local: new VmClient(this.config.local_url, { ...common, writeUrl: this.config.local_write_url || this.config.local_url }),
-        remote: new VmClient(this.config.remote_url, common),
+        local: this.vmClient(this.config.local_url, { ...common, writeUrl: this.config.local_write_url || this.config.local_url }),
+        remote: this.vmClient(this.config.remote_url, common),
       };
     }
     return this.clients;
@@ -455,8 +459,8 @@ export class VmSync {
 
   /** Bucket counts of both sides over `win` (≤ 24 h per query, both sides in parallel); `tally` is called per query. */
   private async detect(
-    src: VmClient,
-    dst: VmClient,
+    src: VmPort,
+    dst: VmPort,
     win: BucketWindow,
     tally: () => void,
   ): Promise<{ srcBuckets: Map<number, number>; dstBuckets: Map<number, number>; srcTotal: number }> {
@@ -476,7 +480,7 @@ export class VmSync {
   }
 
   /** One query → bucket → value (series summed), checking the answer's timestamps are our buckets. */
-  private async counts(vm: VmClient, query: string, w: BucketWindow): Promise<Map<number, number>> {
+  private async counts(vm: VmPort, query: string, w: BucketWindow): Promise<Map<number, number>> {
     const series = await vm.queryRange(query, w.start, w.end, this.config.bucket);
     const out = new Map<number, number>();
     for (const s of series) {
@@ -494,7 +498,7 @@ export class VmSync {
    * Partial gaps: which values of `nameLabel` (devices) the destination lacks. Failures only log.
    * A range where the destination has no sample at all is a full gap (every device): no query.
    */
-  private async nameDevices(src: VmClient, dst: VmClient, ranges: GapRange[], records: RangeRecord[], dstBuckets: Map<number, number>): Promise<void> {
+  private async nameDevices(src: VmPort, dst: VmPort, ranges: GapRange[], records: RangeRecord[], dstBuckets: Map<number, number>): Promise<void> {
     const bucket = this.config.bucket;
     const q = BY_QUERY(this.nameLabel, bucket);
     try {
@@ -531,7 +535,7 @@ export class VmSync {
    * network paths, where one TCP stream is window-bound. After the first chunk that still fails no new chunk
    * starts; the ones in flight finish, and the ranges whose every chunk arrived count as copied.
    */
-  private async repair(src: VmClient, dst: VmClient, ranges: GapRange[]): Promise<GapRange[]> {
+  private async repair(src: VmPort, dst: VmPort, ranges: GapRange[]): Promise<GapRange[]> {
     const format: VmFormat = this.config.format;
     const chunks = planChunks(ranges, this.config.max_chunk, this.config.concurrency, this.config.bucket);
     const left = new Map(ranges.map((r) => [r, 0]));
@@ -582,7 +586,7 @@ export class VmSync {
   }
 
   /** One chunk, retried as a whole. Resolves to the bytes streamed by the attempt that worked. */
-  private async copyChunk(src: VmClient, dst: VmClient, chunk: Span, format: VmFormat): Promise<number> {
+  private async copyChunk(src: VmPort, dst: VmPort, chunk: Span, format: VmFormat): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       try {
         const body = await src.exportStream(MATCH_ALL, chunk.start, chunk.end, format);
@@ -615,8 +619,8 @@ export class VmSync {
    * side. An unconfirmed repair is not an error: the next cycle's detection decides.
    */
   private async confirm(
-    src: VmClient,
-    dst: VmClient,
+    src: VmPort,
+    dst: VmPort,
     repaired: GapRange[],
     /** Source samples detection counted in the repaired ranges: a source showing fewer now cannot confirm anything. */
     expectedSrc: number,
@@ -660,7 +664,7 @@ export class VmSync {
     return { remaining };
   }
 
-  private reportGaps(role: 'passive' | 'active', records: RangeRecord[], dst: VmClient): void {
+  private reportGaps(role: 'passive' | 'active', records: RangeRecord[], dst: VmPort): void {
     const missing = records.reduce((n, r) => n + r.missing, 0);
     this.logger.notice('vmsync: gaps found', { event: 'vmsync_gap', role, ranges: records.length, missing, first: records[0]?.start });
     // A range that only grows at its end (the other VM still down) is not news: key on the starts.

@@ -67,7 +67,15 @@ export interface VmClientOptions {
   backoffMs?: number;
   /** Largest JSON answer read into memory. Default 64 MiB. */
   maxResponseBytes?: number;
+  /**
+   * The HTTP port (an undici Dispatcher: a MockAgent, a recording wrapper) instead of the client's
+   * own connection pool; the caller's to close.
+   */
+  dispatcher?: Dispatcher;
 }
+
+/** What VM sync needs of a VictoriaMetrics (VmClient implements it; a benchmark or a fake may wrap or replace it). */
+export type VmPort = Pick<VmClient, 'baseUrl' | 'writeUrl' | 'queryRange' | 'exportStream' | 'import' | 'forceFlush' | 'close'>;
 
 const PATHS: Record<VmFormat, { export: string; import: string; type: string }> = {
   json: { export: '/api/v1/export', import: '/api/v1/import', type: 'application/stream+json' },
@@ -84,7 +92,9 @@ export class VmClient {
   private readonly logger: Logger;
   private readonly backoffMs: number;
   private readonly maxResponseBytes: number;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Dispatcher;
+  /** Our own pool (closed by close()), or null when the dispatcher was given. */
+  private readonly ownPool: Agent | null;
 
   constructor(baseUrl: string, opts: VmClientOptions) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
@@ -94,17 +104,20 @@ export class VmClient {
     this.logger = opts.logger;
     this.backoffMs = opts.backoffMs ?? 250;
     this.maxResponseBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
-    this.dispatcher = new Agent({
-      connect: { timeout: opts.timeoutMs },
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      keepAliveTimeout: 4_000,
-    });
+    this.ownPool = opts.dispatcher
+      ? null
+      : new Agent({
+          connect: { timeout: opts.timeoutMs },
+          headersTimeout: opts.timeoutMs,
+          bodyTimeout: opts.timeoutMs,
+          keepAliveTimeout: 4_000,
+        });
+    this.dispatcher = opts.dispatcher ?? this.ownPool!;
   }
 
-  /** Closes idle connections; requests in flight are destroyed. */
+  /** Closes idle connections of our own pool; requests in flight are destroyed. */
   async close(): Promise<void> {
-    await this.dispatcher.destroy().catch(() => {});
+    await this.ownPool?.destroy().catch(() => {});
   }
 
   /**
