@@ -593,7 +593,7 @@ enabled = false
     const client = new SimDnsClient(this, s.proc, up, down, config.dns.timeout, config.dns.retries + 1, () =>
       s.adminInFlight ? `${role} admin ${s.adminInFlight.op}${s.adminInFlight.force ? ' forced' : ''}` : role,
     );
-    const witness = new Witness(client, { ...DEFAULT_NAMES, ttlSeconds: 30 }, 'A');
+    const witness = new Witness(client, { ...DEFAULT_NAMES, ttlSeconds: 30 }, 'A', s.proc);
     const store: LeaseStore = {
       load: async () => s.store,
       save: async (e) => {
