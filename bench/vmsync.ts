@@ -63,6 +63,7 @@ import { VmSync, type SyncReport, type VmSyncConfig } from '../src/vmsync/sync.j
 import { VmClient, type VmClientOptions, type VmFormat } from '../src/vmsync/vm-client.js';
 import { requireBinary } from '../test/fixtures/dns-servers.js';
 import { generate, startVm, waitQuiet, type VmFixture } from '../test/fixtures/vm.js';
+import { systemClock } from '../src/clock.js';
 
 // ------------------------------------------------------------------------------------ constants
 
@@ -522,7 +523,7 @@ async function runner(spec: RunnerSpec): Promise<void> {
     config,
     stateDir: spec.stateDir,
     logger: quietLogger('runner'),
-    wallMs: () => spec.now,
+    clock: { ...systemClock, wallMs: () => spec.now },
     site: 'bench',
     vmClient: (url, opts) => new TimedVmClient(url, opts, marks, snap),
   });

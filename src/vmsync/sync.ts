@@ -42,8 +42,7 @@
  * repair_done, failback_ready (on the transition), repeated_errors (at the 3rd consecutive failed
  * check, then every 30th). failover/failback are the engine's to send on the same Webhook.
  */
-import { performance } from 'node:perf_hooks';
-
+import { sleep, systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import type { FailbackGate } from '../core/admin.js';
 import { gateAfterCheck, gateForFailover, gateVerdict } from '../core/failback-gate.js';
@@ -70,8 +69,8 @@ export interface VmSyncOptions {
   stateDir: string;
   logger: Logger;
   webhook?: Webhook | null;
-  /** Wall clock, unix ms (tests pin it). */
-  wallMs?: () => number;
+  /** The clock: the scan window and stamps (wallMs: tests pin it), durations (monotonicMs), waits; default the system clock. */
+  clock?: Clock;
   /** Shown in notifications ("VM sync (dr): ..."), e.g. the instance name. */
   site?: string;
   /** Label that names devices in partial gaps; "" turns naming off. Default "instance". */
@@ -163,7 +162,7 @@ export class VmSync {
   private readonly stateDir: string;
   private readonly logger: Logger;
   private readonly webhook: Webhook | null;
-  private readonly wallMs: () => number;
+  private readonly clock: Clock;
   private readonly site: string;
   private readonly nameLabel: string;
   private readonly timeoutMs: number;
@@ -176,6 +175,8 @@ export class VmSync {
   private running: Promise<SyncReport> | null = null;
   private clients: { local: VmPort; remote: VmPort } | null = null;
   private readonly vmClient: (baseUrl: string, opts: VmClientOptions) => VmPort;
+  /** Whole ms since `t0` (monotonicMs). */
+  private readonly elapsed: (t0: number) => number;
   private lastGapStarts = new Set<string>();
   private figures = {
     source_url: null as string | null,
@@ -197,7 +198,7 @@ export class VmSync {
     this.stateDir = opts.stateDir;
     this.logger = opts.logger;
     this.webhook = opts.webhook ?? null;
-    this.wallMs = opts.wallMs ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.site = opts.site ?? '';
     this.nameLabel = opts.nameLabel ?? 'instance';
     this.timeoutMs = opts.timeoutMs ?? 60_000;
@@ -205,6 +206,7 @@ export class VmSync {
     this.backoffMs = opts.backoffMs ?? 500;
     this.confirmDelaysMs = opts.confirmDelaysMs ?? [1_000, 2_000, 4_000, 8_000];
     this.vmClient = opts.vmClient ?? ((url, o) => new VmClient(url, o));
+    this.elapsed = (t0) => Math.round(this.clock.monotonicMs() - t0);
   }
 
   /** Reads the state file once (check() does it too); call it at startup so status() shows the file. Never throws. */
@@ -264,7 +266,7 @@ export class VmSync {
     const role = ctx.passive ? 'passive' : 'active';
     if (!this.config.enabled) return { ...this.blankReport(role), skipped: 'disabled' };
     await this.load();
-    const t0 = performance.now();
+    const t0 = this.clock.monotonicMs();
     this.applyFailover(ctx.failover);
 
     const { local, remote } = this.vmClients();
@@ -292,7 +294,7 @@ export class VmSync {
 
     const change = this.recordCheck(report, role, failure);
     this.announce(report, role, failure, change);
-    report.duration_ms = Math.round(performance.now() - t0);
+    report.duration_ms = this.elapsed(t0);
     this.figures.last_check_duration_ms = report.duration_ms;
     await this.persist();
     this.logger.info('vmsync check', {
@@ -325,13 +327,13 @@ export class VmSync {
   private async detection(ctx: CheckContext, role: 'passive' | 'active', src: VmPort, dst: VmPort, report: SyncReport): Promise<Detection | null> {
     const st = this.state;
     const bucket = this.config.bucket;
-    const win = scanWindow(this.wallMs(), this.config.settle, bucket, {
+    const win = scanWindow(this.clock.wallMs(), this.config.settle, bucket, {
       since: ctx.failover && st.failover ? Date.parse(st.failover.since) : null,
       lookback: this.config.lookback,
     });
     if (!win) return null;
     report.window = { start: iso(win.start - bucket), end: iso(win.end) };
-    const d0 = performance.now();
+    const d0 = this.clock.monotonicMs();
     this.figures.detection_queries = 0;
     const { srcBuckets, dstBuckets, srcTotal } = await this.detect(src, dst, win, () => this.figures.detection_queries++);
     if (srcTotal === 0) {
@@ -344,7 +346,7 @@ export class VmSync {
     const ranges = gapRanges(srcBuckets, dstBuckets, bucket);
     const records = ranges.map(toRecord);
     if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records, dstBuckets);
-    this.figures.detection_ms = Math.round(performance.now() - d0);
+    this.figures.detection_ms = this.elapsed(d0);
     report.ranges_found = records;
     st.ranges_found = records;
     if (ranges.length > 0) this.reportGaps(role, records, dst);
@@ -361,7 +363,7 @@ export class VmSync {
     const { ranges, records, srcBuckets } = found;
     let repairedRanges: GapRange[];
     let failure: unknown;
-    const r0 = performance.now();
+    const r0 = this.clock.monotonicMs();
     try {
       repairedRanges = await this.repair(src, dst, ranges);
     } catch (err) {
@@ -369,7 +371,7 @@ export class VmSync {
       failure = (err as RepairError).cause ?? err;
     }
     const repairedRecords = records.filter((_, i) => repairedRanges.includes(ranges[i]));
-    this.figures.repair_duration_ms = Math.round(performance.now() - r0);
+    this.figures.repair_duration_ms = this.elapsed(r0);
     const copied = repairedRanges.reduce((n, r) => n + r.missing, 0);
     report.ranges_repaired = repairedRecords;
     report.samples_copied = copied;
@@ -380,9 +382,9 @@ export class VmSync {
       const bucket = this.config.bucket;
       let expected = 0;
       for (const [t, v] of srcBuckets) if (inRanges(t, repairedRanges, bucket)) expected += v;
-      const c0 = performance.now();
+      const c0 = this.clock.monotonicMs();
       const confirm = await this.confirm(src, dst, repairedRanges, expected, failure === undefined);
-      this.figures.confirm_duration_ms = Math.round(performance.now() - c0);
+      this.figures.confirm_duration_ms = this.elapsed(c0);
       report.confirmed = confirm.remaining.length === 0;
       report.remaining = confirm.remaining;
       this.figures.last_repair_confirmed = report.confirmed;
@@ -448,7 +450,7 @@ export class VmSync {
 
   private vmClients(): { local: VmPort; remote: VmPort } {
     if (!this.clients) {
-      const common = { timeoutMs: this.timeoutMs, retries: this.retries, logger: this.logger, backoffMs: this.backoffMs };
+      const common = { timeoutMs: this.timeoutMs, retries: this.retries, logger: this.logger, backoffMs: this.backoffMs, clock: this.clock };
       this.clients = {
         local: this.vmClient(this.config.local_url, { ...common, writeUrl: this.config.local_write_url || this.config.local_url }),
         remote: this.vmClient(this.config.remote_url, common),
@@ -581,7 +583,7 @@ export class VmSync {
       this.logger.warning('vmsync: force_flush failed (data becomes searchable within seconds anyway)', { error: err as Error });
       return false;
     });
-    if (!flushed) await sleep(2_000); // VM cluster: vmstorage flushes on its own about every second
+    if (!flushed) await sleep(this.clock, 2_000); // VM cluster: vmstorage flushes on its own about every second
     return done;
   }
 
@@ -603,7 +605,7 @@ export class VmSync {
           error: err as Error,
           wait_ms: wait,
         });
-        await sleep(wait);
+        await sleep(this.clock, wait);
       }
     }
   }
@@ -649,7 +651,7 @@ export class VmSync {
         return { remaining };
       }
       if (remaining.length === 0 || i >= this.confirmDelaysMs.length) break;
-      await sleep(this.confirmDelaysMs[i]);
+      await sleep(this.clock, this.confirmDelaysMs[i]);
     }
     if (remaining.length > 0) {
       this.logger.warning('vmsync: repaired ranges are still short after the copy', {
@@ -713,7 +715,7 @@ export class VmSync {
   }
 
   private nowIso(): string {
-    return iso(this.wallMs());
+    return iso(this.clock.wallMs());
   }
 }
 
@@ -753,6 +755,3 @@ function naturalCompare(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

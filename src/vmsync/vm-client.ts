@@ -18,6 +18,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 
+import { sleep, systemClock, systemRandom, type Clock, type Random } from '../clock.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -72,6 +73,10 @@ export interface VmClientOptions {
    * own connection pool; the caller's to close.
    */
   dispatcher?: Dispatcher;
+  /** Backoff waits; default the system clock. */
+  clock?: Clock;
+  /** Backoff jitter; default the system randomness. */
+  random?: Random;
 }
 
 /** What VM sync needs of a VictoriaMetrics (VmClient implements it; a benchmark or a fake may wrap or replace it). */
@@ -95,8 +100,12 @@ export class VmClient {
   private readonly dispatcher: Dispatcher;
   /** Our own pool (closed by close()), or null when the dispatcher was given. */
   private readonly ownPool: Agent | null;
+  private readonly clock: Clock;
+  private readonly random: Random;
 
   constructor(baseUrl: string, opts: VmClientOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? systemRandom;
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.writeUrl = (opts.writeUrl || baseUrl).replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs;
@@ -139,10 +148,10 @@ export class VmClient {
       } catch (err) {
         const e = toVmError(err, url);
         if (!e.retryable || attempt >= this.retries) throw e;
-        const wait = Math.min(5_000, this.backoffMs * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+        const wait = Math.min(5_000, this.backoffMs * 2 ** attempt) * (0.75 + this.random.fraction() * 0.5);
         this.logger.debug('vm query failed, retrying', { url: redact(url), attempt: attempt + 1, error: e, wait_ms: Math.round(wait) });
         attempt++;
-        await sleep(wait);
+        await sleep(this.clock, wait);
       }
     }
   }
@@ -272,10 +281,6 @@ export class VmClient {
 /** unix ms → the seconds VM takes ("1700000000.001"). */
 function seconds(ms: number): string {
   return ms % 1000 === 0 ? String(ms / 1000) : (ms / 1000).toFixed(3);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** URL without credentials, for messages. */
