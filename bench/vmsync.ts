@@ -24,7 +24,7 @@
  *                           re-detection after it (confirm_duration_ms, reported beside, and
  *                           as a second ratio "with the confirmation"), and within the repair the copy
  *                           (first export request to the last import's answer, by wrapping
- *                           VmClient's methods in the child). Peak RSS: the child's
+ *                           VmClient's methods in the child: a TimedVmClient given to VmSync). Peak RSS: the child's
  *                           process.resourceUsage().maxRSS at the end.
  *   vmctl                   `script -qec "vmctl vm-native ..." /dev/null` (vmctl 1.79 needs a TTY
  *                           for its progress bar; it asks nothing), wall time spawn → exit.
@@ -60,9 +60,10 @@ import { request } from 'undici';
 
 import type { Logger } from '../src/log/logger.js';
 import { VmSync, type SyncReport, type VmSyncConfig } from '../src/vmsync/sync.js';
-import { VmClient, type VmFormat } from '../src/vmsync/vm-client.js';
+import { VmClient, type VmClientOptions, type VmFormat } from '../src/vmsync/vm-client.js';
 import { requireBinary } from '../test/fixtures/dns-servers.js';
 import { generate, startVm, waitQuiet, type VmFixture } from '../test/fixtures/vm.js';
+import { systemClock } from '../src/clock.js';
 
 // ------------------------------------------------------------------------------------ constants
 
@@ -410,14 +411,14 @@ interface RunnerResult {
   max_rss_before_kb: number;
 }
 
-/** Wraps VmClient's methods to time the copy inside VmSync.repair (this process only). */
 interface CpuSnap {
   src: number | null;
   dst: number | null;
   self: number;
 }
 
-function instrument(snap: () => CpuSnap): {
+/** Marks of the copy inside VmSync.repair (this process only), set by the TimedVmClient instances. */
+interface Marks {
   cpu: Partial<Record<'start' | 'exportStart' | 'flushStart' | 'flushEnd' | 'end', CpuSnap>>;
   exportStart?: number;
   exportHeaders?: number;
@@ -429,53 +430,63 @@ function instrument(snap: () => CpuSnap): {
   queriesAfterCopy: number;
   /** wall ms of each range query: [phase, kind (count | by: the naming query), ms] */
   queryMs: [string, string, number][];
-} {
-  const marks: ReturnType<typeof instrument> = { cpu: {}, queriesBeforeCopy: 0, queriesAfterCopy: 0, queryMs: [] };
-  const proto = VmClient.prototype;
-  const origQuery = proto.queryRange;
-  proto.queryRange = async function (this: VmClient, ...args: Parameters<typeof origQuery>) {
-    const before = marks.exportStart === undefined;
-    if (before) marks.queriesBeforeCopy++;
-    else marks.queriesAfterCopy++;
+}
+
+/** A VmClient that times its calls into `marks`; VmSync gets it through its `vmClient` option (no patching). */
+class TimedVmClient extends VmClient {
+  constructor(
+    baseUrl: string,
+    opts: VmClientOptions,
+    private readonly marks: Marks,
+    private readonly snap: () => CpuSnap,
+  ) {
+    super(baseUrl, opts);
+  }
+
+  override async queryRange(...args: Parameters<VmClient['queryRange']>): ReturnType<VmClient['queryRange']> {
+    const before = this.marks.exportStart === undefined;
+    if (before) this.marks.queriesBeforeCopy++;
+    else this.marks.queriesAfterCopy++;
     const t = performance.now();
-    const r = await origQuery.apply(this, args);
-    marks.queryMs.push([before ? 'detection' : 'confirmation', args[0].startsWith('sum by') ? 'by' : 'count', Math.round(performance.now() - t)]);
+    const r = await super.queryRange(...args);
+    this.marks.queryMs.push([before ? 'detection' : 'confirmation', args[0].startsWith('sum by') ? 'by' : 'count', Math.round(performance.now() - t)]);
     return r;
-  };
-  const origExport = proto.exportStream;
-  const origImport = proto.import;
-  const origFlush = proto.forceFlush;
-  proto.exportStream = async function (this: VmClient, ...args: Parameters<typeof origExport>) {
+  }
+
+  override async exportStream(...args: Parameters<VmClient['exportStream']>): ReturnType<VmClient['exportStream']> {
+    const marks = this.marks;
     if (marks.exportStart === undefined) {
-      marks.cpu.exportStart = snap();
+      marks.cpu.exportStart = this.snap();
       marks.exportStart = performance.now();
     }
-    const body = await origExport.apply(this, args);
+    const body = await super.exportStream(...args);
     marks.exportHeaders ??= performance.now();
     body.once('end', () => (marks.exportEnd = performance.now()));
     return body;
-  };
-  proto.import = async function (this: VmClient, ...args: Parameters<typeof origImport>) {
-    const r = await origImport.apply(this, args);
-    marks.importEnd = performance.now();
+  }
+
+  override async import(...args: Parameters<VmClient['import']>): ReturnType<VmClient['import']> {
+    const r = await super.import(...args);
+    this.marks.importEnd = performance.now();
     return r;
-  };
-  proto.forceFlush = async function (this: VmClient) {
+  }
+
+  override async forceFlush(): ReturnType<VmClient['forceFlush']> {
+    const marks = this.marks;
     if (marks.flushStart === undefined) {
       marks.flushStart = performance.now();
-      marks.cpu.flushStart = snap();
+      marks.cpu.flushStart = this.snap();
     }
-    const r = await origFlush.apply(this);
+    const r = await super.forceFlush();
     if (marks.flushEnd === undefined) {
       marks.flushEnd = performance.now();
-      marks.cpu.flushEnd = snap();
+      marks.cpu.flushEnd = this.snap();
     }
     return r;
-  };
-  return marks;
+  }
 }
 
-function phaseCpu(c: ReturnType<typeof instrument>['cpu']): PhaseCpu {
+function phaseCpu(c: Marks['cpu']): PhaseCpu {
   const d = (a: CpuSnap | undefined, b: CpuSnap | undefined) => {
     const sub = (x: number | null | undefined, y: number | null | undefined): number | null => (typeof x === 'number' && typeof y === 'number' ? r3(y - x) : null);
     return { src_vm: sub(a?.src, b?.src), dst_vm: sub(a?.dst, b?.dst), tool: sub(a?.self, b?.self) ?? -1 };
@@ -493,7 +504,7 @@ async function runner(spec: RunnerSpec): Promise<void> {
     const u = process.cpuUsage();
     return { src: cpuSeconds(spec.srcPid), dst: cpuSeconds(spec.dstPid), self: (u.user + u.system) / 1e6 };
   };
-  const marks = instrument(snap);
+  const marks: Marks = { cpu: {}, queriesBeforeCopy: 0, queriesAfterCopy: 0, queryMs: [] };
   const config: VmSyncConfig = {
     enabled: true,
     local_url: spec.dst,
@@ -508,7 +519,14 @@ async function runner(spec: RunnerSpec): Promise<void> {
     clean_checks: 3,
     format: spec.format,
   };
-  const sync = new VmSync({ config, stateDir: spec.stateDir, logger: quietLogger('runner'), wallMs: () => spec.now, site: 'bench' });
+  const sync = new VmSync({
+    config,
+    stateDir: spec.stateDir,
+    logger: quietLogger('runner'),
+    clock: { ...systemClock, wallMs: () => spec.now },
+    site: 'bench',
+    vmClient: (url, opts) => new TimedVmClient(url, opts, marks, snap),
+  });
   await sync.load();
   const rssBefore = process.memoryUsage().rss;
   const maxBefore = process.resourceUsage().maxRSS;

@@ -10,7 +10,9 @@ const dir = fs.mkdtempSync(path.join('node_modules', '.cache-fa-sim-'));
 const out = path.join(dir, 'sim.mjs');
 try {
   await build({ entryPoints: ['test/sim/main.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node18', outfile: out, packages: 'external', logLevel: 'error' });
-  const r = spawnSync(process.execPath, [out, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // A larger young generation: the simulation allocates many short-lived objects per event, and
+  // fewer scavenges make it about a tenth faster (the flag holds for the worker threads too).
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=32', out, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exitCode = r.status ?? 1;
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });

@@ -10,9 +10,10 @@
  * The engine owns the core state; status() is the only way out.
  */
 import type { Config } from '../config/schema.js';
-import type { AdminResult, ControlHandler, SyncResult } from '../control/protocol.js';
+import type { AdminResult, AgentStatus, ControlHandler, RecentEvent, SyncResult } from '../control/protocol.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { runAdmin } from './admin-run.js';
+import { chooseFailbackGate, failoverStart, type FailoverStart } from '../core/failback-gate.js';
 import { decide, holdsValidLease, initialState, leaseWindow, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
 import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
@@ -23,7 +24,6 @@ import type { Logger } from '../log/logger.js';
 import { renewalOf, transferOf, type Intended, type Snapshot, type WriteResult } from '../lease/witness.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { buildInfo, type BuildInfo } from '../build-info.js';
-import type { AgentStatus, RecentEvent } from './status.js';
 import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
 /** What the engine needs from the witness (Witness implements it). */
@@ -60,7 +60,7 @@ export interface EngineDeps {
   logger: Logger;
   clock?: Clock;
   observer?: EngineObserver;
-  /** The VM sync failback gate (issue 5); default: ready only when vmsync is disabled. */
+  /** Replaces the failback gate (the simulator, tests); default: chooseFailbackGate over `vmsync` (core/failback-gate.ts). */
   gate?: () => FailbackGate;
   /** Where the held epoch persists across restarts; none: not persisted (tests). */
   leaseStore?: LeaseStore;
@@ -104,11 +104,14 @@ export class Engine implements ControlHandler {
   private vmsyncTimer: TimerHandle | undefined;
   /** At the next boundary of our lease window (it starts to count, or runs out). */
   private leaseTimer: TimerHandle | undefined;
-  /** Start (unix s) of the current lease epoch as first observed by us. */
-  private epochSeen: { epoch: number; since: number } | null = null;
+  /** The boundary (monotonic ms) `leaseTimer` is armed for: a renewal that leaves it unchanged keeps the timer. */
+  private leaseTimerAt: number | null = null;
+  /** The current failover (lease epoch, its start in unix s) as this site can know it (core/failback-gate.ts). */
+  private failover: FailoverStart | null = null;
   private running = false;
   private lastDnsError: string | null = null;
-  private lastWrite: AgentStatus['lastWrite'] = null;
+  /** The last CAS (its time on the wall clock, formatted only when the status is asked for). */
+  private lastWrite: { op: string; ok: boolean; wallMs: number; detail: string } | null = null;
   private events: RecentEvent[] = [];
   private lastHealthResult: HealthResult | null = null;
 
@@ -210,7 +213,7 @@ export class Engine implements ControlHandler {
     const vm = this.deps.vmsync;
     if (!vm) return null;
     const named = namedSite(this.state.seen, this.core);
-    const report = await vm.check({ passive: named !== undefined && named !== this.config.role, failover: this.epochSeen });
+    const report = await vm.check({ passive: named !== undefined && named !== this.config.role, failover: this.failover });
     this.deps.observer?.progress?.('vmsync', this.clock.monotonicMs());
     return report;
   }
@@ -263,10 +266,7 @@ export class Engine implements ControlHandler {
     const collectorBefore = this.state.collector;
     const heldBefore = this.state.heldEpoch;
     this.state = d.state;
-    const lease = this.state.seen?.lease;
-    if (lease && this.epochSeen?.epoch !== lease.epoch) {
-      this.epochSeen = { epoch: lease.epoch, since: lease.at - Math.ceil((2 * this.config.lease.renew_interval) / 1000) };
-    }
+    this.failover = failoverStart(this.failover, this.state.seen?.lease, this.config.lease.renew_interval);
     if (this.deps.leaseStore && this.state.heldEpoch !== heldBefore) {
       await this.deps.leaseStore.save(this.state.heldEpoch).catch((err: Error) =>
         this.deps.logger.error(`cannot persist the held epoch: ${err.message}`, { event: 'state_write_failed' }),
@@ -294,13 +294,20 @@ export class Engine implements ControlHandler {
 
   /** The core hears of our lease window's next boundary when it comes (a 'clock' observation), whatever a tick is doing. */
   private armLeaseTimer(): void {
-    this.clock.cancel(this.leaseTimer);
     const w = leaseWindow(this.core, this.state);
-    if (!this.running || !w) return;
     const now = this.clock.monotonicMs();
-    const next = now < w.from ? w.from : w.until;
-    if (next <= now) return; // run out already: nothing left to wait for
-    this.leaseTimer = this.clock.setTimer(() => void this.apply(decide(this.core, this.state, { kind: 'clock' }, this.clock.monotonicMs())), next - now);
+    const next = w && this.running ? (now < w.from ? w.from : w.until) : null;
+    if (next !== null && next === this.leaseTimerAt) return; // armed for that boundary already
+    this.clock.cancel(this.leaseTimer);
+    this.leaseTimer = undefined;
+    this.leaseTimerAt = null;
+    if (next === null || next <= now) return; // no lease, or run out already: nothing left to wait for
+    this.leaseTimerAt = next;
+    this.leaseTimer = this.clock.setTimer(() => {
+      this.leaseTimer = undefined;
+      this.leaseTimerAt = null;
+      void this.apply(decide(this.core, this.state, { kind: 'clock' }, this.clock.monotonicMs()));
+    }, next - now);
   }
 
   /**
@@ -316,14 +323,14 @@ export class Engine implements ControlHandler {
       const r = await this.deps.witness.write(seen, next);
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
-      this.lastWrite = { op, ok: true, at: new Date(this.clock.wallMs()).toISOString(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
+      this.lastWrite = { op, ok: true, wallMs: this.clock.wallMs(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
       return { obs: { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } } };
     } catch (err) {
       const conflict = err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED';
       const code = err instanceof AgentError ? err.code : 'INTERNAL';
       this.deps.observer?.write?.(op, conflict ? 'conflict' : 'error');
       this.deps.observer?.dnsError?.(code);
-      this.lastWrite = { op, ok: false, at: new Date(this.clock.wallMs()).toISOString(), detail: `${code}: ${(err as Error).message}` };
+      this.lastWrite = { op, ok: false, wallMs: this.clock.wallMs(), detail: `${code}: ${(err as Error).message}` };
       const attempted = next && !conflict ? { attempted: { lease: next.lease, sentAt } } : {};
       return { obs: { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } }, error: err };
     }
@@ -337,10 +344,7 @@ export class Engine implements ControlHandler {
   /** The failback gate for the failover of `epoch` (default: the lease epoch last read). */
   private gate(epoch: number | null = this.state.seen?.lease?.epoch ?? null): FailbackGate {
     if (this.deps.gate) return this.deps.gate();
-    if (this.deps.vmsync) return this.deps.vmsync.failbackGate(epoch);
-    return this.config.vmsync.enabled
-      ? { ready: false, detail: 'VM sync is enabled but this build has no sync loop yet: FAILBACK READY cannot be reached (use --force)' }
-      : { ready: true, detail: 'vmsync disabled: no data gate' };
+    return chooseFailbackGate(this.config.vmsync.enabled, this.deps.vmsync?.failbackGate(epoch) ?? null);
   }
 
   /** `failoverctl sync`: a VM sync cycle now, and the gate after it. */
@@ -420,7 +424,7 @@ export class Engine implements ControlHandler {
         lastError: this.deps.collector.lastError(),
       },
       vmsync: this.deps.vmsync?.status() ?? null,
-      lastWrite: this.lastWrite,
+      lastWrite: this.lastWrite && { op: this.lastWrite.op, ok: this.lastWrite.ok, at: new Date(this.lastWrite.wallMs).toISOString(), detail: this.lastWrite.detail },
       takeovers: s.takeovers,
       events: [...this.events],
       healthy,

@@ -6,6 +6,7 @@
  * (an invalid file is logged and the old config keeps running).
  */
 import { buildInfo, versionLine } from '../build-info.js';
+import { systemClock, type Clock } from '../clock.js';
 import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { configPathForInstance, type Config } from '../config/schema.js';
@@ -25,7 +26,7 @@ import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/w
 import { stateDir } from '../state/atomic.js';
 import { Engine } from './engine.js';
 import { fileLeaseStore } from './lease-state.js';
-import type { AgentStatus } from './status.js';
+import type { AgentStatus } from '../control/protocol.js';
 
 function argValue(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);
@@ -41,19 +42,19 @@ function configFile(argv: string[]): string {
   throw new AgentError('USAGE', 'usage: agent.js --config FILE | --instance NAME', ExitCode.CONFIG);
 }
 
-function collectorFor(config: Config, logger: Logger): CollectorPort {
+function collectorFor(config: Config, logger: Logger, clock: Clock): CollectorPort {
   if (config.collector.control === 'none') return new NoCollector();
-  return new SystemdCollector({ unit: config.collector.unit, bus: new DbusSystemd(), logger });
+  return new SystemdCollector({ unit: config.collector.unit, bus: new DbusSystemd(), logger, clock });
 }
 
 /**
  * The DR's health checks of the primary (and undici with them), loaded at the first check, not
  * at start: they cost a DR nothing before it checks (docs/PERFORMANCE.md).
  */
-function lazyHealthChecker(cfg: HealthCheckConfig): HealthChecker {
+function lazyHealthChecker(cfg: HealthCheckConfig, clock: Clock): HealthChecker {
   let real: Promise<HealthChecker> | undefined;
   let closed = false;
-  const get = (): Promise<HealthChecker> => (real ??= import('../health/checks.js').then((m) => m.createHealthChecker(cfg)));
+  const get = (): Promise<HealthChecker> => (real ??= import('../health/checks.js').then((m) => m.createHealthChecker(cfg, { clock })));
   return {
     check: async () => {
       const c = await get();
@@ -107,14 +108,16 @@ async function main(argv: string[]): Promise<number> {
     node: process.version,
     version: build.version,
   });
-  const collector = collectorFor(config, logger);
-  const opened = await openWitness(config, key);
-  const tracker = new LivenessTracker(deadlines(config), () => performance.now());
+  // The one clock of this process: every loop, timer, deadline and stamp below reads or waits on it.
+  const clock = systemClock;
+  const collector = collectorFor(config, logger, clock);
+  const opened = await openWitness(config, key, { clock });
+  const tracker = new LivenessTracker(deadlines(config), clock);
   const server = `${opened.server.host}:${opened.server.port}`;
   // Loaded only when configured: they bring undici, which a site without them never needs.
-  const webhook = config.notify.webhook ? new (await import('../vmsync/notify.js')).Webhook(config.notify.webhook, { logger }) : null;
+  const webhook = config.notify.webhook ? new (await import('../vmsync/notify.js')).Webhook(config.notify.webhook, { logger, clock }) : null;
   const vmsync = config.vmsync.enabled
-    ? new (await import('../vmsync/sync.js')).VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance })
+    ? new (await import('../vmsync/sync.js')).VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance, clock })
     : null;
   let engine!: Engine;
   const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status(), {
@@ -126,9 +129,10 @@ async function main(argv: string[]): Promise<number> {
     witness: opened.witness,
     server,
     zone: opened.zone,
-    health: config.role === 'dr' ? lazyHealthChecker(config.health) : null,
+    health: config.role === 'dr' ? lazyHealthChecker(config.health, clock) : null,
     collector,
     logger,
+    clock,
     leaseStore: fileLeaseStore(stateDir(config.instance), logger),
     vmsync,
     build,
@@ -232,6 +236,7 @@ async function main(argv: string[]): Promise<number> {
             event: 'watchdog_stale',
             loops: l.stale.map((x) => `${x.loop}:${Math.round(x.sinceMs)}ms>${x.deadlineMs}ms`).join(','),
           }),
+          clock,
         )
       : null;
     pinger?.start();

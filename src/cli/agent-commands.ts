@@ -3,19 +3,18 @@
  * control socket; failback and switchover fall back to a direct CAS with the
  * key file when the agent is down (and say so).
  */
-import type { AgentStatus } from '../agent/status.js';
 import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
-import type { AdminResult, ControlRequest, ControlResults, ReloadResult, SyncResult } from '../control/protocol.js';
+import type { AdminResult, AgentStatus, ControlRequest, ControlResults, ReloadResult, SyncResult } from '../control/protocol.js';
 import { runAdmin } from '../agent/admin-run.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
 import { stateDir } from '../state/atomic.js';
 import { loadState } from '../vmsync/state.js';
-import { gateOf } from '../vmsync/sync.js';
+import { chooseFailbackGate, gateVerdict } from '../core/failback-gate.js';
 import type { Output } from './output.js';
 import { statusVerdict } from './status-verdict.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
@@ -102,7 +101,7 @@ async function adminDirect(config: Config, op: AdminOp, opts: { force: boolean; 
     read: () => w.witness.read(),
     // The gate as the agent last persisted it (vmsync.json in its state directory).
     gate: async (epoch): Promise<FailbackGate> =>
-      config.vmsync.enabled ? gateOf(await loadState(stateDir(config.instance)), config.vmsync.clean_checks, epoch) : { ready: true, detail: 'vmsync disabled: no data gate' },
+      chooseFailbackGate(config.vmsync.enabled, config.vmsync.enabled ? gateVerdict(await loadState(stateDir(config.instance)), config.vmsync.clean_checks, epoch) : null),
     collector: () => null,
     wallSeconds: () => Date.now() / 1000,
     write: async (seen, next) => {

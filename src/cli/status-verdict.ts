@@ -2,7 +2,7 @@
  * `failoverctl status`'s exit code, so scripts can ask "is this site fine in its role?".
  * One table: the CLI, docs/CONTROL.md and the man page all name these codes.
  */
-import type { AgentStatus } from '../agent/status.js';
+import type { AgentStatus } from '../control/protocol.js';
 
 /** Exit codes of `failoverctl status` besides the common ones (69 agent down, 77 socket access). */
 export const StatusExit = {

@@ -11,6 +11,7 @@
  * desired state. Errors (AccessDenied, NoSuchUnit, bus gone) are kept for
  * status, retried with backoff, and never thrown to the engine.
  */
+import { sleep, systemClock, type Clock, type TimerHandle } from '../clock.js';
 import type { CollectorState } from '../core/decide.js';
 import type { Logger } from '../log/logger.js';
 import type { CollectorPort } from './port.js';
@@ -24,8 +25,8 @@ export interface SystemdCollectorOptions {
   settleMs?: number;
   /** Give up waiting for a job's JobRemoved after this long. */
   jobTimeoutMs?: number;
-  monotonicMs?: () => number;
-  sleep?: (ms: number) => Promise<void>;
+  /** Backoff, the settle wait and the job timeout; default the system clock. */
+  clock?: Clock;
 }
 
 const MAX_BACKOFF_MS = 60_000;
@@ -69,14 +70,12 @@ export class SystemdCollector implements CollectorPort {
   private unitJobs: string[] = [];
   private readonly settleMs: number;
   private readonly jobTimeoutMs: number;
-  private readonly monotonicMs: () => number;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: SystemdCollectorOptions) {
     this.settleMs = opts.settleMs ?? 1000;
     this.jobTimeoutMs = opts.jobTimeoutMs ?? 30_000;
-    this.monotonicMs = opts.monotonicMs ?? (() => performance.now());
-    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.clock = opts.clock ?? systemClock;
   }
 
   async start(): Promise<void> {
@@ -108,7 +107,7 @@ export class SystemdCollector implements CollectorPort {
     this.error = `${what}: ${name}: ${(err as Error).message}${hint}`;
     this.failures++;
     const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.failures - 1, 6));
-    this.nextAttemptAt = this.monotonicMs() + backoff;
+    this.nextAttemptAt = this.clock.monotonicMs() + backoff;
     this.opts.logger.error(this.error, { event: 'collector_error', unit: this.opts.unit, dbus_error: name, retry_in_ms: backoff });
   }
 
@@ -181,7 +180,7 @@ export class SystemdCollector implements CollectorPort {
   }
 
   private async reconcileOnce(want: 'running' | 'stopped'): Promise<void> {
-    if (this.monotonicMs() < this.nextAttemptAt) return;
+    if (this.clock.monotonicMs() < this.nextAttemptAt) return;
     if (!(await this.ensureConnected())) return;
     const { bus, unit, logger } = this.opts;
     try {
@@ -202,13 +201,13 @@ export class SystemdCollector implements CollectorPort {
       return;
     }
     const verb = needStart ? 'start' : 'stop';
-    const t0 = this.monotonicMs();
+    const t0 = this.clock.monotonicMs();
     this.unitJobs = [];
     this.ourJob = true;
     try {
       const result = await this.runJob(verb);
       if (result !== 'done') throw Object.assign(new Error(`${verb} job finished with result "${result}"`), { type: `job-${result}` });
-      await this.sleep(this.settleMs);
+      await sleep(this.clock, this.settleMs);
       this.current = await bus.unitState(unit);
       const after = toCollectorState(this.current);
       const ok = needStart ? after === 'active' : after === 'inactive' || after === 'failed';
@@ -227,7 +226,7 @@ export class SystemdCollector implements CollectorPort {
       this.failures = 0;
       this.nextAttemptAt = 0;
       this.error = null;
-      logger.notice(`${unit} ${verb === 'start' ? 'started' : 'stopped'}`, { event: `collector_${verb}`, unit, ms: Math.round(this.monotonicMs() - t0 - this.settleMs) });
+      logger.notice(`${unit} ${verb === 'start' ? 'started' : 'stopped'}`, { event: `collector_${verb}`, unit, ms: Math.round(this.clock.monotonicMs() - t0 - this.settleMs) });
     } catch (err) {
       this.fail(`cannot ${verb} ${unit}`, err);
     } finally {
@@ -241,9 +240,9 @@ export class SystemdCollector implements CollectorPort {
     return new Promise<string>((resolve, reject) => {
       const seen = new Map<string, JobRemoved>();
       let path: string | null = null;
-      let timer: NodeJS.Timeout | undefined;
+      let timer: TimerHandle | undefined;
       const done = (fn: () => void): void => {
-        clearTimeout(timer);
+        this.clock.cancel(timer);
         off();
         fn();
       };
@@ -259,7 +258,7 @@ export class SystemdCollector implements CollectorPort {
           if (this.ourJobs.size > 64) this.ourJobs.delete(this.ourJobs.values().next().value as string);
           const early = seen.get(p);
           if (early) return done(() => resolve(early.result));
-          timer = setTimeout(() => done(() => reject(Object.assign(new Error(`no JobRemoved for ${p} within ${this.jobTimeoutMs} ms`), { type: 'job-timeout' }))), this.jobTimeoutMs);
+          timer = this.clock.setTimer(() => done(() => reject(Object.assign(new Error(`no JobRemoved for ${p} within ${this.jobTimeoutMs} ms`), { type: 'job-timeout' }))), this.jobTimeoutMs);
         },
         (err: unknown) => done(() => reject(err)),
       );

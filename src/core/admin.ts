@@ -3,7 +3,6 @@
  * against a fresh snapshot, the steps in words, and whether it is refused.
  * The agent and failoverctl's direct mode both execute this same plan.
  */
-import type { Precondition } from '../control/protocol.js';
 import { formatLease, transferred, type Role } from '../lease/lease.js';
 import type { Snapshot } from '../lease/witness.js';
 import type { CollectorState, CoreConfig } from './decide.js';
@@ -15,6 +14,13 @@ export type AdminOp = 'failback' | 'switchover';
 export const ADMIN_ATTEMPTS = 5;
 
 const OVERRIDABLE = new Set(['vmsync-failback-ready', 'collector-unit']);
+
+/** One checked precondition of an admin move (the control protocol carries them as they are). */
+export interface Precondition {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
 
 export interface FailbackGate {
   ready: boolean;

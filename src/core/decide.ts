@@ -283,6 +283,7 @@ function finish(config: CoreConfig, s: CoreState, actions: Action[], now: number
   }
   // Causal order: the decision (and everything that explains it) before the write it causes; the
   // runner performs a cas and logs its outcome where the cas stands.
+  if (!actions.some((a) => a.type === 'cas')) return { state: s, actions };
   return { state: s, actions: [...actions.filter((a) => a.type !== 'cas'), ...actions.filter((a) => a.type === 'cas')] };
 }
 

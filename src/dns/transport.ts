@@ -20,8 +20,8 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { randomInt } from 'node:crypto';
 import type { TsigKey } from '../config/keyfile.js';
+import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../clock.js';
 import { DnsError } from './errors.js';
 import { signRequest, verifyResponse, type TsigVerdict } from './tsig.js';
 import { decodeMessage, encodeMessage, normalizeName, rcodeName, RCODE, type Decoded, type Message } from './wire.js';
@@ -39,8 +39,10 @@ export interface TransportOptions {
   retries: number;
   /** Use TCP from the first attempt. */
   tcp?: boolean;
-  /** Wall clock in ms, for TSIG time. Injected so tests can sign with a skewed clock. */
-  wallMs?: () => number;
+  /** Time: TSIG's (wallMs; tests sign with a skewed one), attempt deadlines, timers (monotonicMs). Default the system clock. */
+  clock?: Clock;
+  /** Message ids (default: the CSPRNG). */
+  random?: Random;
   /** Called for each dropped reply, for logs and metrics. */
   onDropped?: (why: string) => void;
 }
@@ -93,23 +95,25 @@ interface PooledSocket {
 }
 
 export class DnsTransport {
-  private readonly wallMs: () => number;
+  private readonly clock: Clock;
+  private readonly random: Random;
   private readonly idle: PooledSocket[] = [];
   constructor(private readonly opts: TransportOptions) {
-    this.wallMs = opts.wallMs ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? systemRandom;
   }
 
   /** A bound UDP socket: an idle one if still young, else a new one. */
   private takeSocket(): PooledSocket | Promise<PooledSocket> {
     for (let s = this.idle.pop(); s; s = this.idle.pop()) {
-      if (!s.broken && performance.now() - s.createdAt < SOCKET_MAX_AGE_MS) {
+      if (!s.broken && this.clock.monotonicMs() - s.createdAt < SOCKET_MAX_AGE_MS) {
         s.socket.ref();
         return s;
       }
       s.socket.close();
     }
     const socket = dgram.createSocket(net.isIPv6(this.opts.server.host) ? 'udp6' : 'udp4');
-    const pooled: PooledSocket = { socket, createdAt: performance.now(), broken: false };
+    const pooled: PooledSocket = { socket, createdAt: this.clock.monotonicMs(), broken: false };
     // Permanent: an 'error' without a listener would throw; a broken socket is never reused.
     socket.on('error', () => {
       pooled.broken = true;
@@ -121,7 +125,7 @@ export class DnsTransport {
   private releaseSocket(s: PooledSocket, clean: boolean): void {
     s.socket.removeAllListeners('message');
     const keep =
-      clean && !!this.opts.key && !s.broken && this.idle.length < MAX_IDLE_SOCKETS && performance.now() - s.createdAt < SOCKET_MAX_AGE_MS;
+      clean && !!this.opts.key && !s.broken && this.idle.length < MAX_IDLE_SOCKETS && this.clock.monotonicMs() - s.createdAt < SOCKET_MAX_AGE_MS;
     if (!keep) {
       s.socket.close();
       return;
@@ -132,11 +136,11 @@ export class DnsTransport {
   }
 
   private sign(request: Message): { wire: Buffer; attempt: Attempt } {
-    const id = randomInt(0, 0x10000);
+    const id = this.random.below(0x10000);
     const msg = { ...request, id };
-    const sentAt = performance.now();
+    const sentAt = this.clock.monotonicMs();
     if (!this.opts.key) return { wire: encodeMessage(msg), attempt: { id, mac: Buffer.alloc(0), sentAt } };
-    const signed = signRequest(msg, this.opts.key, this.wallMs() / 1000);
+    const signed = signRequest(msg, this.opts.key, this.clock.wallMs() / 1000);
     return { wire: signed.wire, attempt: { id, mac: signed.mac, sentAt } };
   }
 
@@ -157,7 +161,7 @@ export class DnsTransport {
     }
     if (m.flags.tc) return { kind: 'truncated' };
     if (!this.opts.key) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
-    const v: TsigVerdict = verifyResponse(buf, decoded, this.opts.key, attempt.mac, this.wallMs() / 1000);
+    const v: TsigVerdict = verifyResponse(buf, decoded, this.opts.key, attempt.mac, this.clock.wallMs() / 1000);
     switch (v.kind) {
       case 'ok':
         return {
@@ -185,7 +189,7 @@ export class DnsTransport {
    * DNS_TIMEOUT, DNS_UNREACHABLE, DNS_TSIG_BADSIG/BADKEY (unauthenticated), DNS_TSIG_UNSIGNED.
    */
   async exchange(request: Message): Promise<Exchange> {
-    const started = performance.now();
+    const started = this.clock.monotonicMs();
     const budget = this.opts.timeoutMs * (this.opts.retries + 1);
     const deadline = started + budget;
     const state = { attempts: 0, lastDropped: undefined as string | undefined };
@@ -197,7 +201,7 @@ export class DnsTransport {
     }
     if (useTcp) result = await this.tcpLoop(request, deadline, state);
     if (!result || result === 'truncated') throw this.timeoutError(budget, state.lastDropped);
-    return { ...result, transport: useTcp ? 'tcp' : 'udp', attempts: state.attempts, rttMs: performance.now() - started };
+    return { ...result, transport: useTcp ? 'tcp' : 'udp', attempts: state.attempts, rttMs: this.clock.monotonicMs() - started };
   }
 
   private timeoutError(budget: number, lastDropped: string | undefined): DnsError {
@@ -245,19 +249,19 @@ export class DnsTransport {
     const attempts: Attempt[] = [];
     let dropped = false;
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: TimerHandle | undefined;
       const onError = (err: Error): void => {
         state.lastDropped = `socket: ${err.message}`;
       };
       const finish = (fn: () => void, clean = false): void => {
-        clearTimeout(timer);
+        this.clock.cancel(timer);
         socket.off('error', onError);
         // Clean: answered on the first attempt with nothing dropped, so no late reply can follow.
         this.releaseSocket(pooled, clean && attempts.length === 1 && !dropped);
         fn();
       };
       const send = (): void => {
-        const remaining = deadline - performance.now();
+        const remaining = deadline - this.clock.monotonicMs();
         if (state.attempts > retries || remaining <= 0) return finish(() => resolve(undefined));
         const { wire, attempt } = this.sign(request);
         attempts.push(attempt);
@@ -266,7 +270,7 @@ export class DnsTransport {
           // A local send error (no route) just burns this attempt.
           if (err) state.lastDropped = `send: ${err.message}`;
         });
-        timer = setTimeout(send, Math.min(timeoutMs, remaining));
+        timer = this.clock.setTimer(send, Math.min(timeoutMs, remaining));
       };
       socket.on('error', onError);
       socket.on('message', (buf, rinfo) => {
@@ -302,9 +306,9 @@ export class DnsTransport {
     let lastErr: Error | undefined;
     // A switch from UDP after truncation gets at least one TCP attempt.
     const maxAttempts = Math.max(this.opts.retries + 1, state.attempts + 1);
-    while (state.attempts < maxAttempts && performance.now() < deadline) {
+    while (state.attempts < maxAttempts && this.clock.monotonicMs() < deadline) {
       state.attempts++;
-      const timeout = Math.min(this.opts.timeoutMs, Math.max(1, deadline - performance.now()));
+      const timeout = Math.min(this.opts.timeoutMs, Math.max(1, deadline - this.clock.monotonicMs()));
       try {
         const r = await this.tcpOnce(request, timeout, state);
         if (r) return r;
@@ -314,7 +318,7 @@ export class DnsTransport {
         state.lastDropped = `tcp: ${lastErr.message}`;
         // Connection refused answers at once: wait out the attempt's slot so
         // retries stay spread over the budget instead of spinning.
-        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(timeout, deadline - performance.now()))));
+        await sleep(this.clock, Math.max(0, Math.min(timeout, deadline - this.clock.monotonicMs())));
       }
     }
     if (lastErr && /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH/.test(lastErr.message)) {
@@ -334,9 +338,9 @@ export class DnsTransport {
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host: server.host, port: server.port });
       let buffered = Buffer.alloc(0);
-      const timer = setTimeout(() => done(() => resolve(undefined)), timeoutMs);
+      const timer = this.clock.setTimer(() => done(() => resolve(undefined)), timeoutMs);
       const done = (fn: () => void): void => {
-        clearTimeout(timer);
+        this.clock.cancel(timer);
         sock.removeAllListeners('data');
         sock.on('error', () => {});
         sock.destroy();

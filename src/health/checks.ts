@@ -33,8 +33,9 @@
  *   there is no switch to turn it off. A private CA is added with NODE_EXTRA_CA_CERTS.
  */
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { Agent, request, type Dispatcher } from 'undici';
+
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 
 import { parseHostPort } from '../config/schema.js';
 
@@ -76,8 +77,13 @@ export interface HealthCheckConfig {
 }
 
 export interface HealthCheckDeps {
-  /** Monotonic clock (ms) for the reported `ms` and "in N ms" figures; default `performance.now()`. Deadlines use real timers. */
-  monotonicMs?: () => number;
+  /** The clock of the per-stage deadlines (its timers) and of the reported `ms` and "in N ms" figures; default the system clock. */
+  clock?: Clock;
+  /**
+   * The HTTP port (an undici Dispatcher emitting 'connect' / 'disconnect', as Agent and MockAgent
+   * do) instead of the checker's own kept-alive pool; the caller's to close.
+   */
+  dispatcher?: Dispatcher;
 }
 
 /** The most of a 2xx body that is read (and searched for `expect`). */
@@ -102,23 +108,27 @@ interface Progress {
 }
 
 export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDeps = {}): HealthChecker {
-  const now = deps.monotonicMs ?? (() => performance.now());
+  const clock = deps.clock ?? systemClock;
+  const now = (): number => clock.monotonicMs();
   const targets = [...cfg.targets];
   const timeout = cfg.timeout;
   const expectText = cfg.expect ?? '';
   const expectBytes = Buffer.from(expectText, 'utf8');
   const backstop = timeout + UNDICI_TIMEOUT_MARGIN_MS;
 
-  const agent = new Agent({
-    connect: { timeout: backstop },
-    headersTimeout: backstop,
-    bodyTimeout: backstop,
-    // One connection per origin: a check waits for the kept one rather than racing it with a second.
-    connections: 1,
-    keepAliveTimeout: KEEP_ALIVE_MS,
-    keepAliveMaxTimeout: 10 * KEEP_ALIVE_MS,
-    maxRedirections: 0,
-  });
+  const ownPool = deps.dispatcher
+    ? null
+    : new Agent({
+        connect: { timeout: backstop },
+        headersTimeout: backstop,
+        bodyTimeout: backstop,
+        // One connection per origin: a check waits for the kept one rather than racing it with a second.
+        connections: 1,
+        keepAliveTimeout: KEEP_ALIVE_MS,
+        keepAliveMaxTimeout: 10 * KEEP_ALIVE_MS,
+        maxRedirections: 0,
+      });
+  const agent: Dispatcher = deps.dispatcher ?? ownPool!;
   /** Open connections per origin (undici's connect/disconnect events): is there one to reuse? */
   const open = new Map<string, number>();
   agent.on('connect', (origin) => open.set(originOf(origin), (open.get(originOf(origin)) ?? 0) + 1));
@@ -225,22 +235,22 @@ export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDep
   async function checkTarget(target: string): Promise<TargetResult> {
     const start = now();
     /** Start of the current stage's budget (a new connection's, then its request's). */
-    let t0 = performance.now();
+    let t0 = now();
     const ac = new AbortController();
     const progress: Progress = {
       stage: 'starting',
       restart: () => {
-        t0 = performance.now();
+        t0 = now();
       },
     };
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     let cancel: (() => void) | undefined;
 
     const stop = new Promise<Outcome>((resolve) => {
       // A timer may fire early by a fresh clock (the loop's time is cached), or a stage restarted: re-arm for the rest.
       const arm = (ms: number) => {
-        timer = setTimeout(() => {
-          const left = timeout - (performance.now() - t0);
+        timer = clock.setTimer(() => {
+          const left = timeout - (now() - t0);
           if (left > 0) arm(Math.ceil(left));
           else resolve({ ok: false, detail: `timeout after ${timeout} ms ${progress.stage}` });
         }, ms);
@@ -262,7 +272,7 @@ export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDep
     })();
 
     const outcome = await Promise.race([probe, stop]);
-    clearTimeout(timer);
+    clock.cancel(timer);
     if (cancel) cancels.delete(cancel);
     // Ends whatever is still going (a hung request, its body, a connect): sockets are destroyed.
     ac.abort(new Error(`health check of ${target} ended`));
@@ -303,7 +313,7 @@ export function createHealthChecker(cfg: HealthCheckConfig, deps: HealthCheckDep
       }
       if (inflight) await inflight;
       try {
-        await agent.destroy();
+        await ownPool?.destroy();
       } catch {
         // Already destroyed (a second close): nothing left to release.
       }

@@ -11,7 +11,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-import type { AgentStatus } from '../agent/status.js';
+import type { AgentStatus } from '../control/protocol.js';
 import type { CollectorState, Phase, WriteOp } from '../core/decide.js';
 import { DNS_ERROR_CODES } from '../dns/errors.js';
 import type { Role } from '../lease/lease.js';

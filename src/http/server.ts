@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-import type { AgentStatus } from '../agent/status.js';
+import type { AgentStatus } from '../control/protocol.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from './metrics.js';

@@ -23,6 +23,8 @@ export class LeaseFormatError extends AgentError {
 }
 
 const FIELDS = ['v', 'holder', 'epoch', 'seq', 'at'] as const;
+/** At most 15 digits: always a safe integer, as the general path requires. */
+const CANONICAL = /^v=1 holder=(primary|dr) epoch=(\d{1,15}) seq=(\d{1,15}) at=(\d{1,15})$/;
 
 export function formatLease(l: Lease): string {
   for (const k of ['epoch', 'seq', 'at'] as const) {
@@ -36,6 +38,10 @@ export function formatLease(l: Lease): string {
  * a LeaseFormatError: a lease we do not fully understand is never acted on.
  */
 export function parseLease(text: string): Lease {
+  // The form formatLease writes, read in one match (every agent reads the lease each tick); any
+  // other text takes the general path below, which accepts the same leases and names what is wrong.
+  const m = CANONICAL.exec(text);
+  if (m) return { holder: m[1] as Role, epoch: Number(m[2]), seq: Number(m[3]), at: Number(m[4]) };
   const tokens = text.trim().split(/\s+/);
   if (tokens.length !== FIELDS.length) {
     throw new LeaseFormatError(`lease ${JSON.stringify(text)}: expected ${FIELDS.length} fields (${FIELDS.join(' ')})`);

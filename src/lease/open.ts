@@ -3,6 +3,7 @@
  * server (configured or SOA MNAME) and the zone (configured or found by
  * asking that server), so failoverctl and the agent share one path.
  */
+import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import type { TsigKey } from '../config/keyfile.js';
 import { DnsClient } from '../dns/client.js';
@@ -18,8 +19,8 @@ export interface OpenedWitness {
 }
 
 export interface OpenOptions {
-  /** Wall clock (ms) used for TSIG time; tests shift it. */
-  wallMs?: () => number;
+  /** The clock of the DNS transport (TSIG time, deadlines, timers) and of the witness; default the system clock. */
+  clock?: Clock;
   onDropped?: (why: string) => void;
   tcp?: boolean;
 }
@@ -33,7 +34,7 @@ export async function openWitness(config: Config, key: TsigKey, opts: OpenOption
     timeoutMs: dns.timeout,
     retries: dns.retries,
     ...(opts.tcp !== undefined ? { tcp: opts.tcp } : {}),
-    ...(opts.wallMs ? { wallMs: opts.wallMs } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.onDropped ? { onDropped: opts.onDropped } : {}),
   });
   const zone = dns.zone ?? (await client.findZone(dns.record));
@@ -41,6 +42,7 @@ export async function openWitness(config: Config, key: TsigKey, opts: OpenOption
     client,
     { zone, record: dns.record, leaseName: dns.lease_name, ttlSeconds: Math.round(dns.record_ttl / 1000) },
     Witness.addressTypeFor(config.sites),
+    opts.clock,
   );
   return { client, witness, server, zone };
 }

@@ -8,6 +8,7 @@
  * never see an empty answer and two writers can never both win.
  */
 import net from 'node:net';
+import { systemClock, systemRandom, type Clock, type Random } from '../clock.js';
 import type { DnsClient } from '../dns/client.js';
 import { DnsError } from '../dns/errors.js';
 import { change, prereq } from '../dns/update.js';
@@ -104,6 +105,10 @@ export class Witness {
     private readonly client: WitnessDns,
     readonly names: WitnessNames,
     private readonly addressType: RRType = 'A',
+    /** For the round trip of a write recovered by a re-read (rttMs); default the system clock. */
+    private readonly clock: Pick<Clock, 'monotonicMs'> = systemClock,
+    /** The probe's impossible lease value. */
+    private readonly random: Random = systemRandom,
   ) {}
 
   static addressTypeFor(sites: Sites): RRType {
@@ -147,7 +152,7 @@ export class Witness {
    * answer lost; otherwise the conflict is rethrown for the caller to decide.
    */
   async write(seen: Snapshot, { address, lease }: Intended): Promise<WriteResult> {
-    const t0 = performance.now();
+    const t0 = this.clock.monotonicMs();
     const intended: Snapshot = {
       addresses: [address],
       addressType: this.addressType,
@@ -162,7 +167,7 @@ export class Witness {
       if (!(err instanceof DnsError) || err.code !== 'DNS_PREREQ_FAILED') throw err;
       const now = await this.read();
       if (sameAddresses(now.addresses, intended.addresses) && now.leaseText?.length === 1 && now.leaseText[0] === intended.leaseText![0]) {
-        return { snapshot: now, rttMs: performance.now() - t0, recovered: true };
+        return { snapshot: now, rttMs: this.clock.monotonicMs() - t0, recovered: true };
       }
       throw err;
     }
@@ -197,7 +202,7 @@ export class Witness {
    * prerequisite would change nothing.
    */
   async probe(): Promise<'enforced' | 'ignored'> {
-    const bogus = [`v=1 probe=${Math.random().toString(36).slice(2)}`];
+    const bogus = [`v=1 probe=${this.random.fraction().toString(36).slice(2)}`];
     const t = { name: this.names.leaseName, type: 'TXT' as const };
     try {
       await this.client.update(this.names.zone, prereq.rrsetEquals(t, [bogus]), [change.deleteRr({ ...t, data: bogus })]);

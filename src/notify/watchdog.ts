@@ -4,6 +4,8 @@
  * deadline. A wedged loop stops the pings, systemd kills and restarts us.
  * Pure bookkeeping plus one timer; the clock is injected.
  */
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+
 export interface LoopDeadlines {
   [loop: string]: number; // ms
 }
@@ -19,22 +21,22 @@ export class LivenessTracker {
 
   constructor(
     private deadlines: LoopDeadlines,
-    private readonly monotonicMs: () => number,
+    private readonly clock: Pick<Clock, 'monotonicMs'>,
   ) {
-    const t = monotonicMs();
+    const t = clock.monotonicMs();
     for (const loop of Object.keys(deadlines)) this.last.set(loop, t);
   }
 
   setDeadlines(deadlines: LoopDeadlines): void {
     this.deadlines = deadlines;
-    for (const loop of Object.keys(deadlines)) if (!this.last.has(loop)) this.last.set(loop, this.monotonicMs());
+    for (const loop of Object.keys(deadlines)) if (!this.last.has(loop)) this.last.set(loop, this.clock.monotonicMs());
   }
 
-  progress(loop: string, at = this.monotonicMs()): void {
+  progress(loop: string, at = this.clock.monotonicMs()): void {
     this.last.set(loop, at);
   }
 
-  check(at = this.monotonicMs()): Liveness {
+  check(at = this.clock.monotonicMs()): Liveness {
     const stale = Object.entries(this.deadlines)
       .map(([loop, deadlineMs]) => ({ loop, sinceMs: at - (this.last.get(loop) ?? at), deadlineMs }))
       .filter((l) => l.sinceMs > l.deadlineMs);
@@ -42,14 +44,10 @@ export class LivenessTracker {
   }
 }
 
-export interface WatchdogTimers {
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
 /** Pings at half the systemd period while the tracker says every loop is alive. */
 export class WatchdogPinger {
-  private handle: unknown;
+  private handle: TimerHandle | undefined;
+  private running = false;
   private wasStale = false;
 
   constructor(
@@ -57,7 +55,7 @@ export class WatchdogPinger {
     private readonly tracker: LivenessTracker,
     private readonly ping: () => void,
     private readonly onStale: (l: Liveness) => void,
-    private readonly timers: WatchdogTimers = { setInterval: (f, ms) => setInterval(f, ms), clearInterval: (h) => clearInterval(h as NodeJS.Timeout) },
+    private readonly clock: Clock = systemClock,
   ) {}
 
   get intervalMs(): number {
@@ -78,12 +76,23 @@ export class WatchdogPinger {
   }
 
   start(): void {
+    this.running = true;
     this.beat();
-    this.handle = this.timers.setInterval(() => this.beat(), this.intervalMs);
+    this.arm();
   }
 
   stop(): void {
-    if (this.handle !== undefined) this.timers.clearInterval(this.handle);
+    this.running = false;
+    this.clock.cancel(this.handle);
     this.handle = undefined;
+  }
+
+  /** The next beat, one interval on (a timer re-armed each beat: the Clock has one-shot timers). */
+  private arm(): void {
+    if (!this.running) return;
+    this.handle = this.clock.setTimer(() => {
+      this.beat();
+      this.arm();
+    }, this.intervalMs);
   }
 }

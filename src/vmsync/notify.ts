@@ -9,7 +9,9 @@
  * therefore delays nothing but later notifications. `close()` waits a bounded time for the queue
  * to drain, then abandons what is left.
  */
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
+
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 
 import type { Logger } from '../log/logger.js';
 import { redact } from './vm-client.js';
@@ -27,6 +29,10 @@ export interface WebhookOptions {
   maxQueue?: number;
   /** First backoff between attempts (doubles). Default 1 s. */
   backoffMs?: number;
+  /** The HTTP port (an undici Dispatcher) instead of the sender's own pool; the caller's to close. */
+  dispatcher?: Dispatcher;
+  /** Backoff, per-attempt timeouts and close()'s wait; default the system clock. */
+  clock?: Clock;
 }
 
 export interface WebhookStats {
@@ -48,12 +54,15 @@ export class Webhook {
   private readonly logger: Logger;
   private readonly maxQueue: number;
   private readonly backoffMs: number;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Dispatcher;
+  /** Our own pool (closed by close()), or null when the dispatcher was given. */
+  private readonly ownPool: Agent | null;
   private readonly queue: Item[] = [];
   private worker: Promise<void> | null = null;
   private closed = false;
   private abort = new AbortController();
   private readonly counts = { sent: 0, failed: 0, dropped: 0 };
+  private readonly clock: Clock;
 
   constructor(url: string, opts: WebhookOptions) {
     this.url = url;
@@ -62,7 +71,9 @@ export class Webhook {
     this.logger = opts.logger;
     this.maxQueue = Math.max(1, opts.maxQueue ?? 100);
     this.backoffMs = opts.backoffMs ?? 1_000;
-    this.dispatcher = new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    this.clock = opts.clock ?? systemClock;
+    this.ownPool = opts.dispatcher ? null : new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    this.dispatcher = opts.dispatcher ?? this.ownPool!;
   }
 
   /** Queue a notification; returns at once. False when closed (nothing queued). */
@@ -94,14 +105,14 @@ export class Webhook {
     this.closed = true;
     const worker = this.worker;
     if (worker) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: TimerHandle | undefined;
       const timedOut = await Promise.race([
         worker.then(() => false),
         new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(true), timeoutMs);
+          timer = this.clock.setTimer(() => r(true), timeoutMs);
         }),
       ]);
-      clearTimeout(timer);
+      this.clock.cancel(timer);
       if (timedOut) {
         this.counts.dropped += this.queue.length;
         if (this.queue.length > 0) this.logger.warning('webhook closed with notifications undelivered', { dropped: this.queue.length });
@@ -110,7 +121,7 @@ export class Webhook {
         await worker.catch(() => {});
       }
     }
-    await this.dispatcher.destroy().catch(() => {});
+    await this.ownPool?.destroy().catch(() => {});
   }
 
   private async run(): Promise<void> {
@@ -139,7 +150,7 @@ export class Webhook {
 
   /** null on success, else why (final: a 4xx that another attempt will not fix). */
   private async attempt(item: Item): Promise<{ message: string; final: boolean } | null> {
-    const { signal, done } = attemptSignal(this.abort.signal, this.timeoutMs);
+    const { signal, done } = attemptSignal(this.abort.signal, this.timeoutMs, this.clock);
     try {
       const res = await request(this.url, {
         method: 'POST',
@@ -163,11 +174,11 @@ export class Webhook {
     const signal = this.abort.signal;
     return new Promise((resolve) => {
       const done = (): void => {
-        clearTimeout(t);
+        this.clock.cancel(t);
         signal.removeEventListener('abort', done);
         resolve();
       };
-      const t = setTimeout(done, ms);
+      const t = this.clock.setTimer(done, ms);
       signal.addEventListener('abort', done, { once: true });
     });
   }
@@ -178,16 +189,16 @@ export class Webhook {
  * of AbortSignal.any, which Node 18 lacks (there the attempt had no timeout at all); `done()`
  * drops the timer and the listener on the long-lived close() signal.
  */
-function attemptSignal(outer: AbortSignal, ms: number): { signal: AbortSignal; done(): void } {
+function attemptSignal(outer: AbortSignal, ms: number, clock: Clock): { signal: AbortSignal; done(): void } {
   const c = new AbortController();
   const onAbort = (): void => c.abort(outer.reason);
-  const timer = setTimeout(() => c.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
+  const timer = clock.setTimer(() => c.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
   if (outer.aborted) onAbort();
   else outer.addEventListener('abort', onAbort, { once: true });
   return {
     signal: c.signal,
     done: () => {
-      clearTimeout(timer);
+      clock.cancel(timer);
       outer.removeEventListener('abort', onAbort);
     },
   };

@@ -17,6 +17,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../state/atomic.js';
 
+import type { GateCount } from '../core/failback-gate.js';
 import type { Logger } from '../log/logger.js';
 
 export const STATE_FILE = 'vmsync.json';
@@ -37,17 +38,14 @@ export interface ErrorRecord {
   message: string;
 }
 
-export interface VmSyncState {
+/** The gate's count (failover, consecutive_clean, failback_ready, ..., core/failback-gate.ts) and the rest. */
+export interface VmSyncState extends GateCount {
   version: number;
-  /** The failover the gate counts for: lease epoch and when it started (ISO). */
-  failover: { epoch: number; since: string } | null;
   /** When the last check ended (ISO), and whether it completed without error. */
   last_check: string | null;
   last_check_ok: boolean;
   /** "passive" (repairs the local VM) or "active" (measures only) at the last check. */
   last_role: 'passive' | 'active' | null;
-  /** When the last clean check ended (ISO). */
-  last_clean_check: string | null;
   /** Ranges the last completed detection found (destination < source). */
   ranges_found: RangeRecord[];
   /** Ranges the last check copied (export → import finished). */
@@ -55,10 +53,6 @@ export interface VmSyncState {
   /** Samples copied: sum of (source - destination) over the repaired buckets, as detection measured. */
   samples_copied_total: number;
   samples_copied_last: number;
-  consecutive_clean: number;
-  failback_ready: boolean;
-  /** When failback_ready last became true (ISO). */
-  failback_ready_since: string | null;
   checks: number;
   errors: number;
   consecutive_errors: number;

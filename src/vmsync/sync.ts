@@ -27,10 +27,10 @@
  *    Then `/internal/force_flush` on the destination (that is the repair, `repair_duration_ms`),
  *    and a re-detection of the repaired ranges, whose result is recorded
  *    (`last_repair_confirmed`, `remaining_after_repair`, `confirm_duration_ms`).
- * 4. Gate: a check is clean when it completed and found no range. FAILBACK READY after
- *    `clean_checks` consecutive clean checks since the failover began (a new lease epoch resets
- *    the count). The gate is live: a later gap or error withdraws it until the count is reached
- *    again.
+ * 4. Gate (pure: core/failback-gate.ts): a check is clean when it completed and found no range.
+ *    FAILBACK READY after `clean_checks` consecutive clean checks since the failover began (a new
+ *    lease epoch resets the count). The gate is live: a later gap or error withdraws it until the
+ *    count is reached again.
  *
  * "Samples copied" is what detection measured, not what went over the wire: the sum of
  * (source - destination) over the buckets of the ranges whose copy completed (an export carries
@@ -42,9 +42,10 @@
  * repair_done, failback_ready (on the transition), repeated_errors (at the 3rd consecutive failed
  * check, then every 30th). failover/failback are the engine's to send on the same Webhook.
  */
-import { performance } from 'node:perf_hooks';
-
+import { sleep, systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
+import type { FailbackGate } from '../core/admin.js';
+import { gateAfterCheck, gateForFailover, gateVerdict } from '../core/failback-gate.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Webhook } from './notify.js';
@@ -59,7 +60,7 @@ import {
   type Span,
 } from './ranges.js';
 import { emptyState, loadState, saveState, type ErrorRecord, type RangeRecord, type VmSyncState } from './state.js';
-import { VmClient, VmError, type VmFormat } from './vm-client.js';
+import { VmClient, VmError, type VmClientOptions, type VmFormat, type VmPort } from './vm-client.js';
 
 export type VmSyncConfig = Config['vmsync'];
 
@@ -68,8 +69,8 @@ export interface VmSyncOptions {
   stateDir: string;
   logger: Logger;
   webhook?: Webhook | null;
-  /** Wall clock, unix ms (tests pin it). */
-  wallMs?: () => number;
+  /** The clock: the scan window and stamps (wallMs: tests pin it), durations (monotonicMs), waits; default the system clock. */
+  clock?: Clock;
   /** Shown in notifications ("VM sync (dr): ..."), e.g. the instance name. */
   site?: string;
   /** Label that names devices in partial gaps; "" turns naming off. Default "instance". */
@@ -82,6 +83,8 @@ export interface VmSyncOptions {
   backoffMs?: number;
   /** Pauses before re-detecting a repair that still looks short. Default [1000, 2000, 4000, 8000] (≤ 15 s in all). */
   confirmDelaysMs?: number[];
+  /** Makes the client of one VM (default a VmClient): a benchmark's timing wrapper, a fake. */
+  vmClient?: (baseUrl: string, opts: VmClientOptions) => VmPort;
 }
 
 export interface CheckContext {
@@ -89,6 +92,13 @@ export interface CheckContext {
   passive: boolean;
   /** The current failover (lease epoch and its start, unix SECONDS), or null when none is known. */
   failover: { epoch: number; since: number } | null;
+}
+
+/** What detection found: the gaps (and their records) and the source's counts per bucket. */
+interface Detection {
+  ranges: GapRange[];
+  records: RangeRecord[];
+  srcBuckets: Map<number, number>;
 }
 
 export interface SyncReport {
@@ -152,7 +162,7 @@ export class VmSync {
   private readonly stateDir: string;
   private readonly logger: Logger;
   private readonly webhook: Webhook | null;
-  private readonly wallMs: () => number;
+  private readonly clock: Clock;
   private readonly site: string;
   private readonly nameLabel: string;
   private readonly timeoutMs: number;
@@ -163,7 +173,10 @@ export class VmSync {
   private state: VmSyncState = emptyState();
   private loaded: Promise<void> | null = null;
   private running: Promise<SyncReport> | null = null;
-  private clients: { local: VmClient; remote: VmClient } | null = null;
+  private clients: { local: VmPort; remote: VmPort } | null = null;
+  private readonly vmClient: (baseUrl: string, opts: VmClientOptions) => VmPort;
+  /** Whole ms since `t0` (monotonicMs). */
+  private readonly elapsed: (t0: number) => number;
   private lastGapStarts = new Set<string>();
   private figures = {
     source_url: null as string | null,
@@ -185,13 +198,15 @@ export class VmSync {
     this.stateDir = opts.stateDir;
     this.logger = opts.logger;
     this.webhook = opts.webhook ?? null;
-    this.wallMs = opts.wallMs ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.site = opts.site ?? '';
     this.nameLabel = opts.nameLabel ?? 'instance';
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.retries = opts.retries ?? 2;
     this.backoffMs = opts.backoffMs ?? 500;
     this.confirmDelaysMs = opts.confirmDelaysMs ?? [1_000, 2_000, 4_000, 8_000];
+    this.vmClient = opts.vmClient ?? ((url, o) => new VmClient(url, o));
+    this.elapsed = (t0) => Math.round(this.clock.monotonicMs() - t0);
   }
 
   /** Reads the state file once (check() does it too); call it at startup so status() shows the file. Never throws. */
@@ -221,8 +236,8 @@ export class VmSync {
   }
 
   /** The gate for the failover whose lease epoch is `currentEpoch` (the witness's, as last read). */
-  failbackGate(currentEpoch?: number | null): { ready: boolean; detail: string } {
-    return gateOf(this.state, this.config.clean_checks, currentEpoch);
+  failbackGate(currentEpoch?: number | null): FailbackGate {
+    return gateVerdict(this.state, this.config.clean_checks, currentEpoch);
   }
 
   /** Runs one cycle (see the file comment). Never rejects. */
@@ -243,13 +258,16 @@ export class VmSync {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * One cycle, in its steps: the failover it counts for, detection, repair and its confirmation
+   * (passive only), then the check recorded (the gate: core/failback-gate.ts), announced and persisted.
+   */
   private async cycle(ctx: CheckContext): Promise<SyncReport> {
     const role = ctx.passive ? 'passive' : 'active';
     if (!this.config.enabled) return { ...this.blankReport(role), skipped: 'disabled' };
     await this.load();
-    const t0 = performance.now();
-    const st = this.state;
-    this.noteFailover(ctx.failover);
+    const t0 = this.clock.monotonicMs();
+    this.applyFailover(ctx.failover);
 
     const { local, remote } = this.vmClients();
     const src = ctx.passive ? remote : local;
@@ -258,84 +276,131 @@ export class VmSync {
     this.figures.destination_url = ctx.passive ? dst.writeUrl : dst.baseUrl;
 
     const report = this.blankReport(role);
-    let repairedRanges: GapRange[] = [];
     let failure: unknown;
     try {
-      const bucket = this.config.bucket;
-      const now = this.wallMs();
-      const win = scanWindow(now, this.config.settle, bucket, {
-        since: ctx.failover && st.failover ? Date.parse(st.failover.since) : null,
-        lookback: this.config.lookback,
-      });
-      if (!win) return { ...report, skipped: 'nothing has settled in the scan window yet' };
-      report.window = { start: iso(win.start - bucket), end: iso(win.end) };
-
-      // --- detection
-      const d0 = performance.now();
-      this.figures.detection_queries = 0;
-      const { srcBuckets, dstBuckets, srcTotal } = await this.detect(src, dst, win, () => this.figures.detection_queries++);
-      if (srcTotal === 0) {
-        throw new AgentError(
-          'VM_SOURCE_EMPTY',
-          `the source VM (${src.baseUrl}) has no samples at all from ${report.window.start} to ${report.window.end}: refusing to call that clean (wrong URL, wiped or empty VM?)`,
-          ExitCode.UNAVAILABLE,
-        );
-      }
-      const ranges = gapRanges(srcBuckets, dstBuckets, bucket);
-      const records = ranges.map(toRecord);
-      if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records, dstBuckets);
-      this.figures.detection_ms = Math.round(performance.now() - d0);
-      report.ranges_found = records;
-      st.ranges_found = records;
-      if (ranges.length > 0) this.reportGaps(role, records, dst);
-      else this.lastGapStarts = new Set();
-
-      // --- repair
-      if (ctx.passive && ranges.length > 0) {
-        const r0 = performance.now();
-        try {
-          repairedRanges = await this.repair(src, dst, ranges);
-        } catch (err) {
-          repairedRanges = (err as RepairError).repaired ?? [];
-          failure = (err as RepairError).cause ?? err;
-        }
-        const repairedRecords = records.filter((_, i) => repairedRanges.includes(ranges[i]));
-        this.figures.repair_duration_ms = Math.round(performance.now() - r0);
-        const copied = repairedRanges.reduce((n, r) => n + r.missing, 0);
-        report.ranges_repaired = repairedRecords;
-        report.samples_copied = copied;
-        st.ranges_repaired = repairedRecords;
-        st.samples_copied_last = copied;
-        st.samples_copied_total += copied;
-        if (repairedRanges.length > 0) {
-          let expected = 0;
-          for (const [t, v] of srcBuckets) if (inRanges(t, repairedRanges, bucket)) expected += v;
-          const c0 = performance.now();
-          const confirm = await this.confirm(src, dst, repairedRanges, expected, failure === undefined);
-          this.figures.confirm_duration_ms = Math.round(performance.now() - c0);
-          report.confirmed = confirm.remaining.length === 0;
-          report.remaining = confirm.remaining;
-          this.figures.last_repair_confirmed = report.confirmed;
-          this.figures.remaining_after_repair = confirm.remaining;
-        }
-        if (repairedRanges.length > 0) this.reportRepair(report, this.figures.repair_duration_ms);
-        if (failure !== undefined) throw failure;
+      const found = await this.detection(ctx, role, src, dst, report);
+      if (!found) return { ...report, skipped: 'nothing has settled in the scan window yet' };
+      if (ctx.passive && found.ranges.length > 0) {
+        await this.repairAndConfirm(src, dst, found, report);
       } else {
-        st.ranges_repaired = [];
-        st.samples_copied_last = 0;
+        this.state.ranges_repaired = [];
+        this.state.samples_copied_last = 0;
       }
-      report.clean = ranges.length === 0;
+      report.clean = found.ranges.length === 0;
       report.ok = true;
     } catch (err) {
       failure = err;
     }
 
-    // --- bookkeeping, gate, persistence
+    const change = this.recordCheck(report, role, failure);
+    this.announce(report, role, failure, change);
+    report.duration_ms = this.elapsed(t0);
+    this.figures.last_check_duration_ms = report.duration_ms;
+    await this.persist();
+    this.logger.info('vmsync check', {
+      event: 'vmsync_check',
+      role,
+      ok: report.ok,
+      clean: report.clean,
+      ranges: report.ranges_found.length,
+      copied: report.samples_copied,
+      consecutive_clean: this.state.consecutive_clean,
+      failback_ready: this.state.failback_ready,
+      ms: report.duration_ms,
+    });
+    return report;
+  }
+
+  /** A new failover (another lease epoch) resets the gate; the same one keeps its earliest start. */
+  private applyFailover(fo: CheckContext['failover']): void {
+    const { gate, reset } = gateForFailover(this.state, fo);
+    this.state = gate;
+    if (!reset) return;
+    if (reset.previous !== null) this.logger.info('vmsync: new failover, failback gate reset', { event: 'vmsync_gate_reset', epoch: fo?.epoch, previous: reset.previous });
+    this.lastGapStarts = new Set();
+  }
+
+  /**
+   * Detection: the scan window, both sides' counts per bucket, the gaps (devices named for a
+   * partial one), recorded and announced; null when nothing has settled in the window yet.
+   */
+  private async detection(ctx: CheckContext, role: 'passive' | 'active', src: VmPort, dst: VmPort, report: SyncReport): Promise<Detection | null> {
+    const st = this.state;
+    const bucket = this.config.bucket;
+    const win = scanWindow(this.clock.wallMs(), this.config.settle, bucket, {
+      since: ctx.failover && st.failover ? Date.parse(st.failover.since) : null,
+      lookback: this.config.lookback,
+    });
+    if (!win) return null;
+    report.window = { start: iso(win.start - bucket), end: iso(win.end) };
+    const d0 = this.clock.monotonicMs();
+    this.figures.detection_queries = 0;
+    const { srcBuckets, dstBuckets, srcTotal } = await this.detect(src, dst, win, () => this.figures.detection_queries++);
+    if (srcTotal === 0) {
+      throw new AgentError(
+        'VM_SOURCE_EMPTY',
+        `the source VM (${src.baseUrl}) has no samples at all from ${report.window.start} to ${report.window.end}: refusing to call that clean (wrong URL, wiped or empty VM?)`,
+        ExitCode.UNAVAILABLE,
+      );
+    }
+    const ranges = gapRanges(srcBuckets, dstBuckets, bucket);
+    const records = ranges.map(toRecord);
+    if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records, dstBuckets);
+    this.figures.detection_ms = this.elapsed(d0);
+    report.ranges_found = records;
+    st.ranges_found = records;
+    if (ranges.length > 0) this.reportGaps(role, records, dst);
+    else this.lastGapStarts = new Set();
+    return { ranges, records, srcBuckets };
+  }
+
+  /**
+   * Repair (passive, gaps found): copy every range, then re-detect what was copied. What the copy
+   * did is recorded even when it failed part way; that failure is then thrown (the check failed).
+   */
+  private async repairAndConfirm(src: VmPort, dst: VmPort, found: Detection, report: SyncReport): Promise<void> {
+    const st = this.state;
+    const { ranges, records, srcBuckets } = found;
+    let repairedRanges: GapRange[];
+    let failure: unknown;
+    const r0 = this.clock.monotonicMs();
+    try {
+      repairedRanges = await this.repair(src, dst, ranges);
+    } catch (err) {
+      repairedRanges = (err as RepairError).repaired ?? [];
+      failure = (err as RepairError).cause ?? err;
+    }
+    const repairedRecords = records.filter((_, i) => repairedRanges.includes(ranges[i]));
+    this.figures.repair_duration_ms = this.elapsed(r0);
+    const copied = repairedRanges.reduce((n, r) => n + r.missing, 0);
+    report.ranges_repaired = repairedRecords;
+    report.samples_copied = copied;
+    st.ranges_repaired = repairedRecords;
+    st.samples_copied_last = copied;
+    st.samples_copied_total += copied;
+    if (repairedRanges.length > 0) {
+      const bucket = this.config.bucket;
+      let expected = 0;
+      for (const [t, v] of srcBuckets) if (inRanges(t, repairedRanges, bucket)) expected += v;
+      const c0 = this.clock.monotonicMs();
+      const confirm = await this.confirm(src, dst, repairedRanges, expected, failure === undefined);
+      this.figures.confirm_duration_ms = this.elapsed(c0);
+      report.confirmed = confirm.remaining.length === 0;
+      report.remaining = confirm.remaining;
+      this.figures.last_repair_confirmed = report.confirmed;
+      this.figures.remaining_after_repair = confirm.remaining;
+      this.reportRepair(report, this.figures.repair_duration_ms);
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** The check's outcome into the state: counters, the last error, and the gate's count (pure). */
+  private recordCheck(report: SyncReport, role: 'passive' | 'active', failure: unknown): 'ready' | 'withdrawn' | null {
+    const st = this.state;
     const at = this.nowIso();
     st.checks++;
     st.last_check = at;
     st.last_role = role;
-    const wasReady = st.failback_ready;
     if (failure !== undefined) {
       report.ok = false;
       report.clean = false;
@@ -344,78 +409,51 @@ export class VmSync {
       st.errors++;
       st.consecutive_errors++;
       st.last_error = report.error;
-      st.consecutive_clean = 0;
-      this.logger.warning('vmsync check failed', { event: 'vmsync_error', role, error: failure as Error, consecutive: st.consecutive_errors });
-      const n = st.consecutive_errors;
-      if (n === REPEATED_ERRORS_AT || (n > REPEATED_ERRORS_AT && (n - REPEATED_ERRORS_AT) % REPEATED_ERRORS_EVERY === 0)) {
-        this.notify('repeated_errors', `${n} consecutive VM sync checks failed; last error: ${report.error.code}: ${report.error.message}`);
-      }
     } else {
       st.last_check_ok = true;
       st.consecutive_errors = 0;
-      if (report.clean) {
-        st.consecutive_clean++;
-        st.last_clean_check = at;
-      } else {
-        st.consecutive_clean = 0;
+    }
+    const { gate, change } = gateAfterCheck(st, failure !== undefined ? 'error' : report.clean ? 'clean' : 'gap', at, this.config.clean_checks);
+    this.state = gate;
+    report.consecutive_clean = gate.consecutive_clean;
+    report.failback_ready = gate.failback_ready;
+    return change;
+  }
+
+  /** Logs and notifications of a check: its failure (repeated failures notified), the gate reached or withdrawn. */
+  private announce(report: SyncReport, role: 'passive' | 'active', failure: unknown, change: 'ready' | 'withdrawn' | null): void {
+    const st = this.state;
+    if (failure !== undefined) {
+      this.logger.warning('vmsync check failed', { event: 'vmsync_error', role, error: failure as Error, consecutive: st.consecutive_errors });
+      const n = st.consecutive_errors;
+      if (n === REPEATED_ERRORS_AT || (n > REPEATED_ERRORS_AT && (n - REPEATED_ERRORS_AT) % REPEATED_ERRORS_EVERY === 0)) {
+        this.notify('repeated_errors', `${n} consecutive VM sync checks failed; last error: ${report.error?.code}: ${report.error?.message}`);
       }
     }
-    st.failback_ready = st.consecutive_clean >= this.config.clean_checks;
-    if (st.failback_ready && !wasReady) {
-      st.failback_ready_since = at;
+    if (change === 'ready') {
       const fo = st.failover ? ` for failover epoch ${st.failover.epoch} (since ${st.failover.since})` : '';
       this.logger.notice('vmsync FAILBACK READY', { event: 'vmsync_failback_ready', consecutive_clean: st.consecutive_clean, epoch: st.failover?.epoch });
       this.notify('failback_ready', `FAILBACK READY${fo}: ${st.consecutive_clean} consecutive clean checks, both VMs hold the same samples. Run \`failoverctl failback\` when you are ready.`);
-    } else if (!st.failback_ready && wasReady) {
-      st.failback_ready_since = null;
+    } else if (change === 'withdrawn') {
       this.logger.warning('vmsync failback readiness withdrawn', { event: 'vmsync_failback_unready', reason: failure !== undefined ? 'error' : 'gap' });
     }
-    report.consecutive_clean = st.consecutive_clean;
-    report.failback_ready = st.failback_ready;
-    report.duration_ms = Math.round(performance.now() - t0);
-    this.figures.last_check_duration_ms = report.duration_ms;
+  }
+
+  /** The state file, atomically; a failure is logged (the next cycle writes again). */
+  private async persist(): Promise<void> {
     try {
-      await saveState(this.stateDir, st);
+      await saveState(this.stateDir, this.state);
     } catch (err) {
       this.logger.error('vmsync state could not be written', { event: 'vmsync_state_error', dir: this.stateDir, error: err as Error });
     }
-    this.logger.info('vmsync check', {
-      event: 'vmsync_check',
-      role,
-      ok: report.ok,
-      clean: report.clean,
-      ranges: report.ranges_found.length,
-      copied: report.samples_copied,
-      consecutive_clean: st.consecutive_clean,
-      failback_ready: st.failback_ready,
-      ms: report.duration_ms,
-    });
-    return report;
   }
 
-  /** A new failover (another lease epoch) resets the gate; the same one keeps its earliest start. */
-  private noteFailover(fo: CheckContext['failover']): void {
-    if (!fo) return;
-    const st = this.state;
-    const since = iso(fo.since * 1000);
-    if (!st.failover || st.failover.epoch !== fo.epoch) {
-      if (st.failover) this.logger.info('vmsync: new failover, failback gate reset', { event: 'vmsync_gate_reset', epoch: fo.epoch, previous: st.failover.epoch });
-      st.failover = { epoch: fo.epoch, since };
-      st.consecutive_clean = 0;
-      st.failback_ready = false;
-      st.failback_ready_since = null;
-      this.lastGapStarts = new Set();
-    } else if (Date.parse(st.failover.since) > fo.since * 1000) {
-      st.failover.since = since;
-    }
-  }
-
-  private vmClients(): { local: VmClient; remote: VmClient } {
+  private vmClients(): { local: VmPort; remote: VmPort } {
     if (!this.clients) {
-      const common = { timeoutMs: this.timeoutMs, retries: this.retries, logger: this.logger, backoffMs: this.backoffMs };
+      const common = { timeoutMs: this.timeoutMs, retries: this.retries, logger: this.logger, backoffMs: this.backoffMs, clock: this.clock };
       this.clients = {
-        local: new VmClient(this.config.local_url, { ...common, writeUrl: this.config.local_write_url || this.config.local_url }),
-        remote: new VmClient(this.config.remote_url, common),
+        local: this.vmClient(this.config.local_url, { ...common, writeUrl: this.config.local_write_url || this.config.local_url }),
+        remote: this.vmClient(this.config.remote_url, common),
       };
     }
     return this.clients;
@@ -423,8 +461,8 @@ export class VmSync {
 
   /** Bucket counts of both sides over `win` (≤ 24 h per query, both sides in parallel); `tally` is called per query. */
   private async detect(
-    src: VmClient,
-    dst: VmClient,
+    src: VmPort,
+    dst: VmPort,
     win: BucketWindow,
     tally: () => void,
   ): Promise<{ srcBuckets: Map<number, number>; dstBuckets: Map<number, number>; srcTotal: number }> {
@@ -444,7 +482,7 @@ export class VmSync {
   }
 
   /** One query → bucket → value (series summed), checking the answer's timestamps are our buckets. */
-  private async counts(vm: VmClient, query: string, w: BucketWindow): Promise<Map<number, number>> {
+  private async counts(vm: VmPort, query: string, w: BucketWindow): Promise<Map<number, number>> {
     const series = await vm.queryRange(query, w.start, w.end, this.config.bucket);
     const out = new Map<number, number>();
     for (const s of series) {
@@ -462,7 +500,7 @@ export class VmSync {
    * Partial gaps: which values of `nameLabel` (devices) the destination lacks. Failures only log.
    * A range where the destination has no sample at all is a full gap (every device): no query.
    */
-  private async nameDevices(src: VmClient, dst: VmClient, ranges: GapRange[], records: RangeRecord[], dstBuckets: Map<number, number>): Promise<void> {
+  private async nameDevices(src: VmPort, dst: VmPort, ranges: GapRange[], records: RangeRecord[], dstBuckets: Map<number, number>): Promise<void> {
     const bucket = this.config.bucket;
     const q = BY_QUERY(this.nameLabel, bucket);
     try {
@@ -499,7 +537,7 @@ export class VmSync {
    * network paths, where one TCP stream is window-bound. After the first chunk that still fails no new chunk
    * starts; the ones in flight finish, and the ranges whose every chunk arrived count as copied.
    */
-  private async repair(src: VmClient, dst: VmClient, ranges: GapRange[]): Promise<GapRange[]> {
+  private async repair(src: VmPort, dst: VmPort, ranges: GapRange[]): Promise<GapRange[]> {
     const format: VmFormat = this.config.format;
     const chunks = planChunks(ranges, this.config.max_chunk, this.config.concurrency, this.config.bucket);
     const left = new Map(ranges.map((r) => [r, 0]));
@@ -545,12 +583,12 @@ export class VmSync {
       this.logger.warning('vmsync: force_flush failed (data becomes searchable within seconds anyway)', { error: err as Error });
       return false;
     });
-    if (!flushed) await sleep(2_000); // VM cluster: vmstorage flushes on its own about every second
+    if (!flushed) await sleep(this.clock, 2_000); // VM cluster: vmstorage flushes on its own about every second
     return done;
   }
 
   /** One chunk, retried as a whole. Resolves to the bytes streamed by the attempt that worked. */
-  private async copyChunk(src: VmClient, dst: VmClient, chunk: Span, format: VmFormat): Promise<number> {
+  private async copyChunk(src: VmPort, dst: VmPort, chunk: Span, format: VmFormat): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       try {
         const body = await src.exportStream(MATCH_ALL, chunk.start, chunk.end, format);
@@ -567,7 +605,7 @@ export class VmSync {
           error: err as Error,
           wait_ms: wait,
         });
-        await sleep(wait);
+        await sleep(this.clock, wait);
       }
     }
   }
@@ -583,8 +621,8 @@ export class VmSync {
    * side. An unconfirmed repair is not an error: the next cycle's detection decides.
    */
   private async confirm(
-    src: VmClient,
-    dst: VmClient,
+    src: VmPort,
+    dst: VmPort,
     repaired: GapRange[],
     /** Source samples detection counted in the repaired ranges: a source showing fewer now cannot confirm anything. */
     expectedSrc: number,
@@ -613,7 +651,7 @@ export class VmSync {
         return { remaining };
       }
       if (remaining.length === 0 || i >= this.confirmDelaysMs.length) break;
-      await sleep(this.confirmDelaysMs[i]);
+      await sleep(this.clock, this.confirmDelaysMs[i]);
     }
     if (remaining.length > 0) {
       this.logger.warning('vmsync: repaired ranges are still short after the copy', {
@@ -628,7 +666,7 @@ export class VmSync {
     return { remaining };
   }
 
-  private reportGaps(role: 'passive' | 'active', records: RangeRecord[], dst: VmClient): void {
+  private reportGaps(role: 'passive' | 'active', records: RangeRecord[], dst: VmPort): void {
     const missing = records.reduce((n, r) => n + r.missing, 0);
     this.logger.notice('vmsync: gaps found', { event: 'vmsync_gap', role, ranges: records.length, missing, first: records[0]?.start });
     // A range that only grows at its end (the other VM still down) is not news: key on the starts.
@@ -677,27 +715,8 @@ export class VmSync {
   }
 
   private nowIso(): string {
-    return iso(this.wallMs());
+    return iso(this.clock.wallMs());
   }
-}
-
-/** The failback precondition from a state (also for failoverctl reading vmsync.json without the agent). */
-export function gateOf(state: VmSyncState, cleanChecks: number, currentEpoch?: number | null): { ready: boolean; detail: string } {
-  const fo = state.failover ? `failover epoch ${state.failover.epoch}` : 'no failover recorded';
-  // READY counts only for the CURRENT failover: a READY saved for an earlier epoch says nothing
-  // about the gap the latest outage left.
-  if (currentEpoch !== undefined && currentEpoch !== null && state.failover?.epoch !== currentEpoch) {
-    return { ready: false, detail: `not ready: no sync check yet for the current failover (epoch ${currentEpoch}; state holds ${fo})` };
-  }
-  if (state.failback_ready) {
-    return { ready: true, detail: `FAILBACK READY (${fo}): ${state.consecutive_clean} consecutive clean checks, last at ${state.last_clean_check}` };
-  }
-  const err = state.last_error && !state.last_check_ok ? `; last check failed: ${state.last_error.code}` : '';
-  const gaps = state.ranges_found.length > 0 ? `; last check found ${state.ranges_found.length} gap range(s)` : '';
-  return {
-    ready: false,
-    detail: `not ready (${fo}): ${state.consecutive_clean}/${cleanChecks} consecutive clean checks${gaps}${err}`,
-  };
 }
 
 class RepairError extends Error {
@@ -736,6 +755,3 @@ function naturalCompare(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

@@ -18,6 +18,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 
+import { sleep, systemClock, systemRandom, type Clock, type Random } from '../clock.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -67,7 +68,19 @@ export interface VmClientOptions {
   backoffMs?: number;
   /** Largest JSON answer read into memory. Default 64 MiB. */
   maxResponseBytes?: number;
+  /**
+   * The HTTP port (an undici Dispatcher: a MockAgent, a recording wrapper) instead of the client's
+   * own connection pool; the caller's to close.
+   */
+  dispatcher?: Dispatcher;
+  /** Backoff waits; default the system clock. */
+  clock?: Clock;
+  /** Backoff jitter; default the system randomness. */
+  random?: Random;
 }
+
+/** What VM sync needs of a VictoriaMetrics (VmClient implements it; a benchmark or a fake may wrap or replace it). */
+export type VmPort = Pick<VmClient, 'baseUrl' | 'writeUrl' | 'queryRange' | 'exportStream' | 'import' | 'forceFlush' | 'close'>;
 
 const PATHS: Record<VmFormat, { export: string; import: string; type: string }> = {
   json: { export: '/api/v1/export', import: '/api/v1/import', type: 'application/stream+json' },
@@ -84,9 +97,15 @@ export class VmClient {
   private readonly logger: Logger;
   private readonly backoffMs: number;
   private readonly maxResponseBytes: number;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Dispatcher;
+  /** Our own pool (closed by close()), or null when the dispatcher was given. */
+  private readonly ownPool: Agent | null;
+  private readonly clock: Clock;
+  private readonly random: Random;
 
   constructor(baseUrl: string, opts: VmClientOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? systemRandom;
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.writeUrl = (opts.writeUrl || baseUrl).replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs;
@@ -94,17 +113,20 @@ export class VmClient {
     this.logger = opts.logger;
     this.backoffMs = opts.backoffMs ?? 250;
     this.maxResponseBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
-    this.dispatcher = new Agent({
-      connect: { timeout: opts.timeoutMs },
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      keepAliveTimeout: 4_000,
-    });
+    this.ownPool = opts.dispatcher
+      ? null
+      : new Agent({
+          connect: { timeout: opts.timeoutMs },
+          headersTimeout: opts.timeoutMs,
+          bodyTimeout: opts.timeoutMs,
+          keepAliveTimeout: 4_000,
+        });
+    this.dispatcher = opts.dispatcher ?? this.ownPool!;
   }
 
-  /** Closes idle connections; requests in flight are destroyed. */
+  /** Closes idle connections of our own pool; requests in flight are destroyed. */
   async close(): Promise<void> {
-    await this.dispatcher.destroy().catch(() => {});
+    await this.ownPool?.destroy().catch(() => {});
   }
 
   /**
@@ -126,10 +148,10 @@ export class VmClient {
       } catch (err) {
         const e = toVmError(err, url);
         if (!e.retryable || attempt >= this.retries) throw e;
-        const wait = Math.min(5_000, this.backoffMs * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+        const wait = Math.min(5_000, this.backoffMs * 2 ** attempt) * (0.75 + this.random.fraction() * 0.5);
         this.logger.debug('vm query failed, retrying', { url: redact(url), attempt: attempt + 1, error: e, wait_ms: Math.round(wait) });
         attempt++;
-        await sleep(wait);
+        await sleep(this.clock, wait);
       }
     }
   }
@@ -259,10 +281,6 @@ export class VmClient {
 /** unix ms → the seconds VM takes ("1700000000.001"). */
 function seconds(ms: number): string {
   return ms % 1000 === 0 ? String(ms / 1000) : (ms / 1000).toFixed(3);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** URL without credentials, for messages. */

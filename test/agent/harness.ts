@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AgentStatus } from '../../src/agent/status.js';
+import type { AgentStatus } from '../../src/control/protocol.js';
 import { DnsClient } from '../../src/dns/client.js';
 import { Witness, type Snapshot } from '../../src/lease/witness.js';
 import type { DnsServerFixture } from '../fixtures/dns-servers.js';

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentStatus } from '../../src/agent/status.js';
+import type { AgentStatus } from '../../src/control/protocol.js';
 import type { Witness } from '../../src/lease/witness.js';
 import { ensureBuilt, waitWitness, witnessOf } from '../agent/harness.js';
 import { agentConfig, installAgent, writeAgentFiles } from '../fixtures/agent-in-container.js';

@@ -8,6 +8,7 @@ import { SystemdCollector } from '../../src/collector/systemd.js';
 import type { JobRemoved, SystemdBus, UnitState } from '../../src/collector/systemd-bus.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Writable } from 'node:stream';
+import { systemClock, type Clock, type TimerHandle } from '../../src/clock.js';
 
 class FakeBus implements SystemdBus {
   state: UnitState = { loadState: 'loaded', activeState: 'inactive', subState: 'dead' };
@@ -69,17 +70,27 @@ class FakeBus implements SystemdBus {
   }
 }
 
-function setup(bus = new FakeBus(), sleep: () => Promise<void> = async () => {}) {
+/** `settle` runs during the collector's settle wait (settleMs 0 here); other timers are real. */
+function setup(bus = new FakeBus(), settle: () => Promise<void> = async () => {}) {
   const lines: string[] = [];
   const stream = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
   let now = 0;
+  const clock: Clock = {
+    monotonicMs: () => now,
+    wallMs: () => Date.now(),
+    setTimer: (fn, ms) => {
+      if (ms > 0) return systemClock.setTimer(fn, ms);
+      void settle().then(fn);
+      return undefined as unknown as TimerHandle;
+    },
+    cancel: (t) => systemClock.cancel(t),
+  };
   const collector = new SystemdCollector({
     unit: 'otelcol-contrib.service',
     bus,
     logger: createLogger({ level: 'debug', journal: true, stream }),
     settleMs: 0,
-    monotonicMs: () => now,
-    sleep,
+    clock,
   });
   return { bus, collector, lines, advance: (ms: number) => (now += ms) };
 }

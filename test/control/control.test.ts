@@ -5,9 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 
-import type { AgentStatus } from '../../src/agent/status.js';
+import type { AdminResult, AgentStatus, ControlResponse, ControlService } from '../../src/control/protocol.js';
 import { callAgent, socketPath } from '../../src/control/client.js';
-import type { AdminResult, ControlResponse, ControlService } from '../../src/control/protocol.js';
 import { ControlServer, MAX_REQUEST_BYTES, parseRequest } from '../../src/control/server.js';
 import { AgentError } from '../../src/errors.js';
 import { converse as raw } from '../fixtures/control-raw.js';

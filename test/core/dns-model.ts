@@ -146,6 +146,11 @@ export class DnsModel {
     return this.snapshot();
   }
 
+  /** peek() without the copy, for the simulator's checks at every event: shared, never to be changed. */
+  view(): Readonly<Snapshot> {
+    return (this.cached ??= this.build());
+  }
+
   /**
    * The CAS `Witness` sends for a renewal, takeover, failback or switchover:
    * ONE update whose prerequisites are exactly `seen`, replacing both RRsets.

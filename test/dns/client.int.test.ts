@@ -10,6 +10,7 @@ import { DnsError } from '../../src/dns/errors.js';
 import { Witness, type Snapshot } from '../../src/lease/witness.js';
 import { freePort, startServer, type DnsServerFixture, type TestKey } from '../fixtures/dns-servers.js';
 import { startTruncatingProxy } from '../fixtures/truncating-proxy.js';
+import { systemClock } from '../../src/clock.js';
 
 const SITES = { primary: '10.10.10.10', dr: '10.20.20.20' };
 // Generous per-attempt timeouts: these tests are about behaviour, not speed, and Knot can take
@@ -134,7 +135,7 @@ describe.each(['bind', 'knot'] as const)('against %s', (kind) => {
       key: tsigKey(srv.key),
       timeoutMs: 3000,
       retries: 0,
-      wallMs: () => Date.now() - 1_000_000,
+      clock: { ...systemClock, wallMs: () => Date.now() - 1_000_000 },
     });
     const err = await rejection(witnessFor(skewed).renew(await witness.read(), Date.now() / 1000));
     expect(err.code).toBe('DNS_TSIG_BADTIME');

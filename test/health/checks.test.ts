@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, test } from 'vitest';
 
 import { createHealthChecker, MAX_BODY_BYTES, type HealthCheckConfig, type HealthChecker } from '../../src/health/checks.js';
+import { systemClock } from '../../src/clock.js';
 
 // ---------------------------------------------------------------------------------------------
 // Real servers on 127.0.0.1, stopped after each test
@@ -129,7 +130,7 @@ async function closedPort(): Promise<number> {
 }
 
 function checker(cfg: Partial<HealthCheckConfig> & { targets: string[] }, now?: () => number): HealthChecker {
-  const c = createHealthChecker({ require: 'any', timeout: 2000, ...cfg }, now ? { monotonicMs: now } : {});
+  const c = createHealthChecker({ require: 'any', timeout: 2000, ...cfg }, now ? { clock: { ...systemClock, monotonicMs: now } } : {});
   cleanups.push(() => c.close());
   return c;
 }
@@ -516,7 +517,7 @@ describe('the checker', () => {
     for (const x of r.results) expect(x.detail).toMatch(/ENOTFOUND|EAI_AGAIN|timeout after 3000 ms/);
   });
 
-  test('reported times come from deps.now', async () => {
+  test("reported times come from the injected clock's monotonicMs", async () => {
     const srv = await startHttp(ok200());
     let calls = 0;
     const r = await checker({ targets: [srv.url()] }, () => (calls++ === 0 ? 1000 : 1042)).check();

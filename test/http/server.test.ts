@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 
-import type { AgentStatus } from '../../src/agent/status.js';
+import type { AgentStatus } from '../../src/control/protocol.js';
 import { AgentError } from '../../src/errors.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { HttpServer } from '../../src/http/server.js';

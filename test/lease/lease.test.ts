@@ -10,6 +10,13 @@ describe('lease TXT', () => {
     expect(parseLease(text)).toEqual(l);
   });
 
+  it('reads other spacing as the written form (the one-match path and the general one agree)', () => {
+    const l = { holder: 'primary' as const, epoch: 7, seq: 0, at: 999999999999999 };
+    expect(parseLease(' v=1  holder=primary\tepoch=7 seq=0 at=999999999999999 ')).toEqual(l);
+    expect(parseLease(formatLease(l))).toEqual(l);
+    expect(() => parseLease('v=1 holder=primary epoch=7 seq=0 at=1000000000000000')).toThrowError('at must be');
+  });
+
   it.each([
     ['', 'expected 5 fields'],
     ['v=1 holder=primary epoch=1 seq=0', 'expected 5 fields'],

@@ -6,6 +6,7 @@ import readline from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { createNotifier, loadAddon, watchdogUsec } from '../../src/notify/notify.js';
 import { LivenessTracker, WatchdogPinger } from '../../src/notify/watchdog.js';
+import type { TimerHandle } from '../../src/clock.js';
 
 describe('sd_notify module', () => {
   it('is a no-op without NOTIFY_SOCKET and never loads the addon', () => {
@@ -164,7 +165,7 @@ while True:
 describe('watchdog (fake clock)', () => {
   function rig() {
     let now = 0;
-    const tracker = new LivenessTracker({ decide: 10_000, collector: 40_000 }, () => now);
+    const tracker = new LivenessTracker({ decide: 10_000, collector: 40_000 }, { monotonicMs: () => now });
     const pings: number[] = [];
     const stale: string[][] = [];
     let tick: (() => void) | undefined;
@@ -173,7 +174,12 @@ describe('watchdog (fake clock)', () => {
       tracker,
       () => pings.push(now),
       (l) => stale.push(l.stale.map((s) => s.loop)),
-      { setInterval: (f) => (tick = f), clearInterval: () => (tick = undefined) },
+      {
+        monotonicMs: () => now,
+        wallMs: () => now,
+        setTimer: (f) => ((tick = f), undefined as unknown as TimerHandle),
+        cancel: () => (tick = undefined),
+      },
     );
     return {
       tracker,
@@ -225,7 +231,7 @@ describe('watchdog (fake clock)', () => {
 
   it('a deadline is judged per loop', () => {
     let now = 0;
-    const t = new LivenessTracker({ a: 1000, b: 5000 }, () => now);
+    const t = new LivenessTracker({ a: 1000, b: 5000 }, { monotonicMs: () => now });
     now = 3000;
     t.progress('b');
     expect(t.check()).toEqual({ ok: false, stale: [{ loop: 'a', sinceMs: 3000, deadlineMs: 1000 }] });

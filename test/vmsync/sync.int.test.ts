@@ -27,6 +27,7 @@ import type { RangeRecord, VmSyncState } from '../../src/vmsync/state.js';
 import { VmSync, type VmSyncConfig } from '../../src/vmsync/sync.js';
 import { VmClient } from '../../src/vmsync/vm-client.js';
 import { generate, startVm, waitQuiet, type Hole, type VmFixture } from '../fixtures/vm.js';
+import { systemClock } from '../../src/clock.js';
 
 const S = 60_000;
 const MIN = 60_000;
@@ -100,7 +101,7 @@ function makeSync(over: Partial<VmSyncConfig>, opts: { dir?: string; webhook?: W
     stateDir: opts.dir ?? newDir('state'),
     logger,
     webhook: opts.webhook,
-    wallMs: opts.wallMs ?? (() => T + SETTLE),
+    clock: { ...systemClock, wallMs: opts.wallMs ?? (() => T + SETTLE) },
     site: 'test',
     timeoutMs: 10_000,
     retries: opts.retries ?? 2,
