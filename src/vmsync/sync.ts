@@ -8,8 +8,9 @@
  *
  * One cycle:
  * 1. Direction. Passive site (DNS names the other site): source = remote VM, destination = the
- *    local VM, and it repairs. Active site: source = local, destination = remote, and it only
- *    measures (the passive site's own agent does the repair).
+ *    local VM, and it repairs. Active site: source = local, destination = remote, and it
+ *    measures (the passive site's own agent does that repair); from the same counts it then
+ *    backfills its OWN VM where the passive VM holds more (step 3b).
  * 2. Detection: per side ONE `query_range` of `sum(count_over_time({__name__!=""}[S]))`, step S,
  *    nocache=1, over the scan window (ranges.ts: from the earlier of the failover start and
  *    now - lookback, to the last settled bucket; windows over 24 h are split into several
@@ -27,6 +28,9 @@
  *    Then `/internal/force_flush` on the destination (that is the repair, `repair_duration_ms`),
  *    and a re-detection of the repaired ranges, whose result is recorded
  *    (`last_repair_confirmed`, `remaining_after_repair`, `confirm_duration_ms`).
+ * 3b. Backfill (active only): the buckets where the passive VM holds more than ours are copied
+ *    remote → local the same way (no confirmation; the next check sees what is left). That is
+ *    what a deposed primary scraped while cut off, which no collector will deliver here.
  * 4. Gate (pure: core/failback-gate.ts): a check is clean when it completed and found no range.
  *    FAILBACK READY after `clean_checks` consecutive clean checks since the failover began (a new
  *    lease epoch resets the count). The gate is live: a later gap or error withdraws it until the
@@ -99,6 +103,7 @@ interface Detection {
   ranges: GapRange[];
   records: RangeRecord[];
   srcBuckets: Map<number, number>;
+  dstBuckets: Map<number, number>;
 }
 
 export interface SyncReport {
@@ -114,6 +119,9 @@ export interface SyncReport {
   ranges_found: RangeRecord[];
   ranges_repaired: RangeRecord[];
   samples_copied: number;
+  /** Active site: what it pulled into its own VM because the passive site's VM had it and its own did not (backfill). */
+  ranges_backfilled: RangeRecord[];
+  samples_backfilled: number;
   /** After a repair: whether re-detection found the repaired ranges complete; null without repair. */
   confirmed: boolean | null;
   remaining: RangeRecord[];
@@ -147,6 +155,9 @@ export interface VmSyncStatus extends VmSyncState {
   remaining_after_repair: RangeRecord[];
   /** Re-detections the last confirmation took (more than 1 when VM was slow to show the data). */
   confirm_checks: number;
+  /** Active site: samples its last check pulled in from the passive site's VM, and since start (backfill). */
+  samples_backfilled_last: number;
+  samples_backfilled_total: number;
 }
 
 const QUERY = (bucketMs: number) => `sum(count_over_time({__name__!=""}[${bucketMs / 1000}s]))`;
@@ -191,6 +202,8 @@ export class VmSync {
     last_repair_confirmed: null as boolean | null,
     remaining_after_repair: [] as RangeRecord[],
     confirm_checks: 0,
+    samples_backfilled_last: 0,
+    samples_backfilled_total: 0,
   };
 
   constructor(opts: VmSyncOptions) {
@@ -286,6 +299,7 @@ export class VmSync {
         this.state.ranges_repaired = [];
         this.state.samples_copied_last = 0;
       }
+      if (!ctx.passive) await this.backfill(remote, local, found, report);
       report.clean = found.ranges.length === 0;
       report.ok = true;
     } catch (err) {
@@ -351,7 +365,7 @@ export class VmSync {
     st.ranges_found = records;
     if (ranges.length > 0) this.reportGaps(role, records, dst);
     else this.lastGapStarts = new Set();
-    return { ranges, records, srcBuckets };
+    return { ranges, records, srcBuckets, dstBuckets };
   }
 
   /**
@@ -392,6 +406,33 @@ export class VmSync {
       this.reportRepair(report, this.figures.repair_duration_ms);
     }
     if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Backfill (active site): the buckets where the passive site's VM holds MORE than ours are
+   * pulled into ours, from the same counts detection read. Without it, what a deposed primary
+   * scraped while cut off (in its own VM; its collector, stopped on demotion, never delivered it
+   * here) would reach the active site only after a failback (the fault matrix found this). The
+   * gate stays about the passive side; a failed backfill fails the check like a failed repair.
+   */
+  private async backfill(remote: VmPort, local: VmPort, found: Detection, report: SyncReport): Promise<void> {
+    // active: src = local, dst = remote; the backfill's source is the remote side
+    const ranges = gapRanges(found.dstBuckets, found.srcBuckets, this.config.bucket);
+    this.figures.samples_backfilled_last = 0;
+    if (ranges.length === 0) return;
+    const records = ranges.map(toRecord);
+    this.logger.notice('vmsync: the passive site holds samples ours lacks; pulling them', { event: 'vmsync_backfill', ranges: records.length, missing: ranges.reduce((n, r) => n + r.missing, 0) });
+    let done: GapRange[];
+    try {
+      done = await this.repair(remote, local, ranges);
+    } catch (err) {
+      throw (err as RepairError).cause ?? err;
+    }
+    const copied = done.reduce((n, r) => n + r.missing, 0);
+    report.ranges_backfilled = records.filter((_, i) => done.includes(ranges[i]));
+    report.samples_backfilled = copied;
+    this.figures.samples_backfilled_last = copied;
+    this.figures.samples_backfilled_total += copied;
   }
 
   /** The check's outcome into the state: counters, the last error, and the gate's count (pure). */
@@ -704,6 +745,8 @@ export class VmSync {
       window: null,
       ranges_found: [],
       ranges_repaired: [],
+      ranges_backfilled: [],
+      samples_backfilled: 0,
       samples_copied: 0,
       confirmed: null,
       remaining: [],
