@@ -19,14 +19,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Witness } from '../../src/lease/witness.js';
-import { waitWitness, witnessOf } from '../agent/harness.js';
+import { waitWitness } from '../agent/harness.js';
 import { agentConfig, STANDIN_BIN, STANDIN_UNIT } from '../fixtures/agent-in-container.js';
-import { freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import type { DnsServerFixture } from '../fixtures/dns-servers.js';
 import { bootContainer, defaultRoot, type Container, type Suite } from '../fixtures/nspawn.js';
 import { ensurePackages, installDeb, stageDeb, type Packages } from './deb.js';
+import { SITES, startToReadyMs, startWitness, withDefaultIntervals } from './dr-setup.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const SITES = { primary: '127.0.0.45', dr: '127.0.0.46' };
 const UNIT = 'failover-agent@dr.service';
 const MAX_EXPOSURE = 1.5;
 /** with the allow-list example: 1.0, plus 0.2 for NotifyAccess=all (the systemd-notify fallback) */
@@ -175,10 +175,7 @@ beforeAll(async () => {
     rpm_bytes: fs.statSync(v1.rpm).size,
   };
   console.log(`packages: ${JSON.stringify(measured.build)}`);
-  srv = await startServer('bind');
-  witness = witnessOf(srv);
-  await witness.init(await witness.read(), SITES, Date.now() / 1000, false);
-  httpPort = await freePort();
+  ({ srv, witness, httpPort } = await startWitness());
 }, 1_800_000);
 
 afterAll(async () => {
@@ -321,24 +318,8 @@ function releaseSuite(suite: Suite): void {
       // The shipped defaults (lease ttl 30s, renew every 10s, max_skew 5s, health every 10s,
       // collector every 5s) instead of the test's fast ones; restored afterwards.
       const fast = agentConfig(srv, { role: 'dr', sites: SITES, httpPort });
-      const defaults = fast
-        .replace(/^ttl = .*$/m, 'ttl = "30s"')
-        .replace(/^renew_interval = .*$/m, 'renew_interval = "10s"')
-        .replace(/^max_skew = .*$/m, 'max_skew = "5s"')
-        .replace(/^interval = "1s"$/m, 'interval = "10s"')
-        .replace(/^interval = "2s"$/m, 'interval = "5s"');
-      expect(defaults).not.toBe(fast);
-      await b.must('cat > /etc/failover-agent/dr.toml', 10_000, defaults);
-      // start -> READY as the manager saw it: from the exec of the main process to the unit
-      // becoming active (Type=notify: when READY=1 was processed), over a few restarts.
-      const readyMs: number[] = [];
-      for (let i = 0; i < READY_SAMPLES; i++) {
-        // (reset-failed: these restarts in a row would otherwise hit the unit's start limit)
-        await b.must(`systemctl reset-failed ${UNIT}; systemctl restart ${UNIT}`);
-        const t = await b.must(`systemctl show -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic ${UNIT}`);
-        const us = (k: string) => Number(new RegExp(`^${k}=(\\d+)$`, 'm').exec(t)![1]);
-        readyMs.push(Math.round((us('ActiveEnterTimestampMonotonic') - us('ExecMainStartTimestampMonotonic')) / 1000));
-      }
+      await b.must('cat > /etc/failover-agent/dr.toml', 10_000, withDefaultIntervals(fast));
+      const readyMs = await startToReadyMs((cmd) => b.must(cmd), UNIT, READY_SAMPLES);
       m.start_to_ready_ms = readyMs;
       // Where the last start's time went (monotonic journal stamps: systemd's "Starting", the
       // agent's first line after config and key, "starting" after the witness opened, READY).
