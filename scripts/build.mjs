@@ -46,6 +46,7 @@ const common = {
   charset: 'ascii',
   legalComments: 'none',
   logLevel: 'warning',
+  metafile: true,
   // dbus-next's optional X11 transport and the native sd-notify addon stay outside the bundle.
   external: ['x11', 'sd-notify'],
 };
@@ -55,10 +56,14 @@ const out = process.argv[2] ?? 'dist';
 mkdirSync(out, { recursive: true });
 // The repo is "type": "module"; the bundles are CommonJS.
 writeFileSync(`${out}/package.json`, '{ "type": "commonjs" }\n');
-await Promise.all([
+const results = await Promise.all([
   build({ ...common, entryPoints: ['src/agent/main.ts'], outfile: `${out}/agent.js` }),
   build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: `${out}/failoverctl.js`, banner: { js: '#!/usr/bin/env node' } }),
 ]);
+// Which files went into the bundles (the bundles carry no path comments): for
+// packaging/bundled-modules.mjs, the npm modules and their licenses.
+const inputs = [...new Set(results.flatMap((r) => Object.keys(r.metafile.inputs)))].sort();
+writeFileSync(`${out}/bundle-inputs.txt`, `${inputs.join('\n')}\n`);
 // charset 'ascii' escapes strings and identifiers, not regular expression literals: say where.
 for (const f of ['agent.js', 'failoverctl.js']) {
   const text = readFileSync(`${out}/${f}`, 'latin1');
