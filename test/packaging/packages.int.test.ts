@@ -229,6 +229,7 @@ function releaseSuite(suite: Suite): void {
       const files = (await b.must('dpkg -L failover-agent')).split('\n');
       for (const f of [
         '/usr/lib/failover-agent/agent.js',
+        '/usr/lib/failover-agent/agent-main.js',
         '/usr/lib/failover-agent/failoverctl.js',
         '/usr/lib/failover-agent/node_modules/sd-notify/build/Release/notify.node',
         '/usr/lib/failover-agent/node_modules/bindings/bindings.js',
@@ -327,6 +328,10 @@ function releaseSuite(suite: Suite): void {
       const from = jr.map((l) => /Starting failover-agent/.test(l)).lastIndexOf(true);
       m.last_start_log = jr.slice(Math.max(0, from)).filter((l) => /Starting|Started|event=(notify_path|start|ready) /.test(l)).map((l) => l.slice(0, 160));
       expect(readyMs.every((x) => x > 0)).toBe(true);
+      // These starts ran the agent with the V8 code cache an earlier start (> 10 s) wrote.
+      const lastStart = (await b.must(`journalctl -o cat --no-pager -n 40 _SYSTEMD_UNIT=${UNIT}`)).split('\n').filter((l) => / event=start /.test(l)).pop();
+      expect(lastStart).toMatch(/ code_cache=used( |$)/);
+      expect(await b.must('ls /var/cache/failover-agent')).toMatch(/^agent-main\.v[\d.]+\.x64\.[0-9a-f]{16}\.v8cache$/);
       await b.activeDr();
       await new Promise((r) => setTimeout(r, 5000)); // past the start-up work
       const pid = await b.prop(UNIT, 'MainPID');
@@ -506,6 +511,7 @@ describe('the .rpm', { timeout: 120_000 }, () => {
     const files = section('qlp');
     for (const f of [
       '/usr/lib/failover-agent/agent.js',
+      '/usr/lib/failover-agent/agent-main.js',
       '/usr/lib/failover-agent/node_modules/sd-notify/build/Release/notify.node',
       '/usr/bin/failoverctl',
       '/usr/lib/systemd/system/failover-agent@.service',
