@@ -320,6 +320,8 @@ function releaseSuite(suite: Suite): void {
       // collector every 5s) instead of the test's fast ones; restored afterwards.
       const fast = agentConfig(srv, { role: 'dr', sites: SITES, httpPort });
       await b.must('cat > /etc/failover-agent/dr.toml', 10_000, withDefaultIntervals(fast));
+      // The restarts below run with the V8 code cache, which the running agent writes 10 s after its start.
+      await b.c.waitFor(['ls', '/var/cache/failover-agent'], (r) => /\.v8cache$/m.test(r.stdout), 30_000);
       const readyMs = await startToReadyMs((cmd) => b.must(cmd), UNIT, READY_SAMPLES);
       m.start_to_ready_ms = readyMs;
       // Where the last start's time went (monotonic journal stamps: systemd's "Starting", the
