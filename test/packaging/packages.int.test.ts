@@ -333,7 +333,7 @@ function releaseSuite(suite: Suite): void {
       // These starts ran the agent with the V8 code cache an earlier start (> 10 s) wrote.
       const lastStart = (await b.must(`journalctl -o cat --no-pager -n 40 _SYSTEMD_UNIT=${UNIT}`)).split('\n').filter((l) => / event=start /.test(l)).pop();
       expect(lastStart).toMatch(/ code_cache=used( |$)/);
-      expect(await b.must('ls /var/cache/failover-agent')).toMatch(/^agent-main\.v[\d.]+\.x64\.[0-9a-f]{16}\.v8cache$/);
+      expect((await b.must('ls /var/cache/failover-agent')).trim()).toMatch(/^agent-main\.v[\d.]+\.x64\.[0-9a-f]{16}\.v8cache$/);
       await b.activeDr();
       await new Promise((r) => setTimeout(r, 5000)); // past the start-up work
       const pid = await b.prop(UNIT, 'MainPID');
