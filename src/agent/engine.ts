@@ -240,13 +240,20 @@ export class Engine implements ControlHandler {
     }
   }
 
-  private needsHealth(): boolean {
-    return this.config.role === 'dr' && this.deps.health !== null && namedSite(this.state.seen, this.core) !== 'dr';
+  /** A DR checks the primary while the record (as it last read it) does not name the DR. */
+  private checkHealth(seen: Snapshot | null): Promise<HealthResult> | null {
+    return this.config.role === 'dr' && this.deps.health !== null && namedSite(seen, this.core) !== 'dr' ? this.deps.health.check() : null;
   }
 
   /** One iteration: observe, decide, act. */
   async tick(): Promise<void> {
-    const [dns, health] = await Promise.all([this.readWitness(), this.needsHealth() ? this.deps.health!.check() : Promise.resolve(null)]);
+    // Before its first verified read a DR does not know who is named: it reads first and checks
+    // the primary only if the record does not name it, so a restarted ACTIVE DR neither waits for
+    // nor loads a health checker it does not use (docs/PERFORMANCE.md). After that, in parallel.
+    const [dns, health] =
+      this.state.seen === null
+        ? await this.readWitness().then(async (d) => [d, await this.checkHealth(d.ok ? d.snapshot : null)] as const)
+        : await Promise.all([this.readWitness(), this.checkHealth(this.state.seen)]);
     if (health) {
       this.lastHealthResult = health;
       this.deps.observer?.healthCheck?.(health.ok);

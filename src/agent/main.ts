@@ -25,6 +25,7 @@ import { createNotifier, watchdogUsec } from '../notify/notify.js';
 import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/watchdog.js';
 import { stateDir } from '../state/atomic.js';
 import { Engine } from './engine.js';
+import { CODE_CACHE_ENV } from './code-cache.js';
 import { fileLeaseStore } from './lease-state.js';
 import type { AgentStatus } from '../control/protocol.js';
 
@@ -148,7 +149,16 @@ async function main(argv: string[]): Promise<number> {
       },
     },
   });
-  logger.notice('starting', { event: 'start', instance: config.instance, role: config.role, server, zone: opened.zone, record: config.dns.record });
+  logger.notice('starting', {
+    event: 'start',
+    instance: config.instance,
+    role: config.role,
+    server,
+    zone: opened.zone,
+    record: config.dns.record,
+    // how agent.js ran this bundle: with its V8 code cache (used), or compiled it (src/agent/boot.ts)
+    code_cache: process.env[CODE_CACHE_ENV] ?? 'off',
+  });
 
   const http = config.http.listen ? new HttpServer({ listen: config.http.listen, status: () => engine.status(), metrics, logger }) : null;
   /** SIGHUP and the control socket's `reload` (what ExecReload waits for): all or nothing. */

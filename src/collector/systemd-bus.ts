@@ -37,6 +37,22 @@ const MANAGER = 'org.freedesktop.systemd1.Manager';
 const UNIT = 'org.freedesktop.systemd1.Unit';
 const PROPS = 'org.freedesktop.DBus.Properties';
 
+/**
+ * The members we use, given to getProxyObject as its introspection data: without it dbus-next
+ * asks the object to introspect itself (the manager's XML, and a unit's with its several hundred
+ * properties) and parses that with a JavaScript XML parser, twice on the way to READY
+ * (docs/PERFORMANCE.md). Signatures as in org.freedesktop.systemd1(5).
+ */
+const MANAGER_XML = `<node><interface name="${MANAGER}">
+<method name="Subscribe"/>
+<method name="StartUnit"><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="o" direction="out"/></method>
+<method name="StopUnit"><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="o" direction="out"/></method>
+<signal name="JobRemoved"><arg type="u"/><arg type="o"/><arg type="s"/><arg type="s"/></signal>
+</interface></node>`;
+const PROPS_XML = `<node><interface name="${PROPS}">
+<signal name="PropertiesChanged"><arg type="s"/><arg type="a{sv}"/><arg type="as"/></signal>
+</interface></node>`;
+
 type Fn = (...args: unknown[]) => Promise<unknown>;
 
 /** Reads a Variant's value; 64-bit numbers arrive as BigInt and are left alone here. */
@@ -55,7 +71,7 @@ export class DbusSystemd implements SystemdBus {
     const bus = dbus.systemBus();
     bus.on('error', (err: Error) => this.lost(err));
     // dbus-next reports a closed stream as an error on the connection; both mean "reconnect".
-    const obj = await bus.getProxyObject(DEST, '/org/freedesktop/systemd1');
+    const obj = await bus.getProxyObject(DEST, '/org/freedesktop/systemd1', MANAGER_XML);
     const manager = obj.getInterface(MANAGER);
     // Subscribe BEFORE any job is started, so no JobRemoved can be missed.
     await (manager.Subscribe as Fn)();
@@ -116,8 +132,8 @@ export class DbusSystemd implements SystemdBus {
   }
 
   async watchUnit(unit: string, cb: (s: Partial<UnitState>) => void): Promise<void> {
-    // Once per connection: the proxy's introspection is paid here only.
-    const props = (await this.bus!.getProxyObject(DEST, await this.unitPath(unit))).getInterface(PROPS);
+    // Once per connection (the match rule for the signal is added here).
+    const props = (await this.bus!.getProxyObject(DEST, await this.unitPath(unit), PROPS_XML)).getInterface(PROPS);
     props.on('PropertiesChanged', (iface: string, changed: Record<string, unknown>) => {
       if (iface !== UNIT) return;
       const s: Partial<UnitState> = {};

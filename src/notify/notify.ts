@@ -60,7 +60,7 @@ export function systemdNotifySender(opts: SystemdNotifyOptions = {}): { send: Se
   let failing = false;
   // child_process only here: with the addon (the usual case) it is never loaded.
   const run = async (args: string[]): Promise<void> => {
-    const { execFile } = await import('node:child_process');
+    const { execFile } = await import('./child-process.js');
     return new Promise((resolve) => {
       execFile(opts.bin ?? 'systemd-notify', args, { env: opts.env ?? process.env, timeout: CHILD_TIMEOUT_MS }, (err, _out, stderr) => {
         if (err && !failing) opts.onError?.(new Error(`systemd-notify ${args[0] ?? ''}: ${stderr.trim() || err.message}`));
