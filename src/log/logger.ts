@@ -1,15 +1,13 @@
 /**
- * Structured one-line logging with syslog levels (SPEC §7), written straight to the stream.
+ * Structured one-line logging on winston with syslog levels (SPEC §7).
  *
  * Under systemd (JOURNAL_STREAM set) each line starts with the kernel-style priority prefix `<N>`
  * that journald's stdout stream parser turns into PRIORITY=N, and carries no timestamp (journald
  * stamps it). Elsewhere a line is `ISO-time level msg key=value ...`. Nothing here is a module
  * singleton: the agent creates one logger and passes it (or children of it) down.
- *
- * Not winston (SPEC §7 names it): it was used only as a level filter in front of one stream, and
- * loading it (logform, its colors, readable-stream, ...) cost ~50 ms of the agent's start
- * (docs/PERFORMANCE.md). One write per line: stdout to the journal or a file is synchronous.
  */
+import winston from 'winston';
+
 import { AgentError, ExitCode } from '../errors.js';
 
 export const SYSLOG_LEVELS = ['emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug'] as const;
@@ -48,6 +46,13 @@ export function isLogLevel(s: string): s is LogLevel {
   return (SYSLOG_LEVELS as readonly string[]).includes(s);
 }
 
+// Fields travel under a symbol so a field called `level` or `message` cannot clobber winston's own.
+const FIELDS = Symbol('fields');
+
+interface Info extends winston.Logform.TransformableInfo {
+  [FIELDS]?: LogFields;
+}
+
 export function createLogger(opts: LoggerOptions): Logger {
   if (!isLogLevel(opts.level)) {
     throw new AgentError(
@@ -58,13 +63,24 @@ export function createLogger(opts: LoggerOptions): Logger {
   }
   const journal = opts.journal ?? !!process.env.JOURNAL_STREAM;
   const stream = opts.stream ?? process.stdout;
-  let threshold = PRIORITY[opts.level];
+
+  const line = winston.format.printf((info: Info) => {
+    const level = info.level as LogLevel;
+    const text = formatEvent(String(info.message), info[FIELDS] ?? {});
+    return journal ? `<${PRIORITY[level]}>${text}` : `${new Date().toISOString()} ${level} ${text}`;
+  });
+
+  const w = winston.createLogger({
+    levels: winston.config.syslog.levels,
+    level: opts.level,
+    format: line,
+    exitOnError: false,
+    transports: [new winston.transports.Stream({ stream, eol: '\n' })],
+  });
 
   const make = (base: LogFields): Logger => {
     const emit = (level: LogLevel) => (msg: string, fields?: LogFields) => {
-      if (PRIORITY[level] > threshold) return;
-      const text = formatEvent(String(msg), fields ? { ...base, ...fields } : base);
-      stream.write(journal ? `<${PRIORITY[level]}>${text}\n` : `${new Date().toISOString()} ${level} ${text}\n`);
+      w.log({ level, message: msg, [FIELDS]: fields ? { ...base, ...fields } : base });
     };
     return {
       emerg: emit('emerg'),
@@ -77,7 +93,7 @@ export function createLogger(opts: LoggerOptions): Logger {
       debug: emit('debug'),
       child: (fields) => make({ ...base, ...fields }),
       setLevel: (level) => {
-        threshold = PRIORITY[level];
+        w.level = level;
       },
     };
   };
