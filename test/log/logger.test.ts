@@ -103,6 +103,19 @@ describe('level filtering', () => {
     expect(out.lines().map((l) => Number(l.slice(1, 2)))).toEqual([...Array(n).keys()]);
   });
 
+  test('setLevel (a config reload) changes the level of the logger and of its children made before', async () => {
+    const out = capture();
+    const log = createLogger({ level: 'notice', journal: true, stream: out.stream });
+    const child = log.child({ loop: 'x' });
+    child.debug('hidden');
+    log.setLevel('debug');
+    child.debug('shown');
+    log.setLevel('error');
+    child.warning('hidden');
+    await settle();
+    expect(out.lines()).toEqual(['<7>shown loop=x']);
+  });
+
   test('an unknown level is a configuration error', () => {
     expect(() => createLogger({ level: 'warn', journal: true })).toThrow(
       expect.objectContaining({ code: 'LOG_LEVEL_INVALID', exitCode: 78 }),
