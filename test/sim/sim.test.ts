@@ -31,20 +31,25 @@ describe('simulator: the real Engine of both sites under faults', () => {
     expect(totals.failbacks).toBeGreaterThan(CI.seeds / 2);
   });
 
+  // The seed the checker fails on is searched, not pinned: any change to the Engine or the world
+  // reshuffles the random schedule, and a pinned seed silently stopped violating once already.
+  let violating: { seed: number; violation: string } | undefined;
+
   it('the checker can fail: clock rates beyond what max_skew tolerates break invariant 1', { timeout: 120_000 }, async () => {
-    const found: string[] = [];
-    for (let seed = 1; seed <= 6 && found.length === 0; seed++) {
+    for (let seed = 1; seed <= 12 && !violating; seed++) {
       const r = await simulate({ seed, hours: 2, unsafeDrift: true });
-      if (r.violation) found.push(r.violation);
+      if (r.violation) violating = { seed, violation: r.violation };
     }
-    expect(found[0]).toMatch(/^\(1\) both sites hold a lease they believe valid/);
+    expect(violating?.violation).toMatch(/^\(1\) both sites hold a lease they believe valid/);
   });
 
   it('a violation ends `npm run sim` with exit 1, the seed, its replay command and the last line', { timeout: 120_000 }, async () => {
-    const r = await sim(['--seed', '3', '--hours', '1', '--unsafe-drift', '--quiet']);
+    const seed = violating?.seed;
+    expect(seed, 'the test before found a violating seed').toBeDefined();
+    const r = await sim(['--seed', String(seed), '--hours', '2', '--unsafe-drift', '--quiet']);
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/^seed 3: VIOLATION \(1\) both sites hold a lease/m);
-    expect(r.stdout).toContain('replay: npm run sim -- --seed 3 --hours 1 --unsafe-drift');
+    expect(r.stdout).toMatch(new RegExp(`^seed ${seed}: VIOLATION \\(1\\) both sites hold a lease`, 'm'));
+    expect(r.stdout).toContain(`replay: npm run sim -- --seed ${seed} --hours 2 --unsafe-drift`);
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^sim: 1 seeds, \d+ simulated hours, 1 violations$/);
   });
 
