@@ -65,7 +65,7 @@ export async function run(argv: string[], streams: OutputStreams & { stdin?: Nod
       'move back to the primary (refused until VM sync is FAILBACK READY, unless --force)',
       (y) =>
         y
-          .option('force', { type: 'boolean', default: false, describe: 'override the sync gate (logged as a warning)' })
+          .option('force', { type: 'boolean', default: false, describe: 'override the sync gate and, on the primary, a failed collector self-check (logged as a warning)' })
           .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and the preconditions only' }),
       guard((a: GlobalArgs & AgentArgs & { force: boolean; dryRun: boolean }) => adminCommand('failback', a, out, env)),
     )
@@ -74,7 +74,7 @@ export async function run(argv: string[], streams: OutputStreams & { stdin?: Nod
       'planned move to the DR (maintenance of the primary)',
       (y) =>
         y
-          .option('force', { type: 'boolean', default: false, describe: "override a failed collector self-check" })
+          .option('force', { type: 'boolean', default: false, describe: "on the DR, override its failed collector self-check (logged as a warning)" })
           .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and the preconditions only' }),
       guard((a: GlobalArgs & AgentArgs & { force: boolean; dryRun: boolean }) => adminCommand('switchover', a, out, env)),
     )

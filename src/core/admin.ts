@@ -38,7 +38,7 @@ export interface AdminPlan {
 
 export function planAdmin(
   op: AdminOp,
-  config: Pick<CoreConfig, 'sites'> & { dns: { record: string; lease_name: string } },
+  config: Pick<CoreConfig, 'sites' | 'role'> & { dns: { record: string; lease_name: string } },
   snap: Snapshot,
   gate: FailbackGate,
   collector: CollectorState | null,
@@ -64,8 +64,11 @@ export function planAdmin(
     },
   ];
   if (op === 'failback') pre.push({ name: 'vmsync-failback-ready', ok: gate.ready, detail: gate.detail });
-  if (collector === 'failed' || collector === 'missing') {
-    pre.push({ name: 'collector-unit', ok: false, detail: `this site's collector unit is ${collector}` });
+  // Only the site that will run the collector is checked, and only from there: a broken collector
+  // at the site giving up the record is a reason to move, not to refuse (the other site's unit
+  // cannot be seen from here; its agent reports it).
+  if (config.role === to && (collector === 'failed' || collector === 'missing')) {
+    pre.push({ name: 'collector-unit', ok: false, detail: `this site's collector unit is ${collector}, and the ${to} would run the collector after the ${op}` });
   }
   const next = lease ? transferred(lease, to, nowSeconds) : null;
   const plan = [

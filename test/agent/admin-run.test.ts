@@ -70,4 +70,17 @@ describe('runAdmin: the one read-plan-CAS procedure of failback and switchover',
     expect((await runAdmin('failback', config!, { force: false, dryRun: true }, 'agent', dry)).done).toBe(false);
     expect(dry.writes).toEqual([]);
   });
+
+  it("checks the collector of the site that will run it, never of the site giving it up", async () => {
+    // config is the primary's: a failback moves the record TO it (checked), a switchover moves it
+    // away (not checked: a broken collector there is a reason to switch over).
+    const failed = { ...io([]), collector: () => 'failed' as const };
+    const fb = await runAdmin('failback', config!, { force: false, dryRun: true }, 'agent', failed);
+    expect(fb.refused).toMatch(/^collector-unit: this site's collector unit is failed, and the primary would run the collector after the failback/);
+    const primaryLease: Lease = { holder: 'primary', epoch: 2, seq: 1, at: 100 };
+    const leaving = { ...io([]), collector: () => 'failed' as const, read: async () => ({ ...snap(primaryLease), addresses: ['10.10.10.10'] }) };
+    const so = await runAdmin('switchover', config!, { force: false, dryRun: true }, 'agent', leaving);
+    expect(so.refused).toBeNull();
+    expect(so.preconditions.map((p) => p.name)).not.toContain('collector-unit');
+  });
 });

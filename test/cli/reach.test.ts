@@ -38,10 +38,14 @@ const HELP: Record<string, Evidence[]> = {
   'check-config': [e('cli/failoverctl-dns.int.test.ts', 'a config error exits 78 naming file, key and line', "'check-config'")],
   status: [e('agent/control.int.test.ts', 'status exits 0 for the active primary and for the monitoring DR', "['status']")],
   failback: [e('agent/failover.int.test.ts', 'failoverctl failback moves the record back', "ctl(primary, ['failback'])")],
-  'failback --force': [e('agent/failback-gate.int.test.ts', '--force moves past it', "ctl(['failback', '--force'])")],
+  'failback --force': [
+    e('agent/failback-gate.int.test.ts', '--force moves past it', "ctl(['failback', '--force'])"),
+    e('collector/agent-systemd.int.test.ts', 'a collector whose binary is missing', 'failback --force'),
+  ],
   'failback --dry-run': [
     e('agent/failback-gate.int.test.ts', 'failback is refused with the gate reason', "'failback', '--dry-run'"),
     e('agent/failover.int.test.ts', 'failoverctl failback moves the record back', "'failback', '--dry-run'"),
+    e('collector/agent-systemd.int.test.ts', 'a collector whose binary is missing', 'failback --dry-run'),
   ],
   switchover: [e('agent/control.int.test.ts', 'the same check sees a well-formed switchover', "['switchover']")],
   'switchover --force': [e('collector/agent-systemd.int.test.ts', 'a collector whose binary is missing', 'switchover --force')],

@@ -155,27 +155,39 @@ describe('the agent under systemd', { timeout: 120_000 }, () => {
       // Active but unhealthy: status exits 4 (UNHEALTHY), for scripts.
       expect(human.code, human.out).toBe(4);
       expect(human.out).toMatch(/verdict {2}not healthy: collector is failed but should be running .*\(exit 4\)/);
-      // A switchover is refused while this site's collector self-check fails; --dry-run says so
-      // (exit 1) and --force goes past it (the journal names what was overridden).
+      // A broken collector at the site giving up the record is a reason to move, not to refuse:
+      // the switchover goes (--force changes nothing here: no precondition failed).
       const dry = await sh('failoverctl --instance primary switchover --dry-run');
-      expect(dry.code, dry.out).toBe(1);
-      expect(dry.out).toMatch(/^switchover \(dry run\): would be REFUSED: collector-unit: this site's collector unit is failed/);
+      expect(dry.code, dry.out).toBe(0);
+      expect(dry.out).toMatch(/^switchover \(dry run\): would proceed/);
+      expect(dry.out).not.toMatch(/collector-unit/);
       expect((await witness.read()).addresses).toEqual([SITES.primary]);
-      const since = await nowInside();
-      const forced = await sh('failoverctl --instance primary switchover --force');
-      expect(forced.code, forced.out).toBe(0);
-      expect(forced.out).toMatch(/^switchover done \(forced\)/);
-      expect(forced.out).toMatch(/NO  collector-unit: this site's collector unit is failed/);
+      let since = await nowInside();
+      const moved = await sh('failoverctl --instance primary switchover --force');
+      expect(moved.code, moved.out).toBe(0);
+      expect(moved.out).toMatch(/^switchover done \(forced\)/);
       expect(await witness.read()).toMatchObject({ addresses: [SITES.dr], lease: { holder: 'dr' } });
-      expect(await journalSince(since)).toMatch(/switchover forced past failed preconditions.*failed=collector-unit/);
+      expect(await journalSince(since)).not.toMatch(/forced past failed preconditions/);
+      // The failback would make this site run the collector again: refused while its unit fails;
+      // --dry-run says so (exit 1) and --force goes past it (the journal names what was overridden).
+      await waitProp('otelcol-contrib.service', 'ActiveState', (v) => v === 'failed' || v === 'inactive', 10_000);
+      const back = await sh('failoverctl --instance primary failback --dry-run');
+      expect(back.code, back.out).toBe(1);
+      expect(back.out).toMatch(/^failback \(dry run\): would be REFUSED: collector-unit: this site's collector unit is (failed|missing), and the primary would run the collector after the failback/);
+      since = await nowInside();
+      const forced = await sh('failoverctl --instance primary failback --force');
+      expect(forced.code, forced.out).toBe(0);
+      expect(forced.out).toMatch(/^failback done \(forced\)/);
+      expect(forced.out).toMatch(/NO  collector-unit: this site's collector unit is/);
+      expect(await witness.read()).toMatchObject({ addresses: [SITES.primary], lease: { holder: 'primary' } });
+      expect(await journalSince(since)).toMatch(/failback forced past failed preconditions.*failed=collector-unit/);
     } finally {
       await sh('mv /usr/local/bin/otelcol-standin.away /usr/local/bin/otelcol-standin');
     }
-    // Back to the primary (as the DR's failback would): backoff retries bring the collector back.
-    await moveTo('primary');
+    // The forced failback made this site active again: backoff retries bring the collector back.
     await c.waitFor(['systemctl', 'is-active', 'otelcol-contrib'], (r) => r.stdout.trim() === 'active', 20_000);
     await waitProp(UNIT, 'ActiveState', (v) => v === 'active', 1000);
-    // Our CAS's new epoch counts once the DR's lease would have run out (ttl + max_skew = 7 s).
+    // The failback's new epoch counts once the DR's lease would have run out (ttl + max_skew = 7 s).
     for (let i = 0; i < 150 && !(await status()).active; i++) await new Promise((r) => setTimeout(r, 100));
     expect((await status()).active).toBe(true);
   });
