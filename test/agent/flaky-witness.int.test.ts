@@ -160,6 +160,8 @@ describe.concurrent('a flaky witness (BIND behind a proxy per agent)', { timeout
     expect(afterRegain).toBeLessThan(EXPIRY + 5000);
     // The decision, then the write's outcome: "taking over … phase=monitoring" before "took over … phase=active".
     await p.dr.waitLog(/event=takeover /, 5000, drFrom);
+    // The decision after the outcome is logged on the next tick (under load, after the line above).
+    await p.dr.waitLog(/took over.*phase=active/, 5000, drFrom);
     const decided = lineIndex(p.dr, /event=decision.*decision=takeover|taking over.*phase=monitoring/, drFrom);
     const tookOver = lineIndex(p.dr, /event=takeover /, drFrom);
     expect(decided, p.dr.tail(30)).toBeGreaterThanOrEqual(0);
