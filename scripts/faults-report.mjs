@@ -25,13 +25,15 @@ const ordered = [];
 for (const c of cases.filter((x) => x.system === 'failover-agent')) {
   ordered.push(c, ...cases.filter((k) => k.system === 'keepalived' && k.name === c.name));
 }
-const rows = ordered.map((c) => `| ${c.name} | ${c.system} | ${c.pass ? 'pass' : '**FAIL**'} | ${f(c.failover_s)} | ${f(c.gap_s)} | ${f(c.overlap_s)} | ${f(c.samples_lost)} | ${f(c.split_brain_s)} |`);
+// keepalived is measured against the agent's criteria, not required to meet them.
+const verdict = (c) => (c.pass ? 'pass' : c.system === 'keepalived' ? `fails${c.split_brain_s ? ' (split brain)' : ''}` : '**FAIL**');
+const rows = ordered.map((c) => `| ${c.name} | ${c.system} | ${verdict(c)} | ${f(c.failover_s)} | ${f(c.gap_s)} | ${f(c.overlap_s)} | ${f(c.samples_lost)} | ${f(c.split_brain_s)} |`);
 const t = r.timings ?? {};
 const stages = (r.delayer?.stages ?? []).map((s) => `| ${s.name} | ${s.each ? `${s.each.delayMs} ± ${s.each.jitterMs ?? 0} ms, ${s.each.lossPct ?? 0} % loss each way` : 'none'} | ${s.ping?.medianMs ?? '–'} | ${s.ping?.lossPct ?? '–'} | ${s.failures?.length ? s.failures.join('; ') : 'ok'} |`);
 const md = `# Reliability: the fault matrix
 
-What \`${command}\` measured on ${when} (this file is written by it; CI runs the same matrix with
-the degraded-WAN case shortened to 120 s). Two sites and the witness on separate networks (network
+What \`${command}\` measured, rendered on ${when} by scripts/faults-report.mjs (\`scripts/faults\`
+runs the matrix and renders it; CI runs the same matrix with the degraded-WAN case at 120 s). Two sites and the witness on separate networks (network
 namespaces joined by a routing WAN namespace, addresses from 198.18.0.0/15), each site a booted
 Debian 13 container with the installed .deb, its own VictoriaMetrics and a collector unit
 (Debian's vmagent scraping five device targets and writing to both sites' VictoriaMetrics, each
@@ -46,7 +48,8 @@ Figures: **failover** = fault → the record names the other site and its collec
 devices' own log; **overlap** = time both sites scraped the same device (s); **lost** = scrapes
 (from the devices' log) missing from a site's VictoriaMetrics after the repair; **split brain** =
 time both agents held a lease each believed valid (keepalived: both held the VIP) (s).
-"–": does not apply.
+"–": does not apply. keepalived runs beside the agent in the same namespaces under the same faults
+and is judged by the same criteria; its rows are measurements, not tests it must pass.
 
 | case | system | result | failover s | gap s | overlap s | lost | split brain s |
 |---|---|---|---|---|---|---|---|
@@ -66,4 +69,5 @@ ping site1 → witness with both directions impaired alike:
 ${stages.join('\n')}
 `;
 fs.writeFileSync('docs/RELIABILITY.md', md);
-console.log(`faults: ${cases.filter((c) => c.pass).length}/${cases.length} cases pass; wrote bench/results/faults.json and docs/RELIABILITY.md`);
+const agent = cases.filter((c) => c.system === 'failover-agent');
+console.log(`faults: failover-agent ${agent.filter((c) => c.pass).length}/${agent.length} cases pass; wrote bench/results/faults.json and docs/RELIABILITY.md`);
