@@ -1059,7 +1059,7 @@ function entryHead(kind: 'full' | 'partial', version: string, series: number) {
 
 const MD_PARTIAL_SECTION = '## VM sync: a partial gap, ours vs `vmctl vm-native` (`scripts/bench vmsync --partial`)';
 const MD_PARTIAL_HEAD = [
-  '| date (UTC) | series (devices), trials | samples moved, ours / vmctl | fewer (≥ 20×) | MB moved, ours json / native / vmctl | repair s, ours json / native / vmctl (+ force_flush) | faster, json / native (≥ 10×) | vs vmctl + force_flush, json / native | ours detection s (queries) | result | command |',
+  '| date (UTC) | series (devices), trials | samples moved, ours / vmctl | fewer (≥ 20×) | KiB moved, ours json / native / vmctl | repair s, ours json / native / vmctl (+ force_flush) | faster, json / native (≥ 10×) | vs vmctl + force_flush, json / native | ours detection s (queries) | result | command |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 const MD_PARTIAL_INTRO = [
@@ -1123,7 +1123,7 @@ async function partialCase(opts: Options, tmp: string, T: number, version: strin
   };
 
   const f = (x: number | null | undefined, d = 2): string => (x === null || x === undefined ? '-' : x.toFixed(d));
-  const mb = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : (x / 1024 ** 2).toFixed(3));
+  const kib = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : (x / 1024).toFixed(1));
   console.log(`VM sync partial gap, VictoriaMetrics ${version}: ${opts.series} series over ${entry.devices} devices, ${l.device} missing ${entry.range.start} .. ${entry.range.end} (${l.missing} samples) in 4 h; ${opts.trials} trial(s); medians`);
   for (const t of opts.tools) {
     const x = tools[t]!;
@@ -1136,7 +1136,7 @@ async function partialCase(opts: Options, tmp: string, T: number, version: strin
     appendResultEntry(opts.out, entry);
     const row =
       `| ${entry.date.slice(0, 16).replace('T', ' ')} | ${opts.series} (${entry.devices}), ${opts.trials} | ${entry.samples_moved_ours ?? '-'} / ${entry.samples_moved_vmctl ?? '-'} | ${f(fewer, 1)}× | ` +
-      `${mb(entry.bytes_moved_ours)} / ${mb(entry.bytes_moved_ours_native)} / ${mb(entry.bytes_moved_vmctl)} | ${f(entry.seconds_ours, 3)} / ${f(entry.seconds_ours_native, 3)} / ${f(entry.seconds_vmctl, 3)} (${f(entry.seconds_vmctl_flush, 3)}) | ` +
+      `${kib(entry.bytes_moved_ours)} / ${kib(entry.bytes_moved_ours_native)} / ${kib(entry.bytes_moved_vmctl)} | ${f(entry.seconds_ours, 3)} / ${f(entry.seconds_ours_native, 3)} / ${f(entry.seconds_vmctl, 3)} (${f(entry.seconds_vmctl_flush, 3)}) | ` +
       `${f(faster.json, 1)}× / ${f(faster.native, 1)}× | ${f(sameWork.json, 1)}× / ${f(sameWork.native, 1)}× | ${f(entry.ours_detection_s, 3)} (${entry.ours_detection_queries ?? '-'}) | ${pass ? 'pass' : 'FAIL'} | \`${entry.command}\` |`;
     appendPerfRow(opts.perfMd, { heading: MD_PARTIAL_SECTION, intro: MD_PARTIAL_INTRO, tableHead: MD_PARTIAL_HEAD }, row);
     log(`wrote ${path.relative(opts.root, opts.out)} and a row in ${path.relative(opts.root, opts.perfMd)}`);
