@@ -7,8 +7,6 @@ import { parseArgs } from 'node:util';
 
 export class UsageError extends Error {}
 
-type StringOptions = Record<string, { type: 'string' }>;
-
 export interface CommonOptions {
   out: string;
   perfMd: string;
@@ -18,15 +16,20 @@ export interface CommonOptions {
 }
 
 /**
- * Parses `argv` against the bench's own string flags (names without the dashes) plus the common
- * ones. `help` is true for -h/--help. Throws UsageError on an unknown flag or a missing value.
+ * Parses `argv` against the bench's own string flags (names without the dashes), its boolean
+ * switches, and the common ones. `help` is true for -h/--help. Throws UsageError on an unknown
+ * flag or a missing value.
  */
-export function parseBenchArgs<K extends string>(
+export function parseBenchArgs<K extends string, B extends string = never>(
   argv: string[],
   flags: readonly K[],
   defaultOut: string,
-): { values: Partial<Record<K, string>>; common: CommonOptions; help: boolean } {
-  const own: StringOptions = Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }]));
+  switches: readonly B[] = [],
+): { values: Partial<Record<K, string>>; flags: Record<B, boolean>; common: CommonOptions; help: boolean } {
+  const own: Record<string, { type: 'string' | 'boolean' }> = {
+    ...Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])),
+    ...Object.fromEntries(switches.map((f) => [f, { type: 'boolean' as const }])),
+  };
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({
@@ -44,6 +47,7 @@ export function parseBenchArgs<K extends string>(
   const perfMd = str('perf-md');
   return {
     values: Object.fromEntries(flags.filter((f) => str(f) !== undefined).map((f) => [f, str(f)])) as Partial<Record<K, string>>,
+    flags: Object.fromEntries(switches.map((f) => [f, values[f] === true])) as Record<B, boolean>,
     common: {
       out: out !== undefined ? path.resolve(out) : path.join(root, defaultOut),
       perfMd: perfMd !== undefined ? path.resolve(perfMd) : path.join(root, 'docs/PERFORMANCE.md'),

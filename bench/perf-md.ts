@@ -45,3 +45,19 @@ export function appendPerfRow(file: string, section: PerfSection, row: string): 
   }
   fs.writeFileSync(file, lines.join('\n'));
 }
+
+/**
+ * Appends `entry` (one run, with its "case") to a JSON results file that holds a list of runs,
+ * keeping the last `keep`. A file from before the list (one run as an object) becomes its first
+ * entry, as `case` "full".
+ */
+export function appendResultEntry(file: string, entry: Record<string, unknown>, keep = 20): void {
+  let list: unknown[] = [];
+  if (fs.existsSync(file)) {
+    const old = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    list = Array.isArray(old) ? old : [{ case: 'full', ...(old as Record<string, unknown>) }];
+  }
+  list.push(entry);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(list.slice(-keep), null, 2)}\n`);
+}

@@ -142,6 +142,15 @@ export function renderSync(r: SyncResult): string {
     ...rep.ranges_found.map(range),
     `ranges repaired: ${rep.ranges_repaired.length}, samples copied: ${rep.samples_copied}` + (rep.confirmed === null ? '' : `, confirmed: ${rep.confirmed}`),
     ...(rep.remaining.length ? ['still short after repair:', ...rep.remaining.map(range)] : []),
+    ...(rep.exports.length
+      ? [
+          `exported: ${rep.samples_exported} samples (${rep.ranges_backfilled.length ? 'backfill' : 'repair'})`,
+          ...rep.exports.map(
+            (x) =>
+              `  ${x.start} .. ${x.end}  ${x.match === 'devices' ? `${x.device_count} device(s) only: ${x.devices!.join(', ')}${x.device_count > x.devices!.length ? ', …' : ''}` : `every series (${x.reason.replace(/_/g, ' ')})`}, ${x.samples} samples`,
+          ),
+        ]
+      : []),
     `gate: ${r.gate.ready ? 'FAILBACK READY' : 'not ready'}: ${r.gate.detail}`,
   ].join('\n');
 }

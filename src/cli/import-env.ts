@@ -755,7 +755,7 @@ const LAYOUT: [string, string[]][] = [
   ['lease', ['ttl', 'renew_interval', 'max_skew']],
   ['health', ['targets', 'expect', 'require', 'interval', 'timeout', 'failures']],
   ['collector', ['control', 'unit', 'mode', 'interval', 'self_fence']],
-  ['vmsync', ['enabled', 'local_url', 'remote_url', 'interval', 'bucket', 'settle', 'lookback', 'max_chunk', 'concurrency', 'clean_checks', 'format']],
+  ['vmsync', ['enabled', 'local_url', 'remote_url', 'interval', 'bucket', 'settle', 'lookback', 'max_chunk', 'concurrency', 'clean_checks', 'format', 'device_label']],
   ['notify', ['webhook']],
   ['http', ['listen']],
   ['log', ['level']],

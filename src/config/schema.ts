@@ -85,6 +85,8 @@ export interface Config {
     concurrency: number;
     clean_checks: number;
     format: 'json' | 'native';
+    /** The label that names a device (`sum by (<label>)`, `match[]` on it); "" turns naming and targeted repair off. */
+    device_label: string;
   };
   notify: { webhook: string };
   http: { listen: HostPort | null };
@@ -274,6 +276,11 @@ const sections = {
     concurrency: count(1, 16, 2),
     clean_checks: count(1, Number.MAX_SAFE_INTEGER, 3),
     format: z.enum(['json', 'native']).default('json'),
+    device_label: z
+      .string()
+      .regex(/^(|[a-zA-Z_][a-zA-Z0-9_]*)$/, { message: 'must be a label name ([a-zA-Z_][a-zA-Z0-9_]*) or "" (no device naming: every repair exports every series)' })
+      .refine((s) => !s.startsWith('__'), { message: 'labels starting with "__" are reserved by Prometheus and VictoriaMetrics' })
+      .default('instance'),
   }),
   notify: z.strictObject({
     webhook: z
@@ -395,6 +402,7 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
       concurrency: vmsync.concurrency,
       clean_checks: vmsync.clean_checks,
       format: vmsync.format,
+      device_label: vmsync.device_label,
     },
     notify: s.notify,
     http: s.http,

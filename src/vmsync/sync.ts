@@ -16,10 +16,13 @@
  *    now - lookback, to the last settled bucket; windows over 24 h are split into several
  *    queries). A source with no sample at all in the window is an error (VM_SOURCE_EMPTY), never
  *    a clean check. Deficient buckets (destination < source) merge into ranges (start, end].
- *    For partial gaps a second query per side (`sum by (instance)`, only over the ranges found
- *    where the destination has some samples: a full gap is every device) names the devices.
- * 3. Repair (passive only): every range, split at `max_chunk` and shared out among
- *    `concurrency` streams (ranges.ts planChunks), is exported from the source
+ *    For partial gaps a second query per side (`sum by (<device_label>)` per bucket, only over
+ *    the ranges found where the destination has some samples: a full gap is every device) names
+ *    the devices, and plan.ts decides each range's export: the short devices' series only when
+ *    they explain the gap, else every series (full gap, label-less series short, too many
+ *    devices, naming off or failed).
+ * 3. Repair (passive only): every range's selectors, split at `max_chunk` and shared out among
+ *    `concurrency` streams (plan.ts planCopies), are exported from the source
  *    (`/api/v1/export`, gzip passed through compressed; `/export/native` with format "native")
  *    and streamed straight into the destination's import: nothing is buffered, memory is flat in
  *    the size of the gap. A chunk that fails is retried as a whole (the import is idempotent when
@@ -37,9 +40,9 @@
  *    count is reached again.
  *
  * "Samples copied" is what detection measured, not what went over the wire: the sum of
- * (source - destination) over the buckets of the ranges whose copy completed (an export carries
- * every series of the range, including samples the destination already had, which VM's
- * deduplication then drops).
+ * (source - destination) over the buckets of the ranges whose copy completed. "Samples exported"
+ * is what went: the source samples of the matched series over those ranges (an export carries
+ * samples the destination already had too, which VM's deduplication then drops).
  *
  * Notifications (when a Webhook is given): gap_found (when a range starts that the previous
  * check did not report: a gap that merely grows is not re-announced),
@@ -53,15 +56,14 @@ import { gateAfterCheck, gateForFailover, gateVerdict } from '../core/failback-g
 import { AgentError, ExitCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Webhook } from './notify.js';
+import { planCopies, planExports, type Copy, type GroupCounts, type Naming, type PlanReason, type RangePlan } from './plan.js';
 import {
   gapRanges,
   inRanges,
-  planChunks,
   queryWindows,
   scanWindow,
   type BucketWindow,
   type GapRange,
-  type Span,
 } from './ranges.js';
 import { emptyState, loadState, saveState, type ErrorRecord, type RangeRecord, type VmSyncState } from './state.js';
 import { VmClient, VmError, type VmClientOptions, type VmFormat, type VmPort } from './vm-client.js';
@@ -77,8 +79,6 @@ export interface VmSyncOptions {
   clock?: Clock;
   /** Shown in notifications ("VM sync (dr): ..."), e.g. the instance name. */
   site?: string;
-  /** Label that names devices in partial gaps; "" turns naming off. Default "instance". */
-  nameLabel?: string;
   /** Per HTTP request to a VM (connect, answer headers, body stalls). Default 60 s. */
   timeoutMs?: number;
   /** Extra attempts of a query, and of a chunk's export→import. Default 2. */
@@ -98,12 +98,29 @@ export interface CheckContext {
   failover: { epoch: number; since: number } | null;
 }
 
-/** What detection found: the gaps (and their records) and the source's counts per bucket. */
+/** What detection found: the gaps (and their records), both sides' counts per bucket, and each gap's export plan. */
 interface Detection {
   ranges: GapRange[];
   records: RangeRecord[];
   srcBuckets: Map<number, number>;
   dstBuckets: Map<number, number>;
+  plans: RangePlan[];
+}
+
+/** What one range's export carried (report and status): which series, why, and how many samples. */
+export interface ExportRecord {
+  start: string;
+  end: string;
+  /** "devices": only the series of `devices`; "all": every series (see `reason`). */
+  match: 'devices' | 'all';
+  reason: PlanReason;
+  /** The devices exported (at most 20 listed; `device_count` has them all); absent for "all". */
+  devices?: string[];
+  device_count: number;
+  /** Export requests per chunk (device batches; 1 for "all"). */
+  batches: number;
+  /** Source samples the export carried (detection's counts), whether or not the destination had them. */
+  samples: number;
 }
 
 export interface SyncReport {
@@ -122,6 +139,13 @@ export interface SyncReport {
   /** Active site: what it pulled into its own VM because the passive site's VM had it and its own did not (backfill). */
   ranges_backfilled: RangeRecord[];
   samples_backfilled: number;
+  /**
+   * What the copy of this check (repair, or the active site's backfill) exported per range: the
+   * named devices' series only, or every series and why. Empty when nothing was copied.
+   */
+  exports: ExportRecord[];
+  /** Source samples those exports carried (the matched series over the ranges copied). */
+  samples_exported: number;
   /** After a repair: whether re-detection found the repaired ranges complete; null without repair. */
   confirmed: boolean | null;
   remaining: RangeRecord[];
@@ -158,11 +182,14 @@ export interface VmSyncStatus extends VmSyncState {
   /** Active site: samples its last check pulled in from the passive site's VM, and since start (backfill). */
   samples_backfilled_last: number;
   samples_backfilled_total: number;
+  /** The last copy's exports per range (devices targeted or every series, and why) and the samples they carried. */
+  exports_last: ExportRecord[];
+  samples_exported_last: number;
+  samples_exported_total: number;
 }
 
 const QUERY = (bucketMs: number) => `sum(count_over_time({__name__!=""}[${bucketMs / 1000}s]))`;
 const BY_QUERY = (label: string, bucketMs: number) => `sum by (${label}) (count_over_time({__name__!=""}[${bucketMs / 1000}s]))`;
-const MATCH_ALL = '{__name__!=""}';
 const MAX_NAMED_RANGES = 10;
 const MAX_NAMES = 20;
 const REPEATED_ERRORS_AT = 3;
@@ -204,6 +231,9 @@ export class VmSync {
     confirm_checks: 0,
     samples_backfilled_last: 0,
     samples_backfilled_total: 0,
+    exports_last: [] as ExportRecord[],
+    samples_exported_last: 0,
+    samples_exported_total: 0,
   };
 
   constructor(opts: VmSyncOptions) {
@@ -213,7 +243,7 @@ export class VmSync {
     this.webhook = opts.webhook ?? null;
     this.clock = opts.clock ?? systemClock;
     this.site = opts.site ?? '';
-    this.nameLabel = opts.nameLabel ?? 'instance';
+    this.nameLabel = opts.config.device_label;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.retries = opts.retries ?? 2;
     this.backoffMs = opts.backoffMs ?? 500;
@@ -298,6 +328,7 @@ export class VmSync {
       } else {
         this.state.ranges_repaired = [];
         this.state.samples_copied_last = 0;
+        if (ctx.passive) this.recordExports(report, [], []);
       }
       if (!ctx.passive) await this.backfill(remote, local, found, report);
       report.clean = found.ranges.length === 0;
@@ -358,14 +389,25 @@ export class VmSync {
       );
     }
     const ranges = gapRanges(srcBuckets, dstBuckets, bucket);
-    const records = ranges.map(toRecord);
-    if (ranges.length > 0 && this.nameLabel !== '') await this.nameDevices(src, dst, ranges, records, dstBuckets);
+    const plans = await this.planFor(src, dst, ranges, srcBuckets, dstBuckets);
+    const records = ranges.map((r, i) => withDevices(toRecord(r), plans[i]));
     this.figures.detection_ms = this.elapsed(d0);
     report.ranges_found = records;
     st.ranges_found = records;
     if (ranges.length > 0) this.reportGaps(role, records, dst);
     else this.lastGapStarts = new Set();
-    return { ranges, records, srcBuckets, dstBuckets };
+    return { ranges, records, srcBuckets, dstBuckets, plans };
+  }
+
+  /** Names the devices of the ranges (src → dst) and plans each range's export (plan.ts). */
+  private async planFor(src: VmPort, dst: VmPort, ranges: GapRange[], srcBuckets: Map<number, number>, dstBuckets: Map<number, number>): Promise<RangePlan[]> {
+    if (ranges.length === 0) return [];
+    const namings = await this.nameDevices(src, dst, ranges, dstBuckets);
+    return planExports(
+      ranges.map((range, i) => ({ range, naming: namings[i], srcTotals: srcBuckets, dstTotals: dstBuckets })),
+      this.nameLabel,
+      this.config.bucket,
+    );
   }
 
   /**
@@ -374,16 +416,17 @@ export class VmSync {
    */
   private async repairAndConfirm(src: VmPort, dst: VmPort, found: Detection, report: SyncReport): Promise<void> {
     const st = this.state;
-    const { ranges, records, srcBuckets } = found;
+    const { ranges, records, srcBuckets, plans } = found;
     let repairedRanges: GapRange[];
     let failure: unknown;
     const r0 = this.clock.monotonicMs();
     try {
-      repairedRanges = await this.repair(src, dst, ranges);
+      repairedRanges = await this.repair(src, dst, plans);
     } catch (err) {
       repairedRanges = (err as RepairError).repaired ?? [];
       failure = (err as RepairError).cause ?? err;
     }
+    this.recordExports(report, plans, repairedRanges);
     const repairedRecords = records.filter((_, i) => repairedRanges.includes(ranges[i]));
     this.figures.repair_duration_ms = this.elapsed(r0);
     const copied = repairedRanges.reduce((n, r) => n + r.missing, 0);
@@ -419,15 +462,20 @@ export class VmSync {
     // active: src = local, dst = remote; the backfill's source is the remote side
     const ranges = gapRanges(found.dstBuckets, found.srcBuckets, this.config.bucket);
     this.figures.samples_backfilled_last = 0;
+    this.recordExports(report, [], []);
     if (ranges.length === 0) return;
-    const records = ranges.map(toRecord);
+    // The same device targeting as the repair, with the sides swapped (naming queries count as detection's).
+    const plans = await this.planFor(remote, local, ranges, found.dstBuckets, found.srcBuckets);
+    const records = ranges.map((r, i) => withDevices(toRecord(r), plans[i]));
     this.logger.notice('vmsync: the passive site holds samples ours lacks; pulling them', { event: 'vmsync_backfill', ranges: records.length, missing: ranges.reduce((n, r) => n + r.missing, 0) });
     let done: GapRange[];
     try {
-      done = await this.repair(remote, local, ranges);
+      done = await this.repair(remote, local, plans);
     } catch (err) {
+      this.recordExports(report, plans, (err as RepairError).repaired ?? []);
       throw (err as RepairError).cause ?? err;
     }
+    this.recordExports(report, plans, done);
     const copied = done.reduce((n, r) => n + r.missing, 0);
     report.ranges_backfilled = records.filter((_, i) => done.includes(ranges[i]));
     report.samples_backfilled = copied;
@@ -538,49 +586,71 @@ export class VmSync {
   }
 
   /**
-   * Partial gaps: which values of `nameLabel` (devices) the destination lacks. Failures only log.
-   * A range where the destination has no sample at all is a full gap (every device): no query.
+   * What each range's devices are (plan.ts `Naming`): for a partial gap, `sum by (<label>)` per
+   * bucket on both sides (one query per side and ≤ 24 h window, for the first MAX_NAMED_RANGES
+   * ranges). A range where the destination has no sample at all is a full gap: no query. A failed
+   * query only logs: the ranges not named yet export every series.
    */
-  private async nameDevices(src: VmPort, dst: VmPort, ranges: GapRange[], records: RangeRecord[], dstBuckets: Map<number, number>): Promise<void> {
+  private async nameDevices(src: VmPort, dst: VmPort, ranges: GapRange[], dstBuckets: Map<number, number>): Promise<Naming[]> {
     const bucket = this.config.bucket;
+    const out: Naming[] = ranges.map(() => ({ kind: 'unnamed', reason: this.nameLabel === '' ? 'naming_off' : 'not_named' }));
+    for (const [i, r] of ranges.entries()) {
+      let dstInRange = 0;
+      for (const [t, v] of dstBuckets) if (inRanges(t, [r], bucket)) dstInRange += v;
+      if (dstInRange === 0) out[i] = { kind: 'full' };
+    }
+    if (this.nameLabel === '') return out;
     const q = BY_QUERY(this.nameLabel, bucket);
-    try {
-      for (let i = 0; i < Math.min(ranges.length, MAX_NAMED_RANGES); i++) {
-        const r = ranges[i];
-        let dstInRange = 0;
-        for (const [t, v] of dstBuckets) if (inRanges(t, [r], bucket)) dstInRange += v;
-        if (dstInRange === 0) continue;
-        const totals = { src: new Map<string, number>(), dst: new Map<string, number>() };
+    let named = 0;
+    for (const [i, r] of ranges.entries()) {
+      if (out[i].kind === 'full' || named >= MAX_NAMED_RANGES) continue;
+      named++;
+      try {
+        const counts = { src: new Map<string, Map<number, number>>(), dst: new Map<string, Map<number, number>>() };
         for (const w of queryWindows({ start: r.start + bucket, end: r.end }, bucket)) {
           this.figures.detection_queries += 2;
           const [s, d] = await Promise.all([src.queryRange(q, w.start, w.end, bucket), dst.queryRange(q, w.start, w.end, bucket)]);
           for (const [side, res] of [['src', s], ['dst', d]] as const) {
             for (const series of res) {
               const name = series.metric[this.nameLabel] ?? '';
-              const sum = series.values.reduce((n, [, v]) => n + v, 0);
-              totals[side].set(name, (totals[side].get(name) ?? 0) + sum);
+              const m = counts[side].get(name) ?? new Map<number, number>();
+              for (const [t, v] of series.values) m.set(t, (m.get(t) ?? 0) + v);
+              counts[side].set(name, m);
             }
           }
         }
-        const named = [...totals.src].filter(([n]) => n !== '');
-        const short = named.filter(([n, v]) => (totals.dst.get(n) ?? 0) < v).map(([n]) => n);
-        if (short.length > 0 && short.length < named.length) records[i].instances = short.sort(naturalCompare).slice(0, MAX_NAMES);
+        out[i] = { kind: 'named', src: counts.src as GroupCounts, dst: counts.dst as GroupCounts };
+      } catch (err) {
+        this.logger.info('vmsync: could not name the devices of a gap; its repair exports every series', { error: err as Error });
+        for (let j = i; j < ranges.length; j++) if (out[j].kind !== 'full') out[j] = { kind: 'unnamed', reason: 'naming_failed' };
+        break;
       }
-    } catch (err) {
-      this.logger.info('vmsync: could not name the devices of a gap', { error: err as Error });
     }
+    return out;
+  }
+
+  /** The exports of the plans whose ranges were copied, into the report and the figures. */
+  private recordExports(report: SyncReport, plans: RangePlan[], copied: GapRange[]): void {
+    const done = plans.filter((p) => copied.includes(p.range));
+    report.exports = done.map(exportRecord);
+    report.samples_exported = done.reduce((n, p) => n + p.samples, 0);
+    this.figures.exports_last = report.exports;
+    this.figures.samples_exported_last = report.samples_exported;
+    this.figures.samples_exported_total += report.samples_exported;
   }
 
   /**
-   * Export → import every range; resolves to the ranges fully copied, or rejects with RepairError.
-   * Up to `concurrency` chunk streams run at once (each one export → import, streamed), and a
-   * large range is cut into `concurrency` pieces (planChunks) so that they share it: for long
-   * network paths, where one TCP stream is window-bound. After the first chunk that still fails no new chunk
-   * starts; the ones in flight finish, and the ranges whose every chunk arrived count as copied.
+   * Export → import every plan; resolves to the ranges fully copied, or rejects with RepairError.
+   * Up to `concurrency` chunk streams run at once (each one export → import of one selector,
+   * streamed), and a large range exported whole is cut into `concurrency` pieces (plan.ts
+   * planCopies) so that they share it: for long network paths, where one TCP stream is
+   * window-bound. After the first chunk that still fails no new chunk starts; the ones in flight
+   * finish, and the ranges whose every chunk arrived count as copied.
    */
-  private async repair(src: VmPort, dst: VmPort, ranges: GapRange[]): Promise<GapRange[]> {
+  private async repair(src: VmPort, dst: VmPort, plans: RangePlan[]): Promise<GapRange[]> {
     const format: VmFormat = this.config.format;
-    const chunks = planChunks(ranges, this.config.max_chunk, this.config.concurrency, this.config.bucket);
+    const ranges = plans.map((p) => p.range);
+    const chunks = planCopies(plans, this.config.max_chunk, this.config.concurrency, this.config.bucket);
     const left = new Map(ranges.map((r) => [r, 0]));
     for (const c of chunks) left.set(c.range, left.get(c.range)! + 1);
     const rangeBytes = new Map<GapRange, number>();
@@ -629,10 +699,10 @@ export class VmSync {
   }
 
   /** One chunk, retried as a whole. Resolves to the bytes streamed by the attempt that worked. */
-  private async copyChunk(src: VmPort, dst: VmPort, chunk: Span, format: VmFormat): Promise<number> {
+  private async copyChunk(src: VmPort, dst: VmPort, chunk: Copy, format: VmFormat): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const body = await src.exportStream(MATCH_ALL, chunk.start, chunk.end, format);
+        const body = await src.exportStream(chunk.match, chunk.start, chunk.end, format);
         const { bytes } = await dst.import(body, format);
         return bytes;
       } catch (err) {
@@ -747,6 +817,8 @@ export class VmSync {
       ranges_repaired: [],
       ranges_backfilled: [],
       samples_backfilled: 0,
+      exports: [],
+      samples_exported: 0,
       samples_copied: 0,
       confirmed: null,
       remaining: [],
@@ -775,6 +847,25 @@ function toRecord(r: GapRange): RangeRecord {
   return { start: iso(r.start), end: iso(r.end), missing: r.missing };
 }
 
+/** A range's record names its devices when its export targets some of them (not every one the source has). */
+function withDevices(rec: RangeRecord, plan: RangePlan): RangeRecord {
+  if (plan.devices && plan.devices.length < plan.deviceTotal) rec.instances = plan.devices.slice(0, MAX_NAMES);
+  return rec;
+}
+
+function exportRecord(p: RangePlan): ExportRecord {
+  return {
+    start: iso(p.range.start),
+    end: iso(p.range.end),
+    match: p.devices ? 'devices' : 'all',
+    reason: p.reason,
+    ...(p.devices ? { devices: p.devices.slice(0, MAX_NAMES) } : {}),
+    device_count: p.devices?.length ?? 0,
+    batches: p.matchers.length,
+    samples: p.samples,
+  };
+}
+
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -794,7 +885,4 @@ function describeRanges(records: RangeRecord[]): string {
   return lines.join('\n');
 }
 
-function naturalCompare(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
-}
 

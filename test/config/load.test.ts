@@ -57,7 +57,7 @@ describe('example configs', () => {
       for (const key of ['role', 'primary', 'dr', 'record', 'zone', 'server', 'key_file', 'record_ttl', 'lease_name',
         'timeout', 'retries', 'ttl', 'renew_interval', 'max_skew', 'targets', 'expect', 'require', 'interval', 'failures',
         'control', 'unit', 'mode', 'self_fence', 'enabled', 'local_url', 'local_write_url', 'remote_url', 'bucket', 'settle',
-        'lookback', 'max_chunk', 'concurrency', 'clean_checks', 'format', 'webhook', 'listen', 'level']) {
+        'lookback', 'max_chunk', 'concurrency', 'clean_checks', 'format', 'device_label', 'webhook', 'listen', 'level']) {
         expect(text, `${file} lacks ${key}`).toMatch(new RegExp(`^${key} = `, 'm'));
       }
     }
@@ -119,6 +119,7 @@ describe('defaults (SPEC §8)', () => {
         concurrency: 2,
         clean_checks: 3,
         format: 'json',
+        device_label: 'instance',
       },
       notify: { webhook: '' },
       http: { listen: { host: '127.0.0.1', port: 9465 } },
@@ -173,6 +174,18 @@ describe('defaults (SPEC §8)', () => {
       '12 vmsync.local_write_url: must be "" (write to local_url) or an http(s) URL: "127.0.0.1:8480" is not a URL',
     ]);
     expect(brief(issuesOf(withSection('vmsync', 'local_write_url = 8480')))).toEqual(['12 vmsync.local_write_url: expected a string, got integer 8480']);
+  });
+
+  test('vmsync.device_label: a label name, or "" for no naming; reserved and malformed names refused', () => {
+    expect(loadConfig('dr.toml', { text: MINIMAL }).vmsync.device_label).toBe('instance');
+    expect(loadConfig('dr.toml', { text: withSection('vmsync', 'device_label = "host_name"') }).vmsync.device_label).toBe('host_name');
+    expect(loadConfig('dr.toml', { text: withSection('vmsync', 'device_label = ""') }).vmsync.device_label).toBe('');
+    expect(brief(issuesOf(withSection('vmsync', 'device_label = "dev-name"')))).toEqual([
+      '12 vmsync.device_label: must be a label name ([a-zA-Z_][a-zA-Z0-9_]*) or "" (no device naming: every repair exports every series)',
+    ]);
+    expect(brief(issuesOf(withSection('vmsync', 'device_label = "__name__"')))).toEqual([
+      '12 vmsync.device_label: labels starting with "__" are reserved by Prometheus and VictoriaMetrics',
+    ]);
   });
 
   test('dns.server forms', () => {

@@ -26,7 +26,7 @@ import { Webhook } from '../../src/vmsync/notify.js';
 import type { RangeRecord, VmSyncState } from '../../src/vmsync/state.js';
 import { VmSync, type VmSyncConfig } from '../../src/vmsync/sync.js';
 import { VmClient } from '../../src/vmsync/vm-client.js';
-import { generate, startVm, waitQuiet, type Hole, type VmFixture } from '../fixtures/vm.js';
+import { generate, rowsInserted, startVm, waitQuiet, type Hole, type VmFixture } from '../fixtures/vm.js';
 import { systemClock } from '../../src/clock.js';
 
 const S = 60_000;
@@ -87,6 +87,7 @@ function config(over: Partial<VmSyncConfig>): VmSyncConfig {
     concurrency: 2,
     clean_checks: 3,
     format: 'json',
+    device_label: 'instance',
     ...over,
   };
 }
@@ -433,9 +434,17 @@ describe('active site: backfill of its own VM from the passive one', { timeout: 
     await waitQuiet(W.url);
     const s = makeSync({ local_url: W.url, remote_url: A.url, lookback: H });
     const remoteBefore = await bucketCounts(A.url, T - H, T);
+    const inserted = await rowsInserted(W.url);
     const rep = await s.check({ passive: false, failover: null });
     expect(rep).toMatchObject({ ok: true, role: 'active', clean: true, ranges_found: [], ranges_repaired: [], samples_copied: 0 });
     expect(rep.ranges_backfilled.map((r) => [r.start, r.end, r.missing])).toEqual(HOUR_RANGES().map((r) => [r.start, r.end, r.missing]));
+    // the backfill targets the named device as the repair does: dev-7's series only for its range
+    expect(rep.exports.map((x) => [x.start, x.match, x.devices ?? null, x.samples])).toEqual([
+      [iso(at(50)), 'devices', ['dev-7'], 20 * 4 * 5],
+      [iso(at(30)), 'all', null, 3 * PER_MIN],
+      [iso(at(20)), 'all', null, 10 * PER_MIN],
+    ]);
+    expect((await rowsInserted(W.url)) - inserted).toBe(rep.samples_exported);
     expect(rep.samples_backfilled).toBe(sumMissing(HOUR_RANGES()));
     expect(s.status().samples_backfilled_total).toBe(sumMissing(HOUR_RANGES()));
     // VM 1.79 may show imported samples to queries seconds after force_flush: bounded wait.
@@ -446,7 +455,76 @@ describe('active site: backfill of its own VM from the passive one', { timeout: 
     }
     await expectSameCounts(A, W, T - H, T);
     expect(await bucketCounts(A.url, T - H, T)).toEqual(remoteBefore);
-    expect(await s.check({ passive: false, failover: null })).toMatchObject({ ok: true, clean: true, samples_backfilled: 0, ranges_backfilled: [] });
+    expect(await s.check({ passive: false, failover: null })).toMatchObject({ ok: true, clean: true, samples_backfilled: 0, ranges_backfilled: [], exports: [], samples_exported: 0 });
+  });
+});
+
+describe('targeted repair: only the series of the devices missing', { timeout: 90_000 }, () => {
+  // X: the last 65 minutes of 2,000 device series plus 20 series WITHOUT an instance label.
+  // Y: the same minus three holes:
+  //   DEVS (T-50m, T-40m]  dev-7 and dev-12 missing: named, exported alone
+  //   BARE (T-30m, T-27m]  only the label-less series missing: no device names them → every series
+  //   FULL (T-20m, T-15m]  everything missing: a full gap → every series
+  const BARE = 20;
+  const ALL = SERIES + BARE;
+  let X: VmFixture, Y: VmFixture;
+  beforeAll(async () => {
+    [X, Y] = await Promise.all([startVm(), startVm()]);
+    closers.push(() => X.stop(), () => Y.stop());
+    const data = { series: SERIES, bare: BARE, from: T - 65 * MIN, to: T };
+    await Promise.all([
+      generate(X.url, data),
+      generate(Y.url, {
+        ...data,
+        holes: [
+          { from: at(50), to: at(40), instances: ['dev-7', 'dev-12'] },
+          { from: at(30), to: at(27), instances: [''] },
+          { from: at(20), to: at(15) },
+        ],
+      }),
+    ]);
+    await Promise.all([waitQuiet(X.url), waitQuiet(Y.url)]);
+  }, 60_000);
+
+  test('exports only dev-7 and dev-12 for their gap, every series where the gap is not theirs; counts per device equal afterwards; a second run moves nothing', async () => {
+    const s = makeSync({ local_url: Y.url, remote_url: X.url, lookback: H });
+    const before = await rowsInserted(Y.url);
+    const rep = await s.check({ passive: true, failover: null });
+    expect(rep.error).toBeNull();
+    expect(rep.ranges_found).toEqual([rec(50, 40, 2 * 20 * 4 * 10, ['dev-7', 'dev-12']), rec(30, 27, BARE * 4 * 3), rec(20, 15, ALL * 4 * 5)]);
+    expect(rep.confirmed).toBe(true);
+    const targeted = 2 * 20 * 4 * 10; // the two devices' source samples over the range
+    expect(rep.exports).toEqual([
+      { start: iso(at(50)), end: iso(at(40)), match: 'devices', reason: 'devices', devices: ['dev-7', 'dev-12'], device_count: 2, batches: 1, samples: targeted },
+      { start: iso(at(30)), end: iso(at(27)), match: 'all', reason: 'unexplained', device_count: 0, batches: 1, samples: ALL * 4 * 3 },
+      { start: iso(at(20)), end: iso(at(15)), match: 'all', reason: 'full_gap', device_count: 0, batches: 1, samples: ALL * 4 * 5 },
+    ]);
+    expect(rep.samples_exported).toBe(targeted + ALL * 4 * 3 + ALL * 4 * 5);
+    // What VM itself counts as taken in: exactly what the plan exported (every series of the
+    // devices' range would be 20 times more).
+    expect((await rowsInserted(Y.url)) - before).toBe(rep.samples_exported);
+    expect(s.status()).toMatchObject({ samples_exported_last: rep.samples_exported, exports_last: rep.exports });
+    // per bucket and device (the label-less series under "undefined") on both sides
+    await expectSameCounts(X, Y, T - H, T);
+
+    const mid = await rowsInserted(Y.url);
+    const again = await s.check({ passive: true, failover: null });
+    expect(again).toMatchObject({ ok: true, clean: true, ranges_found: [], exports: [], samples_exported: 0, samples_copied: 0 });
+    expect(await rowsInserted(Y.url)).toBe(mid);
+    expect(s.status()).toMatchObject({ exports_last: [], samples_exported_last: 0 });
+  });
+
+  test('device_label "" (naming off): the same gaps, every series exported, no naming query', async () => {
+    const Z = await startVm();
+    closers.push(() => Z.stop());
+    await generate(Z.url, { series: SERIES, bare: BARE, from: T - 65 * MIN, to: T, holes: [{ from: at(50), to: at(40), instances: ['dev-7'] }] });
+    await waitQuiet(Z.url);
+    const s = makeSync({ local_url: Z.url, remote_url: X.url, lookback: H, device_label: '' });
+    const rep = await s.check({ passive: true, failover: null });
+    expect(rep.ranges_found).toEqual([rec(50, 40, 20 * 4 * 10)]);
+    expect(rep.exports).toMatchObject([{ match: 'all', reason: 'naming_off', samples: ALL * 4 * 10 }]);
+    expect(s.status().detection_queries).toBe(2);
+    await expectSameCounts(X, Z, T - H, T);
   });
 });
 
