@@ -77,7 +77,7 @@ import { systemClock } from '../src/clock.js';
 const SEC = 1_000;
 const MIN = 60_000;
 const H = 3_600_000;
-const STEP = 15_000; // sample interval of the generated data
+const STEP = 15_000; // default sample interval of the generated data (--step)
 const MARGIN = 10 * MIN; // data on either side of the gap
 const BUCKET = 60_000; // VmSync's default bucket; also the verification's resolution
 const SETTLE = 120_000; // VmSync's default settle
@@ -100,13 +100,16 @@ interface Options extends CommonOptions {
   concurrency: number;
   /** the partial case instead of the full gaps */
   partial: boolean;
+  /** sample interval of the generated data, ms */
+  step: number;
 }
 
-const USAGE = `usage: scripts/bench vmsync [--partial] [--trials N] [--series N] [--concurrency N] [--gaps LIST] [--tools LIST] [--out FILE] [--perf-md FILE] [--no-write]
+const USAGE = `usage: scripts/bench vmsync [--partial] [--step DURATION] [--trials N] [--series N] [--concurrency N] [--gaps LIST] [--tools LIST] [--out FILE] [--perf-md FILE] [--no-write]
   --partial      instead of the full gaps: one device (20 series) of series/20 missing for 30 minutes
                  in a 4-hour window; ours (json, native) vs vmctl over the same range (the gap)
   --trials N     runs of every tool per gap size, each on a fresh destination (default 3)
-  --series N     series (20 per device) at 15 s (default 2000)
+  --series N     series (20 per device) (default 2000)
+  --step D       their sample interval, e.g. 5s (default 15s)
   --concurrency N  our vmsync.concurrency (parallel streams; default 2, the agent's default)
   --gaps LIST    gap sizes, e.g. 40m,4h (default); units s, m, h
   --tools LIST   subset of ${ALL_TOOLS.join(',')} (default: all; the targets need
@@ -124,7 +127,7 @@ function parseDuration(s: string): number {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values: v, common, help, flags } = parseBenchArgs(argv, ['trials', 'series', 'concurrency', 'gaps', 'tools'] as const, 'bench/results/vmsync.json', ['partial'] as const);
+  const { values: v, common, help, flags } = parseBenchArgs(argv, ['trials', 'series', 'concurrency', 'gaps', 'tools', 'step'] as const, 'bench/results/vmsync.json', ['partial'] as const);
   if (help) {
     console.log(USAGE);
     process.exit(0);
@@ -136,8 +139,10 @@ function parseOptions(argv: string[]): Options {
     gaps: [40 * MIN, 4 * H],
     tools: flags.partial ? ['ours-json', 'ours-native', 'vmctl'] : [...ALL_TOOLS],
     partial: flags.partial,
+    step: v.step !== undefined ? parseDuration(v.step) : STEP,
     ...common,
   };
+  if (o.step < SEC || BUCKET % o.step !== 0) throw new UsageError(`--step must divide a minute in whole seconds (got ${v.step})`);
   if (o.partial && v.gaps !== undefined) throw new UsageError('--partial has its own gap (30 minutes in 4 hours): no --gaps');
   if (v.gaps !== undefined) {
     o.gaps = v.gaps.split(',').filter(Boolean).map(parseDuration);
@@ -308,17 +313,17 @@ interface Layout {
   lookback: number;
 }
 
-function layoutFor(gap: number, T: number, series: number): Layout {
+function layoutFor(gap: number, T: number, series: number, step: number): Layout {
   const ge = T - MARGIN;
   const gs = ge - gap;
-  return { gap, label: fmtGap(gap), from: gs - MARGIN, to: T, gs, ge, gapSamples: series * (gap / STEP), missing: series * (gap / STEP), lookback: 24 * H };
+  return { gap, label: fmtGap(gap), from: gs - MARGIN, to: T, gs, ge, gapSamples: series * (gap / step), missing: series * (gap / step), lookback: 24 * H };
 }
 
 /**
  * The partial case (issue 15): `series` series over series/20 devices in a 4-hour window, one
  * device (the middle one) missing for 30 minutes in its middle; ours scans the 4-hour window.
  */
-function partialLayout(T: number, series: number): Layout {
+function partialLayout(T: number, series: number, step: number): Layout {
   const from = T - PARTIAL.window;
   const gs = from + (PARTIAL.window - PARTIAL.gap) / 2;
   const devices = Math.ceil(series / METRICS_PER_DEVICE);
@@ -329,8 +334,8 @@ function partialLayout(T: number, series: number): Layout {
     to: T,
     gs,
     ge: gs + PARTIAL.gap,
-    gapSamples: series * (PARTIAL.gap / STEP),
-    missing: Math.min(METRICS_PER_DEVICE, series) * (PARTIAL.gap / STEP),
+    gapSamples: series * (PARTIAL.gap / step),
+    missing: Math.min(METRICS_PER_DEVICE, series) * (PARTIAL.gap / step),
     device: `dev-${Math.floor(devices / 2)}`,
     lookback: PARTIAL.window,
   };
@@ -784,13 +789,13 @@ interface GapResult {
 async function benchGap(l: Layout, opts: Options, tmp: string): Promise<GapResult> {
   const srcDir = path.join(tmp, `${l.label}-src`);
   const tplDir = path.join(tmp, `${l.label}-template`);
-  log(`gap ${l.label}: generating ${opts.series} series at 15 s over ${fmtGap(l.to - l.from)} into a source VM, the same minus the gap (${l.gapSamples} samples) into a template`);
+  log(`gap ${l.label}: generating ${opts.series} series at ${opts.step / SEC} s over ${fmtGap(l.to - l.from)} into a source VM, the same minus the gap (${l.gapSamples} samples) into a template`);
   const src = await startTrackedVm(srcDir);
   const tpl = await startTrackedVm(tplDir);
   const g0 = performance.now();
   const [a, b] = await Promise.all([
-    generate(src.url, { series: opts.series, from: l.from, to: l.to, step: STEP }),
-    generate(tpl.url, { series: opts.series, from: l.from, to: l.to, step: STEP, holes: [{ from: l.gs, to: l.ge, ...(l.device ? { instances: [l.device] } : {}) }] }),
+    generate(src.url, { series: opts.series, from: l.from, to: l.to, step: opts.step }),
+    generate(tpl.url, { series: opts.series, from: l.from, to: l.to, step: opts.step, holes: [{ from: l.gs, to: l.ge, ...(l.device ? { instances: [l.device] } : {}) }] }),
   ]);
   await Promise.all([waitQuiet(src.url), waitQuiet(tpl.url)]);
   const generateMs = Math.round(performance.now() - g0);
@@ -1073,7 +1078,7 @@ const MD_PARTIAL_INTRO = [
  * (export → import → force_flush) and vmctl's wall time, with vmctl + the same force_flush beside.
  */
 async function partialCase(opts: Options, tmp: string, T: number, version: string, t0: number): Promise<number> {
-  const l = partialLayout(T, opts.series);
+  const l = partialLayout(T, opts.series, opts.step);
   const g = await benchGap(l, opts, tmp);
   const tools: Partial<Record<Tool, ToolSummary>> = {};
   for (const t of opts.tools) tools[t] = summarize(g.runs.filter((r) => r.tool === t), l.gapSamples);
@@ -1092,6 +1097,7 @@ async function partialCase(opts: Options, tmp: string, T: number, version: strin
   const secs = (x: number | undefined): number | null => (x === undefined ? null : r3(x / 1000));
   const entry = {
     ...entryHead('partial', version, opts.series),
+    step_s: opts.step / 1000,
     devices: Math.ceil(opts.series / METRICS_PER_DEVICE),
     device_missing: l.device,
     window: { from: new Date(l.from).toISOString(), to: new Date(l.to).toISOString() },
@@ -1124,7 +1130,7 @@ async function partialCase(opts: Options, tmp: string, T: number, version: strin
 
   const f = (x: number | null | undefined, d = 2): string => (x === null || x === undefined ? '-' : x.toFixed(d));
   const kib = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : (x / 1024).toFixed(1));
-  console.log(`VM sync partial gap, VictoriaMetrics ${version}: ${opts.series} series over ${entry.devices} devices, ${l.device} missing ${entry.range.start} .. ${entry.range.end} (${l.missing} samples) in 4 h; ${opts.trials} trial(s); medians`);
+  console.log(`VM sync partial gap, VictoriaMetrics ${version}: ${opts.series} series over ${entry.devices} devices, ${l.device} missing ${entry.range.start} .. ${entry.range.end} (${l.missing} samples) in 4 h at ${opts.step / SEC} s; ${opts.trials} trial(s); medians`);
   for (const t of opts.tools) {
     const x = tools[t]!;
     console.log(`  ${t.padEnd(12)} samples moved ${String(x.samples_moved).padStart(8)}  bytes ${String(x.bytes ?? '-').padStart(9)}  repair ${(x.repair_ms / 1000).toFixed(3)} s${x.repair_flush_ms !== undefined ? ` (+ force_flush ${(x.repair_flush_ms / 1000).toFixed(3)} s)` : ''}${x.detection_ms !== undefined ? `  detection ${x.detection_ms} ms / ${x.detection_queries} q` : ''}`);
@@ -1135,7 +1141,7 @@ async function partialCase(opts: Options, tmp: string, T: number, version: strin
   if (opts.write) {
     appendResultEntry(opts.out, entry);
     const row =
-      `| ${entry.date.slice(0, 16).replace('T', ' ')} | ${opts.series} (${entry.devices}), ${opts.trials} | ${entry.samples_moved_ours ?? '-'} / ${entry.samples_moved_vmctl ?? '-'} | ${f(fewer, 1)}× | ` +
+      `| ${entry.date.slice(0, 16).replace('T', ' ')} | ${opts.series} (${entry.devices}) at ${opts.step / SEC} s, ${opts.trials} | ${entry.samples_moved_ours ?? '-'} / ${entry.samples_moved_vmctl ?? '-'} | ${f(fewer, 1)}× | ` +
       `${kib(entry.bytes_moved_ours)} / ${kib(entry.bytes_moved_ours_native)} / ${kib(entry.bytes_moved_vmctl)} | ${f(entry.seconds_ours, 3)} / ${f(entry.seconds_ours_native, 3)} / ${f(entry.seconds_vmctl, 3)} (${f(entry.seconds_vmctl_flush, 3)}) | ` +
       `${f(faster.json, 1)}× / ${f(faster.native, 1)}× | ${f(sameWork.json, 1)}× / ${f(sameWork.native, 1)}× | ${f(entry.ours_detection_s, 3)} (${entry.ours_detection_queries ?? '-'}) | ${pass ? 'pass' : 'FAIL'} | \`${entry.command}\` |`;
     appendPerfRow(opts.perfMd, { heading: MD_PARTIAL_SECTION, intro: MD_PARTIAL_INTRO, tableHead: MD_PARTIAL_HEAD }, row);
@@ -1175,7 +1181,7 @@ async function main(): Promise<number> {
   try {
     if (opts.partial) return await partialCase(opts, tmp, T, version, t0);
     const gaps: GapResult[] = [];
-    for (const gap of opts.gaps) gaps.push(await benchGap(layoutFor(gap, T, opts.series), opts, tmp));
+    for (const gap of opts.gaps) gaps.push(await benchGap(layoutFor(gap, T, opts.series, opts.step), opts, tmp));
 
     // -- summaries
     const perGap = gaps.map((g) => {
@@ -1231,7 +1237,7 @@ async function main(): Promise<number> {
     const pass = evaluated.length === 3 && evaluated.every(Boolean);
     const result = {
       ...entryHead('full', version, opts.series),
-      step_s: STEP / 1000,
+      step_s: opts.step / 1000,
       trials: opts.trials,
       tools: opts.tools,
       vmsync_config: { bucket_s: BUCKET / 1000, settle_s: SETTLE / 1000, lookback_h: 24, max_chunk_h: 6, concurrency: opts.concurrency, timeout_s: 60, retries: 2 },
