@@ -247,11 +247,12 @@ let signalled = false;
 
 const pendingStarts = new Set<Promise<unknown>>();
 
-async function startTrackedVm(storageDir: string): Promise<VmFixture> {
+/** A VM of the bench, deduplicating at the generated data's sample interval (as a site's VMs do at the scrape interval). */
+async function startTrackedVm(storageDir: string, step: number): Promise<VmFixture> {
   if (stopping) throw new BenchError('stopping');
   const start = (async () => {
     // The fixture passes its own -storageDataPath first; a later occurrence of a Go flag wins.
-    const vm = await startVm({ extraArgs: [`-storageDataPath=${storageDir}`] });
+    const vm = await startVm({ dedup: `${step / SEC}s`, extraArgs: [`-storageDataPath=${storageDir}`] });
     if (stopping) {
       // came up while the cleanup ran (which waits for this): stop it here, by PID
       await vm.stop().catch(() => {});
@@ -790,8 +791,8 @@ async function benchGap(l: Layout, opts: Options, tmp: string): Promise<GapResul
   const srcDir = path.join(tmp, `${l.label}-src`);
   const tplDir = path.join(tmp, `${l.label}-template`);
   log(`gap ${l.label}: generating ${opts.series} series at ${opts.step / SEC} s over ${fmtGap(l.to - l.from)} into a source VM, the same minus the gap (${l.gapSamples} samples) into a template`);
-  const src = await startTrackedVm(srcDir);
-  const tpl = await startTrackedVm(tplDir);
+  const src = await startTrackedVm(srcDir, opts.step);
+  const tpl = await startTrackedVm(tplDir, opts.step);
   const g0 = performance.now();
   const [a, b] = await Promise.all([
     generate(src.url, { series: opts.series, from: l.from, to: l.to, step: opts.step }),
@@ -822,7 +823,7 @@ async function benchGap(l: Layout, opts: Options, tmp: string): Promise<GapResul
     for (const tool of order) {
       const dstDir = path.join(tmp, `${l.label}-dst-${trial}-${tool}`);
       fs.cpSync(tplDir, dstDir, { recursive: true });
-      const dst = await startTrackedVm(dstDir);
+      const dst = await startTrackedVm(dstDir, opts.step);
       try {
         await checkFresh(dst, srcCounts, l);
         await waitQuiet(dst.url, 10_000);
