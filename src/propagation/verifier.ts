@@ -46,6 +46,8 @@ export class PropagationVerifier implements PropagationPort {
   private again = false;
   private running = false;
   private settledWaiters: (() => void)[] = [];
+  /** The last round a pass completed for (before it, an empty server list means "not asked yet"). */
+  private passedRound = -1;
 
   constructor(private readonly o: VerifierOptions) {}
 
@@ -77,7 +79,7 @@ export class PropagationVerifier implements PropagationPort {
 
   /** Resolves once every server serves the value or is late (failoverctl init waits on it). */
   settled(): Promise<void> {
-    if (this.state && isSettled(this.state)) return Promise.resolve();
+    if (this.state && this.passedRound === this.round && isSettled(this.state)) return Promise.resolve();
     return new Promise((resolve) => this.settledWaiters.push(resolve));
   }
 
@@ -150,6 +152,7 @@ export class PropagationVerifier implements PropagationPort {
     for (const u of list?.unresolved ?? []) st = answered(st, u.server, { ok: false, error: u.error }, c.monotonicMs(), c.wallMs());
     const { state, late } = lateNow(st, c.monotonicMs(), this.o.propagationTimeoutMs);
     this.state = state;
+    this.passedRound = round;
     const words = (): string => this.status()!.summary;
     for (const s of late) {
       const text = `${s.server}${s.name ? ` (${s.name})` : ''} does not serve ${this.o.record} = ${state.target.values.join(', ') || '(none)'} after ${this.o.propagationTimeoutMs / 1000} s: ${s.error ?? `it serves ${s.value?.join(', ') || 'nothing'}${s.serial !== null ? ` (serial ${s.serial})` : ''}`}`;

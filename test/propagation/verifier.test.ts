@@ -158,6 +158,21 @@ describe('PropagationVerifier', () => {
     expect(st.late_total).toBe(1);
   });
 
+  it('settled() waits for a pass of the value written, then for every server to serve it or be late (what failoverctl init waits for)', async () => {
+    const clock = new FakeClock();
+    const port = fakePort(clock, { '127.0.0.1:1': switchesAt(0), '127.0.0.1:2': () => 'down' });
+    const v = verifier(clock, port, recordingLogger(), []);
+    v.start();
+    v.written(DR, 'init', 0);
+    let settled = false;
+    void v.settled().then(() => (settled = true));
+    await clock.advance(29_900);
+    expect(settled).toBe(false);
+    await clock.advance(200);
+    expect(settled).toBe(true);
+    expect(v.status()).toMatchObject({ in_sync: 1, total: 2, late_total: 1 });
+  });
+
   it('a read of the value being verified starts nothing; a changed one (a move made elsewhere) starts a round from the read', async () => {
     const clock = new FakeClock();
     const port = fakePort(clock, { '127.0.0.1:1': switchesAt(0) });
