@@ -89,6 +89,9 @@ describe('defaults (SPEC §8)', () => {
         lease_name: '_lease.syslog.example.com',
         timeout: 2_000,
         retries: 2,
+        verify_servers: [],
+        verify_interval: 60_000,
+        propagation_timeout: 30_000,
       },
       lease: { ttl: 30_000, renew_interval: 10_000, max_skew: 5_000 },
       health: {
