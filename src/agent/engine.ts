@@ -25,6 +25,7 @@ import { renewalOf, transferOf, type Intended, type Snapshot, type WriteResult }
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { buildInfo, type BuildInfo } from '../build-info.js';
 import type { CheckContext, SyncReport, VmSyncStatus } from '../vmsync/sync.js';
+import type { PropagationPort } from '../propagation/verifier.js';
 
 /** What the engine needs from the witness (Witness implements it). */
 export interface WitnessPort {
@@ -68,6 +69,11 @@ export interface EngineDeps {
   vmsync?: VmSyncPort | null;
   /** Version, Node and sd_notify path, reported in the status (default: notify `none`). */
   build?: BuildInfo;
+  /**
+   * The propagation check (propagation/verifier.ts): told each value read and each write of the
+   * record, reported in the status. Informational only: nothing of it reaches `decide`.
+   */
+  propagation?: PropagationPort | null;
 }
 
 /** What the engine needs from VM sync (VmSync implements it). */
@@ -230,6 +236,7 @@ export class Engine implements ControlHandler {
       const snapshot = await this.deps.witness.read();
       this.deps.observer?.dnsRequest?.('read', (this.clock.monotonicMs() - t0) / 1000);
       this.lastDnsError = null;
+      this.deps.propagation?.seen(snapshot.addresses);
       return { ok: true, snapshot };
     } catch (err) {
       const code = err instanceof AgentError ? err.code : 'INTERNAL';
@@ -330,6 +337,8 @@ export class Engine implements ControlHandler {
       const r = await this.deps.witness.write(seen, next);
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
+      // A renewal rewrites the same address: only a move of the record starts a propagation round.
+      if (op !== 'renew') this.deps.propagation?.written(r.snapshot.addresses, op, sentAt);
       this.lastWrite = { op, ok: true, wallMs: this.clock.wallMs(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
       return { obs: { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } } };
     } catch (err) {
@@ -431,6 +440,7 @@ export class Engine implements ControlHandler {
         lastError: this.deps.collector.lastError(),
       },
       vmsync: this.deps.vmsync?.status() ?? null,
+      propagation: this.deps.propagation?.status() ?? null,
       lastWrite: this.lastWrite && { op: this.lastWrite.op, ok: this.lastWrite.ok, at: new Date(this.lastWrite.wallMs).toISOString(), detail: this.lastWrite.detail },
       takeovers: s.takeovers,
       events: [...this.events],

@@ -20,6 +20,7 @@ import type { HealthCheckConfig, HealthChecker } from '../health/checks.js';
 import { HttpServer } from '../http/server.js';
 import { Metrics } from '../http/metrics.js';
 import { openWitness } from '../lease/open.js';
+import { openPropagation } from '../propagation/open.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createNotifier, watchdogUsec } from '../notify/notify.js';
 import { LivenessTracker, WatchdogPinger, type LoopDeadlines } from '../notify/watchdog.js';
@@ -120,6 +121,12 @@ async function main(argv: string[]): Promise<number> {
   const vmsync = config.vmsync.enabled
     ? new (await import('../vmsync/sync.js')).VmSync({ config: config.vmsync, stateDir: stateDir(config.instance), logger, webhook, site: config.instance, clock })
     : null;
+  /** Notifications: logged, and sent to the webhook when there is one. */
+  const notify = (event: string, text: string): void => {
+    logger.notice(text, { event: `notify_${event}` });
+    webhook?.send(event, `${config.instance}: ${text}`);
+  };
+  const propagation = openPropagation(config, opened, { clock, logger, notify });
   let engine!: Engine;
   const metrics = new Metrics({ instance: config.instance, role: config.role }, () => engine.status(), {
     webhook: webhook ? () => webhook.stats() : undefined,
@@ -143,11 +150,9 @@ async function main(argv: string[]): Promise<number> {
       write: (op, r) => metrics.write(op, r),
       healthCheck: (ok) => metrics.healthCheck(ok),
       progress: (loop, at) => tracker.progress(loop, at),
-      notify: (event, text) => {
-        logger.notice(text, { event: `notify_${event}` });
-        webhook?.send(event, `${config.instance}: ${text}`);
-      },
+      notify,
     },
+    propagation,
   });
   logger.notice('starting', {
     event: 'start',
@@ -225,6 +230,7 @@ async function main(argv: string[]): Promise<number> {
 
   await http?.start();
   await control.start();
+  propagation.start();
   await engine.start();
   // READY only once config, key, bus and a verified DNS read all worked (SPEC §7).
   // Polled every 10 ms (READY as soon as it holds, not up to 100 ms late); STATUS= every 5 s.
@@ -266,6 +272,7 @@ async function main(argv: string[]): Promise<number> {
   pinger?.stop();
   clearInterval(statusTimer);
   await engine.stop();
+  await propagation.stop();
   await control.stop();
   await http?.stop();
   await webhook?.close();

@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
-import type { AdminResult, AgentStatus, ControlRequest, ControlResults, ReloadResult, SyncResult } from '../control/protocol.js';
+import type { AdminResult, AgentStatus, ControlRequest, ControlResults, ReloadResult, ServerSync, SyncResult } from '../control/protocol.js';
 import { runAdmin } from '../agent/admin-run.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { AgentError, ExitCode } from '../errors.js';
@@ -37,6 +37,17 @@ async function ask<R extends ControlRequest>(file: string, args: AgentArgs, req:
 
 const yes = (b: boolean): string => (b ? 'ok ' : 'NO ');
 
+/** One line per authoritative server: what it serves, and since when (status and `dns` print it). */
+export function renderServers(servers: readonly ServerSync[]): string[] {
+  return servers.map(
+    (s) =>
+      `  ${s.server.padEnd(22)} ${s.in_sync ? 'in sync' : s.late ? 'LATE   ' : 'behind '} serial ${s.serial ?? '-'} value ${s.value === null ? '-' : s.value.join(',') || '(none)'}` +
+      (s.lag_ms !== null ? `, lag ${(s.lag_ms / 1000).toFixed(1)} s` : '') +
+      (s.name ? ` (${s.name})` : '') +
+      (s.error ? `: ${s.error}` : ''),
+  );
+}
+
 export function renderStatus(s: AgentStatus): string {
   const lines = [
     `${s.instance}: role ${s.role}, ${s.phase}${s.active ? ' (ACTIVE)' : ''}, pid ${s.pid}, up since ${s.startedAt}`,
@@ -50,6 +61,8 @@ export function renderStatus(s: AgentStatus): string {
     `lease    ${s.lease.holder ? `holder=${s.lease.holder} epoch=${s.lease.epoch} seq=${s.lease.seq}, unchanged for ${s.lease.unchangedSeconds} s` : (s.lease.error ?? '(none)')}` +
       (s.lease.ownAgeSeconds !== null ? `, our last confirmed renewal sent ${s.lease.ownAgeSeconds} s ago` : ''),
   ];
+  // (an agent older than this failoverctl reports no propagation)
+  if (s.propagation) lines.push(`servers  ${s.propagation.summary}`, ...renderServers(s.propagation.servers));
   if (s.health.consecutiveFailures !== null) {
     lines.push(`health   ${s.health.consecutiveFailures}/${s.health.threshold} consecutive failures; last: ${s.health.last ?? '-'}`);
   }

@@ -5,6 +5,13 @@ import type { Config } from '../config/schema.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness, type OpenedWitness } from '../lease/open.js';
 import { siteOf, type Snapshot } from '../lease/witness.js';
+import { systemClock } from '../clock.js';
+import { callAgent, socketPath } from '../control/client.js';
+import type { AgentStatus, PropagationStatus, ServerSync } from '../control/protocol.js';
+import { nullLogger } from '../log/logger.js';
+import { openPropagation } from '../propagation/open.js';
+import { sameValue } from '../propagation/policy.js';
+import { renderServers } from './agent-commands.js';
 import type { Output } from './output.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
 
@@ -25,14 +32,44 @@ function describe(snap: Snapshot, config: Config): string[] {
   ];
 }
 
-export async function dnsCommand(args: ConfigSelector & { tcp?: boolean }, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
+/** The running agent's propagation check, when it answers (it knows the lags: it saw the write). */
+async function agentPropagation(config: Config, socket: string | undefined): Promise<PropagationStatus | null> {
+  try {
+    const r = await callAgent(socket ?? socketPath(config.instance), { cmd: 'status' }, { timeoutMs: 3_000 });
+    return r.ok ? ((r.result as AgentStatus).propagation ?? null) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every authoritative server asked once, now, for the value just read from the witness. The lag
+ * (time from the write) only the agent can know: taken from it when it verifies the same value.
+ */
+async function serversNow(config: Config, w: OpenedWitness, snap: Snapshot, socket: string | undefined): Promise<{ servers: ServerSync[]; agent: PropagationStatus | null }> {
+  const v = openPropagation(config, w, { clock: systemClock, logger: nullLogger() });
+  v.seen(snap.addresses);
+  const [, agent] = await Promise.all([v.passNow(), agentPropagation(config, socket)]);
+  const same = agent !== null && sameValue(agent.value, snap.addresses) ? agent : null;
+  const servers = v.status()!.servers.map((s) => {
+    const a = same?.servers.find((x) => x.server === s.server);
+    return { ...s, lag_ms: a?.lag_ms ?? null, since: a?.since ?? null };
+  });
+  return { servers, agent: same };
+}
+
+export async function dnsCommand(args: ConfigSelector & { tcp?: boolean; socket?: string }, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
   const { config, w } = await open(args, env, args.tcp ?? false);
   const [snap, soa] = await Promise.all([w.witness.read(), w.client.soa(w.zone)]);
   const offset = snap.offsetSeconds ?? w.client.lastOffsetSeconds;
+  const { servers, agent } = await serversNow(config, w, snap, args.socket);
   const human = [
     `server   ${w.server.host}:${w.server.port} zone ${w.zone} serial ${soa.serial}`,
     ...describe(snap, config),
     `clock    server ${offset === undefined ? 'unknown' : `${offset >= 0 ? '+' : ''}${offset} s`} relative to this host (TSIG-verified answers)`,
+    `servers  ${servers.filter((s) => s.in_sync).length}/${servers.length} authoritative servers serve it now (unsigned, RD=0, AA required)` +
+      (agent ? `; the agent: ${agent.summary}` : ''),
+    ...renderServers(servers),
   ].join('\n');
   out.result(human, {
     server: `${w.server.host}:${w.server.port}`,
@@ -48,6 +85,8 @@ export async function dnsCommand(args: ConfigSelector & { tcp?: boolean }, out: 
     lease_error: snap.leaseError ?? null,
     offset_seconds: offset ?? null,
     authenticated: true,
+    servers,
+    propagation: agent,
   });
   return ExitCode.OK;
 }
@@ -75,12 +114,22 @@ export async function initCommand(args: ConfigSelector & { force?: boolean }, ou
     });
     return ExitCode.REFUSED;
   }
+  const v = openPropagation(config, w, { clock: systemClock, logger: nullLogger() });
+  const sentAt = systemClock.monotonicMs();
   const r = await w.witness.init(seen, config.sites, Date.now() / 1000, Boolean(args.force));
-  out.result(['initialised (the server checked our key and enforces prerequisites):', ...describe(r.snapshot, config)].join('\n'), {
+  // Then until every authoritative server serves it, or is late (dns.propagation_timeout).
+  v.start();
+  v.written(r.snapshot.addresses, 'init', sentAt);
+  await v.settled();
+  await v.stop();
+  const p = v.status()!;
+  out.result(['initialised (the server checked our key and enforces prerequisites):', ...describe(r.snapshot, config), `servers  ${p.summary}`, ...renderServers(p.servers)].join('\n'), {
     ok: true,
     addresses: r.snapshot.addresses,
     lease: r.snapshot.lease,
     forced: Boolean(args.force) && exists,
+    servers: p.servers,
+    propagation: p,
   });
   return ExitCode.OK;
 }

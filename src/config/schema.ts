@@ -48,6 +48,10 @@ export interface Config {
     lease_name: string;
     timeout: number;
     retries: number;
+    /** Authoritative servers whose answers are verified after each write; empty: the zone's NS set, port 53. */
+    verify_servers: HostPort[];
+    verify_interval: number;
+    propagation_timeout: number;
   };
   lease: { ttl: number; renew_interval: number; max_skew: number };
   health: {
@@ -229,6 +233,10 @@ const sections = {
     lease_name: dnsName.optional(),
     timeout: duration('2s'),
     retries: count(0, 10, 2),
+    // Propagation checks (informational only: never an input to a decision).
+    verify_servers: z.array(hostPort(DEFAULT_DNS_PORT)).default([]),
+    verify_interval: duration('60s', { min: 1000 }),
+    propagation_timeout: duration('30s', { min: 1000 }),
   }),
   lease: z.strictObject({
     ttl: duration('30s'),
@@ -376,6 +384,9 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
       lease_name: dns.lease_name ?? `_lease.${dns.record}`,
       timeout: dns.timeout,
       retries: dns.retries,
+      verify_servers: dns.verify_servers,
+      verify_interval: dns.verify_interval,
+      propagation_timeout: dns.propagation_timeout,
     },
     lease: s.lease,
     health: {

@@ -118,12 +118,66 @@ export interface AgentStatus {
   };
   /** VM sync state and the failback gate; null when vmsync is disabled. */
   vmsync: VmSyncStatus | null;
+  /** Whether every authoritative server serves the record's value (informational only); null before the first check. */
+  propagation: PropagationStatus | null;
   lastWrite: { op: string; ok: boolean; at: string; detail: string } | null;
   takeovers: number;
   events: RecentEvent[];
   /** Whether /healthz answers 200, and why not. */
   healthy: boolean;
   unhealthyReason: string | null;
+}
+
+/**
+ * One authoritative server as the propagation check last saw it (`failoverctl dns --json` prints
+ * the same objects). Nothing here is an input to a decision: secondaries do not sign with our key.
+ */
+export interface ServerSync {
+  /** "address:port" ("[v6]:port") asked. */
+  server: string;
+  /** The NS (or configured) name it was found under; null for a configured address. */
+  name: string | null;
+  /** SOA serial of its last answer; null before one. */
+  serial: number | null;
+  /** The record's values in its last answer (empty: it has none); null before an answer. */
+  value: string[] | null;
+  /** Its last answer serves exactly the value written. */
+  in_sync: boolean;
+  /** From the write (or, for a change this agent did not make, from when it first read it) to this server's first answer serving it; null until then. */
+  lag_ms: number | null;
+  /** ISO time of that first answer. */
+  since: string | null;
+  /** Out of sync for longer than dns.propagation_timeout. */
+  late: boolean;
+  /** Why its last answer did not count (timeout, no AA, name unresolved...). */
+  error: string | null;
+}
+
+export interface PropagationStatus {
+  record: string;
+  /** The value every server should serve: the witness's, as written or read. */
+  value: string[];
+  /** Which site that value names, if either. */
+  site: Role | null;
+  /** The write it follows (takeover, failback, switchover), or "read": a change this agent saw but did not make. */
+  op: string;
+  /** ISO time of that write's send (or of the read). */
+  written_at: string;
+  servers: ServerSync[];
+  in_sync: number;
+  total: number;
+  /** ISO time the last server caught up; null while one has not. */
+  all_in_sync_at: string | null;
+  /** all_in_sync_at + the record's TTL: by then no cache holds the old value. */
+  clients_follow_by: string | null;
+  /** Seconds from the write to all servers serving it (failover_dns_propagation_seconds). */
+  propagation_seconds: number | null;
+  /** Servers found late (past dns.propagation_timeout) since the agent started. */
+  late_total: number;
+  /** In words: "the DR's address is served by 3/3 servers since ...; clients follow by ... (record TTL 30 s)". */
+  summary: string;
+  /** The server list could not be had (NS read failed); null normally. */
+  error: string | null;
 }
 
 /** The answer to `sync`: one VM sync cycle run now, and the gate after it. */

@@ -242,6 +242,29 @@ export class Metrics {
     });
     this.value('failover_healthy', 'Whether /healthz answers 200 (0/1).', (s) => bool(s.healthy));
 
+    // Propagation to the authoritative servers (absent before the first check): informational only.
+    new Gauge({
+      name: 'failover_dns_server_in_sync',
+      help: 'Whether this authoritative server serves the record value written (0/1), by server (address:port).',
+      labelNames: ['server'],
+      registers,
+      collect() {
+        const p = self.status().propagation;
+        this.reset();
+        for (const s of p?.servers ?? []) this.set({ server: s.server }, bool(s.in_sync));
+      },
+    });
+    this.value(
+      'failover_dns_propagation_seconds',
+      'Seconds from the last write of the record (or the read that saw a change) until every authoritative server served it (absent while one does not).',
+      (s) => s.propagation?.propagation_seconds ?? null,
+    );
+    this.total(
+      'failover_dns_propagation_late_total',
+      'Authoritative servers found not serving the record value after dns.propagation_timeout, since the agent started.',
+      (s) => s.propagation?.late_total ?? null,
+    );
+
     // VM sync (absent when vmsync is disabled).
     const vm = <T>(read: (v: NonNullable<AgentStatus['vmsync']>) => T | null) => (s: AgentStatus) => (s.vmsync ? read(s.vmsync) : null);
     this.value('failover_vmsync_ranges_found', 'Gap ranges found by the last VM sync check.', vm((v) => v.ranges_found.length));

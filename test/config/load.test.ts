@@ -89,6 +89,9 @@ describe('defaults (SPEC §8)', () => {
         lease_name: '_lease.syslog.example.com',
         timeout: 2_000,
         retries: 2,
+        verify_servers: [],
+        verify_interval: 60_000,
+        propagation_timeout: 30_000,
       },
       lease: { ttl: 30_000, renew_interval: 10_000, max_skew: 5_000 },
       health: {
@@ -197,6 +200,18 @@ describe('defaults (SPEC §8)', () => {
     expect(server('[2001:db8::53]:5353')).toEqual({ host: '2001:db8::53', port: 5353 });
     expect(server('[2001:db8::53]')).toEqual({ host: '2001:db8::53', port: 53 });
     expect(server('2001:db8::53')).toEqual({ host: '2001:db8::53', port: 53 });
+  });
+
+  test('dns.verify_servers: host[:port] each (port 53 by default), empty by default (the NS set); a bad one names its index', () => {
+    const dns = (v: string) => loadConfig('dr.toml', { text: MINIMAL.replace('key_file', `${v}\nkey_file`) }).dns;
+    expect(dns('').verify_servers).toEqual([]);
+    expect(dns('verify_servers = ["10.0.0.53", "ns2.example.com:5353", "[2001:db8::53]"]').verify_servers).toEqual([
+      { host: '10.0.0.53', port: 53 },
+      { host: 'ns2.example.com', port: 5353 },
+      { host: '2001:db8::53', port: 53 },
+    ]);
+    expect(dns('verify_interval = "5s"\npropagation_timeout = "10s"')).toMatchObject({ verify_interval: 5000, propagation_timeout: 10_000 });
+    expect(() => dns('verify_servers = ["ns1.example.com:0"]')).toThrow(/dns\.verify_servers\.0: "ns1\.example\.com:0": port must be a number from 1 to 65535/);
   });
 
   test('parseHostPort refusals', () => {
