@@ -269,6 +269,8 @@ export class Metrics {
     const vm = <T>(read: (v: NonNullable<AgentStatus['vmsync']>) => T | null) => (s: AgentStatus) => (s.vmsync ? read(s.vmsync) : null);
     this.value('failover_vmsync_ranges_found', 'Gap ranges found by the last VM sync check.', vm((v) => v.ranges_found.length));
     this.total('failover_vmsync_samples_copied_total', 'Samples repaired into the local VM since the state file began.', vm((v) => v.samples_copied_total));
+    this.total('failover_vmsync_samples_backfilled_total', 'Samples the active site pulled into its own VM from the passive one (backfill) since the agent started.', vm((v) => v.samples_backfilled_total));
+    this.total('failover_vmsync_samples_exported_total', 'Samples the repairs and backfills exported since the agent started (a targeted export carries only the devices short).', vm((v) => v.samples_exported_total));
     this.total('failover_vmsync_errors_total', 'VM sync checks that failed since the state file began.', vm((v) => v.errors));
     this.value('failover_vmsync_consecutive_errors', 'VM sync checks that failed in a row (0 after a good one).', vm((v) => v.consecutive_errors));
     this.value('failover_vmsync_repair_duration_seconds', 'Duration of the last repair (export → import of every chunk, then force_flush).', vm((v) => (v.repair_duration_ms === null ? null : v.repair_duration_ms / 1000)));

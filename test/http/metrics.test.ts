@@ -13,6 +13,8 @@ describe('/metrics types and series', () => {
     const body = await scrape(new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus({ vmsync: fakeVmSync() }), { defaultMetrics: false }));
     for (const [name, value] of [
       ['failover_vmsync_samples_copied_total', 1200],
+      ['failover_vmsync_samples_backfilled_total', 240],
+      ['failover_vmsync_samples_exported_total', 400],
       ['failover_vmsync_errors_total', 3],
       ['failover_takeovers_total', 2],
     ] as const) {
