@@ -117,10 +117,11 @@ export async function initCommand(args: ConfigSelector & { force?: boolean }, ou
   const v = openPropagation(config, w, { clock: systemClock, logger: nullLogger() });
   const sentAt = systemClock.monotonicMs();
   const r = await w.witness.init(seen, config.sites, Date.now() / 1000, Boolean(args.force));
-  // Then until every authoritative server serves it, or is late (dns.propagation_timeout).
+  // Then until every authoritative server that answers serves it, or is late
+  // (dns.propagation_timeout); one that does not answer is reported, not waited for.
   v.start();
   v.written(r.snapshot.addresses, 'init', sentAt);
-  await v.settled();
+  await v.settled({ answeringOnly: true });
   await v.stop();
   const p = v.status()!;
   out.result(['initialised (the server checked our key and enforces prerequisites):', ...describe(r.snapshot, config), `servers  ${p.summary}`, ...renderServers(p.servers)].join('\n'), {

@@ -36,6 +36,8 @@ export interface PropagationPort {
 
 /** Nothing left to wait for: each server serves the value or is late. */
 const isSettled = (s: PropagationState): boolean => s.servers.every((x) => x.inSync || x.late);
+/** The same, not waiting for a server whose last answer was an error (it may never answer). */
+const isSettledAnswering = (s: PropagationState): boolean => s.servers.every((x) => x.inSync || x.late || x.error !== null);
 
 export class PropagationVerifier implements PropagationPort {
   private state: PropagationState | null = null;
@@ -45,7 +47,7 @@ export class PropagationVerifier implements PropagationPort {
   private inFlight: Promise<void> | null = null;
   private again = false;
   private running = false;
-  private settledWaiters: (() => void)[] = [];
+  private settledWaiters: { done: (s: PropagationState) => boolean; resolve: () => void }[] = [];
   /** The last round a pass completed for (before it, an empty server list means "not asked yet"). */
   private passedRound = -1;
 
@@ -77,10 +79,15 @@ export class PropagationVerifier implements PropagationPort {
     return this.state && toStatus(this.state, this.o.record, this.o.sites, this.o.recordTtlMs, this.o.clock.monotonicMs());
   }
 
-  /** Resolves once every server serves the value or is late (failoverctl init waits on it). */
-  settled(): Promise<void> {
-    if (this.state && this.passedRound === this.round && isSettled(this.state)) return Promise.resolve();
-    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  /**
+   * Resolves once every server serves the value or is late. `answeringOnly` (failoverctl init)
+   * does not wait for a server whose last answer was an error: one that is down or refuses would
+   * hold the command for all of dns.propagation_timeout, and the agents go on asking it anyway.
+   */
+  settled(opts: { answeringOnly?: boolean } = {}): Promise<void> {
+    const done = opts.answeringOnly ? isSettledAnswering : isSettled;
+    if (this.state && this.passedRound === this.round && done(this.state)) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push({ done, resolve }));
   }
 
   /** One pass now, after any in flight (failoverctl dns, tests). */
@@ -162,7 +169,7 @@ export class PropagationVerifier implements PropagationPort {
     for (const s of state.servers.filter((x) => x.inSync && wasLate.has(x.server))) {
       this.o.logger.notice(`${s.server} serves ${this.o.record} = ${state.target.values.join(', ')} again (caught up)`, { event: 'propagation_caught_up', server: s.server });
     }
-    if (isSettled(state)) for (const w of this.settledWaiters.splice(0)) w();
+    this.settledWaiters = this.settledWaiters.filter((w) => (w.done(state) ? (w.resolve(), false) : true));
     if (!wasDone && allInSync(state)) this.o.logger.notice(words(), { event: 'propagation_done', op: state.target.op, servers: state.servers.length });
   }
 }

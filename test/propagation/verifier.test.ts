@@ -158,14 +158,19 @@ describe('PropagationVerifier', () => {
     expect(st.late_total).toBe(1);
   });
 
-  it('settled() waits for a pass of the value written, then for every server to serve it or be late (what failoverctl init waits for)', async () => {
+  it('settled() waits for a pass of the value written, then for every server to serve it or be late; answeringOnly (failoverctl init) not for one that does not answer', async () => {
     const clock = new FakeClock();
     const port = fakePort(clock, { '127.0.0.1:1': switchesAt(0), '127.0.0.1:2': () => 'down' });
     const v = verifier(clock, port, recordingLogger(), []);
     v.start();
     v.written(DR, 'init', 0);
     let settled = false;
+    let answering = false;
     void v.settled().then(() => (settled = true));
+    void v.settled({ answeringOnly: true }).then(() => (answering = true));
+    await clock.advance(0);
+    expect(answering).toBe(true); // the first pass: :1 serves the value, :2 errs
+    expect(v.status()).toMatchObject({ in_sync: 1, total: 2 });
     await clock.advance(29_900);
     expect(settled).toBe(false);
     await clock.advance(200);
