@@ -12,9 +12,10 @@
 import type { Config } from '../config/schema.js';
 import type { AdminResult, AgentStatus, ControlHandler, RecentEvent, SyncResult } from '../control/protocol.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
-import { runAdmin } from './admin-run.js';
+import { runAdmin } from '../admin/run.js';
 import { chooseFailbackGate, failoverStart, type FailoverStart } from '../core/failback-gate.js';
-import { decide, holdsValidLease, initialState, leaseWindow, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type WriteOp } from '../core/decide.js';
+import { decide, readiness, holdsValidLease, initialState, leaseWindow, namedSite, siteHealth, type Action, type CoreConfig, type CoreState, type Observation, type PeerReport, type WriteOp } from '../core/decide.js';
+import type { PeerPort } from '../health/peer.js';
 import type { CollectorPort } from '../collector/port.js';
 import { DnsError } from '../dns/errors.js';
 import { AgentError, ExitCode } from '../errors.js';
@@ -49,6 +50,7 @@ export interface EngineObserver {
   /** Each loop reports progress (for the watchdog). */
   progress?(loop: 'decide' | 'collector' | 'vmsync', at: number): void;
   notify?(event: string, text: string): void;
+  handover?(reason: string): void;
 }
 
 export interface EngineDeps {
@@ -74,6 +76,10 @@ export interface EngineDeps {
    * record, reported in the status. Informational only: nothing of it reaches `decide`.
    */
   propagation?: PropagationPort | null;
+  /** The other site's agent (health.peer_targets): asked every health.interval whether it could take the job. */
+  peer?: PeerPort | null;
+  /** collector.probe, checked every collector.interval while the collector should run. */
+  probe?: HealthChecker | null;
 }
 
 /** What the engine needs from VM sync (VmSync implements it). */
@@ -93,7 +99,15 @@ export function coreConfig(c: Config): CoreConfig {
     sites: c.sites,
     lease: c.lease,
     health: { interval: c.health.interval, failures: c.health.failures, timeout: c.health.timeout },
-    collector: { control: c.collector.control, mode: c.collector.mode, self_fence: c.collector.self_fence },
+    collector: {
+      control: c.collector.control,
+      mode: c.collector.mode,
+      self_fence: c.collector.self_fence,
+      handover: c.collector.handover,
+      restart_limit: c.collector.restart_limit,
+      handover_after: c.collector.handover_after,
+      handover_hold: c.collector.handover_hold,
+    },
     dns: { budget: c.dns.timeout * (c.dns.retries + 1) },
   };
 }
@@ -120,6 +134,13 @@ export class Engine implements ControlHandler {
   private lastWrite: { op: string; ok: boolean; wallMs: number; detail: string } | null = null;
   private events: RecentEvent[] = [];
   private lastHealthResult: HealthResult | null = null;
+  private peerTimer: TimerHandle | undefined;
+  /** The other site's last answer and when it came (monotonic ms). */
+  private peerReport: { report: PeerReport; atMs: number } | null = null;
+  /** Since when collector.probe has failed without a pass (monotonic ms), and its last words. */
+  private probeFailingSince: number | null = null;
+  private probeDetail: string | undefined;
+  private handovers = 0;
 
   constructor(private readonly deps: EngineDeps) {
     this.config = deps.config;
@@ -134,10 +155,15 @@ export class Engine implements ControlHandler {
     this.running = true;
     if (this.deps.leaseStore) this.state = initialState(this.core, { heldEpoch: await this.deps.leaseStore.load() });
     await this.deps.collector.start();
+    // systemd's signals, not only the reconcile poll: a holder looks at its collector again at once.
+    this.deps.collector.onChange(() => {
+      if (this.running && namedSite(this.state.seen, this.core) === this.config.role) this.scheduleTick(0);
+    });
     await this.deps.vmsync?.load();
     await this.enqueue(() => this.tick());
     this.scheduleTick();
     this.scheduleCollector(0);
+    this.schedulePeer(0);
     this.scheduleVmsync(this.config.vmsync.interval);
   }
 
@@ -148,10 +174,13 @@ export class Engine implements ControlHandler {
     this.clock.cancel(this.collectorTimer);
     this.clock.cancel(this.vmsyncTimer);
     this.clock.cancel(this.leaseTimer);
+    this.clock.cancel(this.peerTimer);
     await this.queue.catch(() => undefined);
     await this.deps.vmsync?.close();
     await this.deps.collector.stop();
     await this.deps.health?.close();
+    await this.deps.peer?.close();
+    await this.deps.probe?.close();
   }
 
   /** Applies a new, already validated config (SIGHUP), or throws RELOAD_REFUSED keeping the running one (agent/reload.ts); returns the keys applied. */
@@ -203,6 +232,27 @@ export class Engine implements ControlHandler {
     }, delay);
   }
 
+  /** The other site's readiness, every health.interval, in its own loop: a dead peer never delays a renewal. */
+  private schedulePeer(delay: number): void {
+    const peer = this.deps.peer;
+    if (!this.running || !peer || this.config.collector.control === 'none') return;
+    this.peerTimer = this.clock.setTimer(() => {
+      void peer
+        .check()
+        .then((report) => {
+          this.peerReport = { report, atMs: this.clock.monotonicMs() };
+        })
+        .finally(() => this.schedulePeer(this.config.health.interval));
+    }, delay);
+  }
+
+  /** The peer's last answer while it is fresh (two of its intervals and a timeout); older says nothing. */
+  private freshPeer(): PeerReport | undefined {
+    const p = this.peerReport;
+    const maxAge = 2 * this.config.health.interval + this.config.health.timeout;
+    return p && this.clock.monotonicMs() - p.atMs <= maxAge ? p.report : undefined;
+  }
+
   private scheduleVmsync(delay: number): void {
     if (!this.running || !this.deps.vmsync) return;
     this.vmsyncTimer = this.clock.setTimer(() => {
@@ -227,6 +277,7 @@ export class Engine implements ControlHandler {
   private async reconcileCollector(): Promise<void> {
     const want = this.state.collector;
     if (want !== null) await this.deps.collector.reconcile(want);
+    await this.checkProbe(want);
     this.deps.observer?.progress?.('collector', this.clock.monotonicMs());
   }
 
@@ -245,6 +296,19 @@ export class Engine implements ControlHandler {
       this.lastDnsError = `${code}: ${message}`;
       return { ok: false, code, message };
     }
+  }
+
+  /** collector.probe while the collector should run; its failing streak is evidence for the core. */
+  private async checkProbe(want: 'running' | 'stopped' | null): Promise<void> {
+    const probe = this.deps.probe;
+    if (!probe || want !== 'running') {
+      this.probeFailingSince = null;
+      return;
+    }
+    const r = await probe.check();
+    if (r.ok) this.probeFailingSince = null;
+    else this.probeFailingSince ??= this.clock.monotonicMs();
+    this.probeDetail = r.ok ? undefined : r.detail;
   }
 
   /** A DR checks the primary while the record (as it last read it) does not name the DR. */
@@ -266,11 +330,18 @@ export class Engine implements ControlHandler {
       this.deps.observer?.healthCheck?.(health.ok);
     }
     const collector = this.deps.collector.state();
+    const peer = this.freshPeer();
+    const evidence = collector
+      ? { unit: collector, crashes: this.deps.collector.crashes(), probeFailingSince: this.probeFailingSince, ...(this.probeDetail ? { probeDetail: this.probeDetail } : {}) }
+      : undefined;
     const obs: Observation = {
       kind: 'tick',
       dns,
       ...(health ? { health: { ok: health.ok, detail: health.detail } } : {}),
       ...(collector ? { collector } : {}),
+      ...(evidence ? { evidence } : {}),
+      ...(peer ? { peer } : {}),
+      wallSeconds: this.clock.wallMs() / 1000,
     };
     await this.apply(decide(this.core, this.state, obs, this.clock.monotonicMs()));
     this.deps.observer?.progress?.('decide', this.clock.monotonicMs());
@@ -279,7 +350,11 @@ export class Engine implements ControlHandler {
   private async apply(d: { state: CoreState; actions: Action[] }): Promise<void> {
     const collectorBefore = this.state.collector;
     const heldBefore = this.state.heldEpoch;
+    const handedBefore = this.state.lastHandover?.epoch;
     this.state = d.state;
+    const h = this.state.lastHandover;
+    // The job came to us by a handover, past the failback gate: the VM sync check runs now, its result shown.
+    if (h && h.epoch !== handedBefore && h.to === this.config.role && h.epoch === this.state.seen?.lease?.epoch) void this.syncNow();
     this.failover = failoverStart(this.failover, this.state.seen?.lease, this.config.lease.renew_interval);
     if (this.deps.leaseStore && this.state.heldEpoch !== heldBefore) {
       await this.deps.leaseStore.save(this.state.heldEpoch).catch((err: Error) =>
@@ -293,10 +368,22 @@ export class Engine implements ControlHandler {
       } else if (a.type === 'notify') {
         this.deps.observer?.notify?.(a.event, a.text);
       } else if (a.type === 'cas') {
-        const { obs } = await this.write(a.op, a.seen, () =>
-          a.op === 'renew' ? renewalOf(a.seen, this.clock.wallMs() / 1000) : transferOf(a.seen, 'dr', this.config.sites, this.clock.wallMs() / 1000),
-        );
+        const wall = this.clock.wallMs() / 1000;
+        // Automatic moves carry the control record as read (a pause since then fails them at the witness).
+        const plan = (): Intended =>
+          a.op === 'handover'
+            ? { ...transferOf(a.seen, a.to, this.config.sites, wall), guardControl: true, control: a.control }
+            : a.op === 'takeover'
+              ? { ...transferOf(a.seen, 'dr', this.config.sites, wall), guardControl: true }
+              : renewalOf(a.seen, wall);
+        const { obs } = await this.write(a.op, a.seen, plan);
+        if (a.op === 'handover' && obs.outcome.ok) {
+          this.handovers++;
+          this.deps.observer?.handover?.('collector-failed');
+        }
         await this.apply(decide(this.core, this.state, obs, this.clock.monotonicMs()));
+        // The job moved without the failback gate: the VM sync check runs now and its result is shown.
+        if (a.op === 'handover' && obs.outcome.ok) void this.syncNow();
       }
     }
     // A change of desired collector state is acted on now, not at the next collector tick.
@@ -443,12 +530,28 @@ export class Engine implements ControlHandler {
       propagation: this.deps.propagation?.status() ?? null,
       lastWrite: this.lastWrite && { op: this.lastWrite.op, ok: this.lastWrite.ok, at: new Date(this.lastWrite.wallMs).toISOString(), detail: this.lastWrite.detail },
       takeovers: s.takeovers,
+      job: this.jobStatus(collectorState),
       events: [...this.events],
       healthy,
       unhealthyReason,
     };
   }
 
-  /** /healthz: running, holding the lease if the record names us, and the collector as it should be. */
+  private jobStatus(collector: ReturnType<CollectorPort['state']>): AgentStatus['job'] {
+    const s = this.state;
+    const r = readiness(this.core, s, collector);
+    const isoS = (t: number): string => new Date(t * 1000).toISOString();
+    const p = this.peerReport;
+    return {
+      collectorBroken: s.collectorBroken,
+      noSiteCanCollect: s.noSiteCanCollect,
+      ready: r.ready,
+      readyDetail: r.detail,
+      peer: p && this.freshPeer() ? { ...p.report, ageSeconds: Math.round((this.clock.monotonicMs() - p.atMs) / 100) / 10 } : null,
+      pause: s.paused && { by: s.paused.by, since: isoS(s.paused.since), until: s.paused.until === null ? null : isoS(s.paused.until), reason: s.paused.reason },
+      lastHandover: s.lastHandover && { ...s.lastHandover, at: isoS(s.lastHandover.at) },
+      handovers: this.handovers,
+    };
+  }
 
 }

@@ -17,6 +17,7 @@ import { socketPath } from '../control/client.js';
 import { ControlServer } from '../control/server.js';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
 import type { HealthCheckConfig, HealthChecker } from '../health/checks.js';
+import type { PeerPort } from '../health/peer.js';
 import { HttpServer } from '../http/server.js';
 import { Metrics } from '../http/metrics.js';
 import { openWitness } from '../lease/open.js';
@@ -57,6 +58,24 @@ function lazyHealthChecker(cfg: HealthCheckConfig, clock: Clock): HealthChecker 
   let real: Promise<HealthChecker> | undefined;
   let closed = false;
   const get = (): Promise<HealthChecker> => (real ??= import('../health/checks.js').then((m) => m.createHealthChecker(cfg, { clock })));
+  return {
+    check: async () => {
+      const c = await get();
+      if (closed) await c.close();
+      return c.check();
+    },
+    close: async () => {
+      closed = true;
+      if (real) await (await real).close();
+    },
+  };
+}
+
+/** The other site's readiness (health/peer.ts, undici with it), loaded at the first ask like the health checks. */
+function lazyPeerChecker(targets: string[], timeoutMs: number, clock: Clock): PeerPort {
+  let real: Promise<PeerPort> | undefined;
+  let closed = false;
+  const get = (): Promise<PeerPort> => (real ??= import('../health/peer.js').then((m) => m.createPeerChecker(targets, timeoutMs, { clock })));
   return {
     check: async () => {
       const c = await get();
@@ -138,6 +157,8 @@ async function main(argv: string[]): Promise<number> {
     server,
     zone: opened.zone,
     health: config.role === 'dr' ? lazyHealthChecker(config.health, clock) : null,
+    peer: config.collector.control === 'systemd' && config.collector.handover ? lazyPeerChecker(config.health.peer_targets, config.health.timeout, clock) : null,
+    probe: config.collector.probe ? lazyHealthChecker({ targets: [config.collector.probe], require: 'any', timeout: config.health.timeout }, clock) : null,
     collector,
     logger,
     clock,
@@ -151,6 +172,7 @@ async function main(argv: string[]): Promise<number> {
       healthCheck: (ok) => metrics.healthCheck(ok),
       progress: (loop, at) => tracker.progress(loop, at),
       notify,
+      handover: () => undefined,
     },
     propagation,
   });

@@ -8,7 +8,7 @@ import { loadKeyFile } from '../config/keyfile.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
 import type { AdminResult, AgentStatus, ControlRequest, ControlResults, ReloadResult, ServerSync, SyncResult } from '../control/protocol.js';
-import { runAdmin } from '../agent/admin-run.js';
+import { runAdmin } from '../admin/run.js';
 import type { AdminOp, FailbackGate } from '../core/admin.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
@@ -107,7 +107,7 @@ export function renderAdmin(r: AdminResult): string {
   ].join('\n');
 }
 
-/** Without the agent: the same procedure (agent/admin-run.ts), the CAS with the key file. */
+/** Without the agent: the same procedure (admin/run.ts), the CAS with the key file. */
 async function adminDirect(config: Config, op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
   const w = await openWitness(config, loadKeyFile(config.dns.key_file));
   return runAdmin(op, config, opts, 'direct', {

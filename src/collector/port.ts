@@ -14,6 +14,10 @@ export interface CollectorPort {
   lastError(): string | null;
   /** Make the unit running or stopped; idempotent, never throws. */
   reconcile(want: 'running' | 'stopped'): Promise<void>;
+  /** Monotonic ms of the unit's recent crashes (left running not by our stop, or restarted by systemd), oldest first. */
+  crashes(): number[];
+  /** Called on every change of the unit's state that the manager signals (the engine looks again at once). */
+  onChange(listener: () => void): void;
 }
 
 export class NoCollector implements CollectorPort {
@@ -26,4 +30,8 @@ export class NoCollector implements CollectorPort {
     return null;
   }
   async reconcile(): Promise<void> {}
+  crashes(): number[] {
+    return [];
+  }
+  onChange(): void {}
 }

@@ -30,6 +30,8 @@ export interface SystemdCollectorOptions {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/** Crashes remembered (the core counts those within collector.handover_after). */
+const MAX_CRASHES = 64;
 
 function toCollectorState(s: UnitState): CollectorState {
   if (s.loadState === 'not-found' || s.loadState === 'masked') return 'missing';
@@ -71,6 +73,8 @@ export class SystemdCollector implements CollectorPort {
   private readonly settleMs: number;
   private readonly jobTimeoutMs: number;
   private readonly clock: Clock;
+  private readonly crashTimes: number[] = [];
+  private readonly listeners: Array<() => void> = [];
 
   constructor(private readonly opts: SystemdCollectorOptions) {
     this.settleMs = opts.settleMs ?? 1000;
@@ -94,6 +98,14 @@ export class SystemdCollector implements CollectorPort {
 
   lastError(): string | null {
     return this.error;
+  }
+
+  crashes(): number[] {
+    return [...this.crashTimes];
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
   }
 
   private fail(what: string, err: unknown): void {
@@ -128,7 +140,7 @@ export class SystemdCollector implements CollectorPort {
         logger.error(this.error, { event: 'collector_bus_lost', unit });
       });
       this.current = await bus.unitState(unit);
-      await bus.watchUnit(unit, (s) => this.onChange(s));
+      await bus.watchUnit(unit, (s) => this.onUnitChange(s));
       this.connected = true;
       return true;
     } catch (err) {
@@ -137,10 +149,19 @@ export class SystemdCollector implements CollectorPort {
     }
   }
 
-  private onChange(s: Partial<UnitState>): void {
+  private onUnitChange(s: Partial<UnitState>): void {
     const before = this.current ? toCollectorState(this.current) : 'unknown';
+    const subBefore = this.current?.subState;
     this.current = { ...(this.current ?? { loadState: 'loaded', activeState: 'unknown', subState: 'unknown' }), ...s };
     const after = toCollectorState(this.current);
+    // A crash: systemd schedules a restart (SubState auto-restart), or the unit fails other than
+    // right after such a restart was refused (the start limit: the same crash, counted once).
+    const crashed = (this.current.subState === 'auto-restart' && subBefore !== 'auto-restart') || (after === 'failed' && before !== 'failed' && subBefore !== 'auto-restart');
+    if (crashed) {
+      this.crashTimes.push(this.clock.monotonicMs());
+      if (this.crashTimes.length > MAX_CRASHES) this.crashTimes.shift();
+    }
+    if (crashed || after !== before) for (const l of this.listeners) l();
     if (after === before) return;
     if (after === 'failed') {
       this.opts.logger.error(`${this.opts.unit} has FAILED`, { event: 'collector_failed', unit: this.opts.unit, sub_state: this.current.subState });

@@ -46,6 +46,8 @@ export interface Config {
     key_file: string;
     record_ttl: number;
     lease_name: string;
+    /** TXT record of the pause and the last automatic handover (default `_control.<record>`). */
+    control_name: string;
     timeout: number;
     retries: number;
     /** Authoritative servers whose answers are verified after each write; empty: the zone's NS set, port 53. */
@@ -62,6 +64,8 @@ export interface Config {
     interval: number;
     timeout: number;
     failures: number;
+    /** The other site's agent (/healthz): is it ready to collect? Asked before an automatic handover. */
+    peer_targets: string[];
   };
   collector: {
     control: 'systemd' | 'none';
@@ -69,6 +73,15 @@ export interface Config {
     mode: 'when-active' | 'always';
     interval: number;
     self_fence: boolean;
+    /** Hand the job to the other site when this site's collector is broken. */
+    handover: boolean;
+    /** More restarts than this within handover_after: broken. */
+    restart_limit: number;
+    handover_after: number;
+    /** No automatic handover back within this long after one (ms). */
+    handover_hold: number;
+    /** "" (none), or an http(s):// or tcp:// target checked every collector.interval. */
+    probe: string;
   };
   vmsync: {
     enabled: boolean;
@@ -231,6 +244,7 @@ const sections = {
     // DNS TTLs are whole seconds, at most 2^31-1 (RFC 2181 §8).
     record_ttl: duration('30s', { min: 0, max: (2 ** 31 - 1) * 1000, wholeSeconds: true }),
     lease_name: dnsName.optional(),
+    control_name: dnsName.optional(),
     timeout: duration('2s'),
     retries: count(0, 10, 2),
     // Propagation checks (informational only: never an input to a decision).
@@ -250,6 +264,7 @@ const sections = {
     interval: duration('10s'),
     timeout: duration('3s'),
     failures: count(1, Number.MAX_SAFE_INTEGER, 3),
+    peer_targets: z.array(healthTarget).min(1, { message: 'needs at least one target (or leave the key out for the default)' }).optional(),
   }),
   collector: z.strictObject({
     control: z.enum(['systemd', 'none']).default('systemd'),
@@ -257,6 +272,11 @@ const sections = {
     mode: z.enum(['when-active', 'always']).default('when-active'),
     interval: duration('5s'),
     self_fence: z.boolean().default(false),
+    handover: z.boolean().default(true),
+    restart_limit: count(0, 1000, 3),
+    handover_after: duration('30s', { min: 1000 }),
+    handover_hold: duration('30m', { min: 0, max: Infinity }),
+    probe: z.union([z.literal(''), healthTarget]).default(''),
   }),
   vmsync: z.strictObject({
     enabled: z.boolean().default(false),
@@ -382,6 +402,7 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
       key_file: path.resolve(path.dirname(abs), dns.key_file),
       record_ttl: dns.record_ttl,
       lease_name: dns.lease_name ?? `_lease.${dns.record}`,
+      control_name: dns.control_name ?? `_control.${dns.record}`,
       timeout: dns.timeout,
       retries: dns.retries,
       verify_servers: dns.verify_servers,
@@ -397,6 +418,8 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
       interval: health.interval,
       timeout: health.timeout,
       failures: health.failures,
+      // The other site's agent on the port this one listens on (both sites run the same setup).
+      peer_targets: health.peer_targets ?? [`http://${urlHost(other)}:${s.http.listen?.port ?? DEFAULT_HTTP_PORT}/healthz`],
     },
     collector: s.collector,
     vmsync: {
@@ -434,13 +457,20 @@ function crossChecks(p: Partial<Sections>): Problem[] {
     }
   }
   if (p.dns) {
-    const { zone, record, lease_name } = p.dns;
+    const { zone, record, lease_name, control_name } = p.dns;
     if (zone !== undefined && !inZone(record, zone)) {
       out.push({ path: ['dns', 'record'], message: `"${record}" is not inside dns.zone "${zone}"` });
     }
     // The takeover update changes the A record and the lease in ONE message: same zone.
     if (zone !== undefined && lease_name !== undefined && !inZone(lease_name, zone)) {
       out.push({ path: ['dns', 'lease_name'], message: `"${lease_name}" is not inside dns.zone "${zone}"` });
+    }
+    // A handover moves the record, the lease and the control record in ONE message too.
+    if (zone !== undefined && control_name !== undefined && !inZone(control_name, zone)) {
+      out.push({ path: ['dns', 'control_name'], message: `"${control_name}" is not inside dns.zone "${zone}"` });
+    }
+    if (control_name !== undefined && [record, lease_name ?? `_lease.${record}`].includes(control_name)) {
+      out.push({ path: ['dns', 'control_name'], message: `must differ from dns.record and dns.lease_name` });
     }
   }
   if (p.lease) {

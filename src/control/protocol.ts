@@ -67,6 +67,25 @@ export interface RecentEvent {
   text: string;
 }
 
+/** What `failoverctl status`, /healthz and /metrics show of the collector handover and the pause. */
+export interface JobStatus {
+  /** Why this site's collector counts as broken; null: it does not. */
+  collectorBroken: string | null;
+  /** Ours broken and the other site's too: nothing moves (alert FailoverNoSiteCanCollect). */
+  noSiteCanCollect: boolean;
+  /** Could this site take the job now (what the other site's holder asks before a handover). */
+  ready: boolean;
+  readyDetail: string;
+  /** The other site's agent as last asked (health.peer_targets); null: no fresh answer. */
+  peer: { ready: boolean; detail: string; collectorBroken: string | null; ageSeconds: number } | null;
+  /** The pause in force at the witness (times ISO, UTC). */
+  pause: { by: string; since: string; until: string | null; reason: string } | null;
+  /** The last automatic handover recorded at the witness. */
+  lastHandover: { from: Role; to: Role; epoch: number; at: string; reason: string; detail: string } | null;
+  /** Handovers this agent made since it started. */
+  handovers: number;
+}
+
 export interface AgentStatus {
   instance: string;
   role: Role;
@@ -122,6 +141,8 @@ export interface AgentStatus {
   propagation: PropagationStatus | null;
   lastWrite: { op: string; ok: boolean; at: string; detail: string } | null;
   takeovers: number;
+  /** The job, not only the host: this site's collector judged, the other site's readiness, the pause, the last handover. */
+  job: JobStatus;
   events: RecentEvent[];
   /** Whether /healthz answers 200, and why not. */
   healthy: boolean;

@@ -22,13 +22,23 @@
 import type { Snapshot } from '../lease/witness.js';
 import { siteOf } from '../lease/witness.js';
 import type { Lease, Role } from '../lease/lease.js';
+import { formatControl, pauseInForce, type Control, type Handover, type Pause } from '../lease/control.js';
 
 export interface CoreConfig {
   role: Role;
   sites: { primary: string; dr: string };
   lease: { ttl: number; renew_interval: number; max_skew: number };
   health: { interval: number; failures: number; timeout: number };
-  collector: { control: 'systemd' | 'none'; mode: 'when-active' | 'always'; self_fence: boolean };
+  collector: {
+    control: 'systemd' | 'none';
+    mode: 'when-active' | 'always';
+    self_fence: boolean;
+    /** Hand the job over when our collector is broken (ms below). */
+    handover: boolean;
+    restart_limit: number;
+    handover_after: number;
+    handover_hold: number;
+  };
   /** The most one DNS exchange may take (dns.timeout × attempts), ms: a tick slower than that (or than a health check) is a stall. */
   dns: { budget: number };
 }
@@ -58,7 +68,25 @@ export type Phase =
 
 export type CollectorState = 'active' | 'inactive' | 'activating' | 'deactivating' | 'failed' | 'missing' | 'unknown';
 
-export type WriteOp = 'renew' | 'takeover' | 'failback' | 'switchover' | 'init';
+export type WriteOp = 'renew' | 'takeover' | 'handover' | 'failback' | 'switchover' | 'init';
+
+/** What the engine saw of this site's own collector (the core judges it: `collectorVerdict`). */
+export interface CollectorEvidence {
+  unit: CollectorState;
+  /** Monotonic ms of the unit's recent crashes (it left `active` other than by our stop, or systemd restarted it). */
+  crashes: number[];
+  /** Monotonic ms since the local probe (`collector.probe`) has failed without a pass; null: passing or no probe. */
+  probeFailingSince: number | null;
+  probeDetail?: string;
+}
+
+/** The other site as its agent last answered (health.peer_targets); `ready`: it could take the job now. */
+export interface PeerReport {
+  ready: boolean;
+  detail: string;
+  /** The other site's own verdict on ITS collector (null: fine, or not judged). */
+  collectorBroken: string | null;
+}
 
 export type Observation =
   | {
@@ -69,6 +97,12 @@ export type Observation =
       health?: { ok: boolean; detail: string };
       /** The collector unit's state as last seen (undefined with control = none). */
       collector?: CollectorState;
+      /** Our collector's health as last seen (undefined with control = none). */
+      evidence?: CollectorEvidence;
+      /** The other site's agent as last asked (undefined: no fresh answer). */
+      peer?: PeerReport;
+      /** Our wall clock (unix s), for the pause and the handover hold (the control record's times). */
+      wallSeconds?: number;
     }
   | {
       /** No news, only time: the engine's timer at a boundary of our lease window (it starts counting, or runs out). */
@@ -91,8 +125,9 @@ export type Observation =
 
 export type Action =
   | { type: 'cas'; op: 'renew' | 'takeover'; seen: Snapshot }
+  | { type: 'cas'; op: 'handover'; seen: Snapshot; to: Role; control: string[] | null }
   | { type: 'log'; level: 'error' | 'warning' | 'notice' | 'info' | 'debug'; msg: string; fields: Record<string, unknown> }
-  | { type: 'notify'; event: 'failover' | 'failback' | 'switchover' | 'fenced' | 'dns-unreachable'; text: string };
+  | { type: 'notify'; event: 'failover' | 'failback' | 'switchover' | 'handover' | 'collector-broken' | 'fenced' | 'dns-unreachable'; text: string };
 
 export interface CoreState {
   phase: Phase;
@@ -133,6 +168,14 @@ export interface CoreState {
   takeovers: number;
   /** Desired collector state; null with collector.control = none. */
   collector: 'running' | 'stopped' | null;
+  /** Why our collector counts as broken (null: it does not, or is not judged now). */
+  collectorBroken: string | null;
+  /** Neither site can collect: ours broken and the other's too (status, alert). */
+  noSiteCanCollect: boolean;
+  /** The pause in force at the witness as last read, if any. */
+  paused: Pause | null;
+  /** The last automatic handover recorded at the witness. */
+  lastHandover: Handover | null;
   /** The last decision and, in words, why. */
   decision: string;
   reason: string;
@@ -163,6 +206,10 @@ export function initialState(config: CoreConfig, persisted: { heldEpoch?: number
     lastHealth: null,
     takeovers: 0,
     collector: config.collector.control === 'none' ? null : config.collector.mode === 'always' ? 'running' : 'stopped',
+    collectorBroken: null,
+    noSiteCanCollect: false,
+    paused: null,
+    lastHandover: null,
     decision: 'start',
     reason: 'no verified DNS read yet',
     nextTickMs: 0,
@@ -218,6 +265,21 @@ export function siteHealth(config: CoreConfig, s: CoreState, now: number, collec
   return [true, null];
 }
 
+/**
+ * Could this site take the job now (the other site's holder asks, through /healthz, before a
+ * handover)? It reads the witness, nothing is paused, and its collector unit is loadable, not
+ * failed and not judged broken.
+ */
+export function readiness(config: CoreConfig, s: CoreState, collector: CollectorState | null): { ready: boolean; detail: string } {
+  if (s.seen === null) return { ready: false, detail: 'no verified DNS read yet' };
+  if (s.dnsFailures > 0) return { ready: false, detail: `the witness is unreadable here (${s.dnsFailures} failure(s) in a row)` };
+  if (s.paused) return { ready: false, detail: pauseWords(s.paused) };
+  if (config.collector.control === 'none') return { ready: true, detail: 'witness readable; no collector to start (collector.control = none)' };
+  if (collector === null || collector === 'failed' || collector === 'missing' || collector === 'unknown') return { ready: false, detail: `its collector unit is ${collector ?? 'unknown'}` };
+  if (s.collectorBroken) return { ready: false, detail: `its collector is broken: ${s.collectorBroken}` };
+  return { ready: true, detail: `witness readable, collector unit ${collector}` };
+}
+
 /** How long the other site's lease has gone without a new seq, on our clock. */
 export function leaseAge(s: CoreState, now: number): number | null {
   return s.leaseSince === null ? null : now - s.leaseSince;
@@ -266,6 +328,92 @@ function holderView(config: CoreConfig, s: CoreState, now: number, epoch: number
     };
   }
   return { phase: 'active', reason: `the record names us and we hold the lease (epoch ${epoch}): renewing` };
+}
+
+/**
+ * Is our collector broken? The unit failed or is not loadable; or it crashed more than
+ * `restart_limit` times within `handover_after`; or its probe has failed for `handover_after`.
+ * Null: not broken. Pure: the engine gathers the evidence, this is the one place that judges it.
+ */
+export function collectorVerdict(config: CoreConfig, e: CollectorEvidence | undefined, now: number): string | null {
+  if (!e) return null;
+  const c = config.collector;
+  if (e.unit === 'failed') return 'the collector unit has failed';
+  if (e.unit === 'missing') return 'the collector unit is not loadable (missing or masked)';
+  const recent = e.crashes.filter((t) => now - t <= c.handover_after).length;
+  if (recent > c.restart_limit) return `the collector restarted ${recent} times within ${secs(c.handover_after)} (collector.restart_limit ${c.restart_limit})`;
+  if (e.probeFailingSince !== null && now - e.probeFailingSince >= c.handover_after) {
+    return `the collector's probe has failed for ${secs(now - e.probeFailingSince)}${e.probeDetail ? ` (${e.probeDetail})` : ''}`;
+  }
+  return null;
+}
+
+/** The server's clock as we estimate it (unix s): the control record's times are on it. */
+function serverSeconds(obs: Extract<Observation, { kind: 'tick' }>, snap: Snapshot): number | undefined {
+  return obs.wallSeconds === undefined ? undefined : obs.wallSeconds + (snap.offsetSeconds ?? 0);
+}
+
+const iso = (unixSeconds: number): string => new Date(unixSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+
+/** The pause in words, for reasons. */
+export function pauseWords(p: Pause): string {
+  return `paused by ${p.by} since ${iso(p.since)}${p.until === null ? ' until resumed' : ` until ${iso(p.until)}`}${p.reason ? ` (${p.reason})` : ''}`;
+}
+
+/**
+ * The holder with a broken collector: hand the job over (a CAS that moves record and lease to the
+ * other site and records the handover), or say why not. Null: no handover this tick.
+ */
+function judgeHandover(
+  config: CoreConfig,
+  s: CoreState,
+  obs: Extract<Observation, { kind: 'tick' }>,
+  snap: Snapshot,
+  lease: Lease,
+  now: number,
+  actions: Action[],
+): Action | null {
+  const before = s.collectorBroken;
+  s.collectorBroken = null;
+  s.noSiteCanCollect = false;
+  if (desiredCollector(config, s, now) !== 'running') return null;
+  const broken = collectorVerdict(config, obs.evidence, now);
+  s.collectorBroken = broken;
+  if (broken === null) {
+    if (before !== null) actions.push({ type: 'log', level: 'notice', msg: `our collector works again (was: ${before})`, fields: { event: 'collector_recovered' } });
+    return null;
+  }
+  const to = other(config.role);
+  const peer = obs.peer;
+  s.noSiteCanCollect = !!peer?.collectorBroken;
+  const serverNow = serverSeconds(obs, snap);
+  const h = s.lastHandover;
+  const held = h !== null && config.collector.handover_hold > 0 && (serverNow === undefined || (serverNow - h.at) * 1000 < config.collector.handover_hold);
+  const blocked = !config.collector.handover
+    ? 'automatic handover is off (collector.handover = false)'
+    : s.paused
+      ? `automatic moves are ${pauseWords(s.paused)}`
+      : held
+        ? `the last automatic handover (to the ${h.to}, ${iso(h.at)}) is within collector.handover_hold (${secs(config.collector.handover_hold)}): no automatic handover until ${iso(h.at + Math.ceil(config.collector.handover_hold / 1000))}`
+        : s.noSiteCanCollect
+          ? `no site can collect: the ${to}'s collector is broken too (${peer!.collectorBroken})`
+          : !peer
+            ? `the ${to}'s agent gave no answer (health.peer_targets): cannot confirm it is ready`
+            : !peer.ready
+              ? `the ${to} is not ready (${peer.detail})`
+              : null;
+  if (before === null) {
+    actions.push({ type: 'log', level: 'error', msg: `our collector is broken: ${broken}`, fields: { event: 'collector_broken' } });
+    actions.push({ type: 'notify', event: 'collector-broken', text: `the ${config.role}'s collector is broken: ${broken}${blocked ? `; not handing over: ${blocked}` : ''}` });
+  }
+  if (blocked) {
+    s.reason += `; our collector is broken (${broken}) but ${blocked}`;
+    return null;
+  }
+  const next: Handover = { from: config.role, to, epoch: lease.epoch + 1, at: Math.floor(serverNow ?? lease.at), reason: 'collector-failed', detail: broken };
+  s.decision = 'handover';
+  s.reason = `our collector is broken (${broken}) and the ${to} is ready (${peer!.detail}): handing the job over`;
+  return { type: 'cas', op: 'handover', seen: snap, to, control: formatControl({ pause: null, handover: next }) };
 }
 
 function tickInterval(config: CoreConfig, s: CoreState): number {
@@ -365,6 +513,14 @@ function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { k
     if (v.phase !== s.phase) s.reason = v.reason;
     s.phase = v.phase;
     actions.push({ type: 'log', level: 'debug', msg: 'lease renewed', fields: { event: 'renew', epoch: l?.epoch, seq: l?.seq } });
+  } else if (obs.op === 'handover') {
+    const h = o.snapshot.control?.handover;
+    s.phase = holder === config.role ? holderView(config, s, now, l?.epoch).phase : 'standby';
+    s.decision = 'handed-over';
+    s.reason = `handed the job over: the record names the ${holder} (epoch ${l?.epoch}) because ${h?.detail ?? s.collectorBroken ?? 'our collector is broken'}`;
+    actions.push({ type: 'log', level: 'warning', msg: s.reason, fields: { event: 'handover', reason: h?.reason ?? 'collector-failed', to: holder, epoch: l?.epoch, seq: l?.seq, evidence: h?.detail ?? s.collectorBroken } });
+    actions.push({ type: 'notify', event: 'handover', text: `the ${config.role} handed the job to the ${holder} (epoch ${l?.epoch}): ${h?.detail ?? s.collectorBroken}` });
+    s.collectorBroken = null;
   } else {
     s.phase = holder === config.role ? holderView(config, s, now, l?.epoch).phase : 'standby';
     s.decision = obs.op;
@@ -402,6 +558,15 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   observeLease(s, snap, now, config.role);
   const named = namedSite(snap, config);
   const lease = snap.lease;
+  s.lastHandover = snap.control?.handover ?? null;
+  const serverNow = serverSeconds(obs, snap);
+  s.paused = snap.controlError
+    ? { by: 'an unreadable control record', since: 0, until: null, reason: snap.controlError }
+    : snap.control
+      ? serverNow === undefined
+        ? snap.control.pause
+        : pauseInForce(snap.control, serverNow)
+      : null;
 
   if (!lease || !named) {
     s.phase = 'holding';
@@ -424,19 +589,27 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   }
 
   if (named === me) {
-    // We are the holder: renew (CAS on exactly what we read).
+    // We are the holder: renew (CAS on exactly what we read), or hand the job over.
     const v = holderView(config, s, now, lease.epoch);
     s.phase = v.phase;
     s.decision = 'renew';
     s.reason = v.reason;
-    actions.push({ type: 'cas', op: 'renew', seen: snap });
+    const h = s.lastHandover;
+    if (h && h.to === me && h.epoch === lease.epoch) s.reason += `; active through a handover from the ${h.from} at ${iso(h.at)}: ${h.detail}`;
+    const handover = judgeHandover(config, s, obs, snap, lease, now, actions);
+    actions.push(handover ?? { type: 'cas', op: 'renew', seen: snap });
     return;
   }
+  // Not the holder: our collector is judged only by whether it could take the job.
+  const ownUnusable = obs.collector === 'failed' || obs.collector === 'missing';
+  s.collectorBroken = ownUnusable ? `the collector unit is ${obs.collector}` : null;
+  s.noSiteCanCollect = ownUnusable && !!obs.peer?.collectorBroken;
+  const nobody = s.noSiteCanCollect ? `; no site can collect: ours is ${obs.collector} and the ${named}'s is broken (${obs.peer!.collectorBroken})` : '';
 
   if (me === 'primary') {
     s.phase = 'standby';
     s.decision = 'standby';
-    s.reason = `DR active since ${new Date(lease.at * 1000).toISOString()} (epoch ${lease.epoch}); run failoverctl failback when sync is ready`;
+    s.reason = `DR active since ${new Date(lease.at * 1000).toISOString()} (epoch ${lease.epoch}); run failoverctl failback when sync is ready${nobody}`;
     return;
   }
 
@@ -448,6 +621,12 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   const failing = s.healthFailures >= config.health.failures;
   const selfCheck = obs.collector === 'failed' || obs.collector === 'missing' ? `own collector unit is ${obs.collector}` : null;
   const streak = `health ${Math.min(s.healthFailures, config.health.failures)}/${config.health.failures} failed`;
+  if (s.paused) {
+    // The witness enforces it too: a takeover carries the control record as read among its prerequisites.
+    s.decision = 'paused';
+    s.reason = `${pauseWords(s.paused)}: no automatic takeover (${streak}; the primary's lease unchanged for ${secs(age)})${nobody}`;
+    return;
+  }
   if (failing && expired && !selfCheck) {
     s.decision = 'takeover';
     s.reason = `${streak} and the primary's lease (seq ${lease.seq}) unchanged for ${secs(age)} >= ${secs(expiry)}: taking over`;
@@ -473,11 +652,12 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
     return;
   }
   s.decision = 'monitor';
-  s.reason = anew
-    ? `${s.healthFailures > 0 ? streak : 'primary healthy'}; ${anew}`
-    : s.healthFailures > 0
-      ? `${streak}; primary active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`
-      : `primary healthy and active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`;
+  s.reason =
+    (anew
+      ? `${s.healthFailures > 0 ? streak : 'primary healthy'}; ${anew}`
+      : s.healthFailures > 0
+        ? `${streak}; primary active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`
+        : `primary healthy and active (lease seq ${lease.seq}, renewed ${secs(age)} ago)`) + nobody;
 }
 
 /**

@@ -242,6 +242,31 @@ export class Metrics {
     });
     this.value('failover_healthy', 'Whether /healthz answers 200 (0/1).', (s) => bool(s.healthy));
 
+    // The job, not only the host: the collector judged, the pause, handovers.
+    this.value('failover_paused', 'Whether a pause is in force at the witness (0/1): no automatic takeover or handover.', (s) => bool(s.job.pause !== null));
+    this.value(
+      'failover_paused_since_timestamp_seconds',
+      'Unix time the pause in force began (absent while not paused).',
+      (s) => (s.job.pause ? Date.parse(s.job.pause.since) / 1000 : null),
+    );
+    this.value('failover_collector_broken', "Whether this site's collector counts as broken (0/1): failed, restarting past collector.restart_limit, or its probe failing.", (s) =>
+      bool(s.job.collectorBroken !== null),
+    );
+    this.value('failover_no_site_can_collect', "Whether this site's collector and the other site's are both broken (0/1): nothing moves.", (s) => bool(s.job.noSiteCanCollect));
+    this.value('failover_peer_ready', 'Whether the other site answered that it could take the job (0/1; absent without a fresh answer).', (s) =>
+      s.job.peer ? bool(s.job.peer.ready) : null,
+    );
+    new Counter({
+      name: 'failover_handovers_total',
+      help: 'Automatic handovers of the job to the other site made by this agent since it started, by reason.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ reason: 'collector-failed' }, self.status().job.handovers);
+      },
+    });
+
     // Propagation to the authoritative servers (absent before the first check): informational only.
     new Gauge({
       name: 'failover_dns_server_in_sync',

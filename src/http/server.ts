@@ -64,6 +64,13 @@ export interface HealthzBody {
     last_error: string | null;
   };
   takeovers: number;
+  /** What the other site's holder asks before it hands the job over (health/peer.ts reads it). */
+  job: {
+    ready: boolean;
+    ready_detail: string;
+    collector_broken: string | null;
+    paused: boolean;
+  };
 }
 
 export function healthzBody(s: AgentStatus): HealthzBody {
@@ -109,6 +116,7 @@ export function healthzBody(s: AgentStatus): HealthzBody {
       last_error: s.collector.lastError,
     },
     takeovers: s.takeovers,
+    job: { ready: s.job.ready, ready_detail: s.job.readyDetail, collector_broken: s.job.collectorBroken, paused: s.job.pause !== null },
   };
 }
 

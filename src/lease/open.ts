@@ -40,7 +40,7 @@ export async function openWitness(config: Config, key: TsigKey, opts: OpenOption
   const zone = dns.zone ?? (await client.findZone(dns.record));
   const witness = new Witness(
     client,
-    { zone, record: dns.record, leaseName: dns.lease_name, ttlSeconds: Math.round(dns.record_ttl / 1000) },
+    { zone, record: dns.record, leaseName: dns.lease_name, controlName: dns.control_name, ttlSeconds: Math.round(dns.record_ttl / 1000) },
     Witness.addressTypeFor(config.sites),
     opts.clock,
   );

@@ -14,11 +14,14 @@ import { DnsError } from '../dns/errors.js';
 import { change, prereq } from '../dns/update.js';
 import { normalizeName, type RData, type ResourceRecord, type RRType } from '../dns/wire.js';
 import { formatLease, parseLease, renewed, transferred, type Lease, type Role } from './lease.js';
+import { NO_CONTROL, parseControl, type Control } from './control.js';
 
 export interface WitnessNames {
   zone: string;
   record: string;
   leaseName: string;
+  /** The control record (pause, last handover: lease/control.ts); default `_control.<record>`. */
+  controlName?: string;
   /** TTL (s) written on both the record and the lease. */
   ttlSeconds: number;
 }
@@ -40,12 +43,24 @@ export interface Snapshot {
   leaseError?: string;
   /** Server clock minus ours (s), from the signed answers. */
   offsetSeconds?: number;
+  /** The control TXT RRset as read (null: absent); undefined where no control record was read (a takeover then requires it absent). */
+  controlText?: string[] | null;
+  /** Parsed; an entry not understood leaves `control` empty and sets `controlError` (which counts as a pause). */
+  control?: Control;
+  controlError?: string;
 }
 
-/** What one write sets: the record's address and the lease. */
+/** What one write sets: the record's address and the lease (and, for a handover, the control record). */
 export interface Intended {
   address: string;
   lease: Lease;
+  /**
+   * An automatic move (takeover, handover): the control RRset exactly as read is a prerequisite too,
+   * so a pause written since makes the witness refuse it. Admin moves and renewals leave it out.
+   */
+  guardControl?: boolean;
+  /** Replace the control RRset with this (null: delete it); undefined: leave it. */
+  control?: string[] | null;
 }
 
 export interface WriteResult {
@@ -83,6 +98,16 @@ export function snapshotOf(addresses: RData[], txt: RData[], addressType: RRType
   return snap;
 }
 
+/** `snap` with the control RRset as read, parsed strictly (an error is kept, not thrown). */
+export function withControl(snap: Snapshot, txt: RData[]): Snapshot {
+  const controlText = txt.length ? txt.map((v) => (Array.isArray(v) ? v.join('') : String(v))) : null;
+  try {
+    return { ...snap, controlText, control: parseControl(controlText) };
+  } catch (err) {
+    return { ...snap, controlText, control: NO_CONTROL, controlError: (err as Error).message };
+  }
+}
+
 /** The renewal of `seen` by its holder: same address, seq + 1. */
 export function renewalOf(seen: Snapshot, nowSeconds: number): Intended {
   if (!seen.lease || seen.addresses.length !== 1) {
@@ -115,24 +140,40 @@ export class Witness {
     return net.isIPv6(sites.primary) ? 'AAAA' : 'A';
   }
 
+  get controlName(): string {
+    return this.names.controlName ?? `_control.${this.names.record}`;
+  }
+
   async read(): Promise<Snapshot> {
-    const [addr, txt] = await Promise.all([
+    const [addr, txt, ctl] = await Promise.all([
       this.client.read(this.names.record, this.addressType),
       this.client.read(this.names.leaseName, 'TXT'),
+      this.client.read(this.controlName, 'TXT'),
     ]);
-    const snap = snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName);
+    const snap = withControl(snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName), ctl.values);
     const offset = txt.offsetSeconds ?? addr.offsetSeconds;
     if (offset !== undefined) snap.offsetSeconds = offset;
     return snap;
   }
 
-  private casPrereqs(seen: Snapshot): ResourceRecord[] {
+  private casPrereqs(seen: Snapshot, guardControl: boolean): ResourceRecord[] {
     const a = { name: this.names.record, type: this.addressType };
     const t = { name: this.names.leaseName, type: 'TXT' as const };
     return [
       ...(seen.addresses.length ? prereq.rrsetEquals(a, seen.addresses) : [prereq.rrsetAbsent(a)]),
       ...(seen.leaseText ? prereq.rrsetEquals(t, seen.leaseText.map((s) => [s])) : [prereq.rrsetAbsent(t)]),
+      ...(guardControl ? this.controlPrereq(seen) : []),
     ];
+  }
+
+  private controlPrereq(seen: Snapshot): ResourceRecord[] {
+    const c = { name: this.controlName, type: 'TXT' as const };
+    return seen.controlText ? prereq.rrsetEquals(c, seen.controlText.map((s) => [s])) : [prereq.rrsetAbsent(c)];
+  }
+
+  private replaceControl(texts: string[] | null): ResourceRecord[] {
+    const c = { name: this.controlName, type: 'TXT' as const };
+    return [change.deleteRrset(c), ...(texts ?? []).map((t) => change.add({ ...c, data: [t] }, this.names.ttlSeconds))];
   }
 
   private replace(address: string, lease: Lease): ResourceRecord[] {
@@ -151,16 +192,16 @@ export class Witness {
    * what we meant to write, an earlier attempt of ours was applied and its
    * answer lost; otherwise the conflict is rethrown for the caller to decide.
    */
-  async write(seen: Snapshot, { address, lease }: Intended): Promise<WriteResult> {
+  async write(seen: Snapshot, { address, lease, guardControl, control }: Intended): Promise<WriteResult> {
     const t0 = this.clock.monotonicMs();
-    const intended: Snapshot = {
-      addresses: [address],
-      addressType: this.addressType,
-      leaseText: [formatLease(lease)],
-      lease,
-    };
+    const controlNow = control === undefined ? (seen.controlText ?? null) : control;
+    const intended: Snapshot = withControl(
+      { addresses: [address], addressType: this.addressType, leaseText: [formatLease(lease)], lease },
+      controlNow ? controlNow.map((t) => [t]) : [],
+    );
     try {
-      const r = await this.client.update(this.names.zone, this.casPrereqs(seen), this.replace(address, lease));
+      const updates = [...this.replace(address, lease), ...(control === undefined ? [] : this.replaceControl(control))];
+      const r = await this.client.update(this.names.zone, this.casPrereqs(seen, guardControl === true || control !== undefined), updates);
       if (r.offsetSeconds !== undefined) intended.offsetSeconds = r.offsetSeconds;
       return { snapshot: intended, rttMs: r.rttMs };
     } catch (err) {
@@ -171,6 +212,15 @@ export class Witness {
       }
       throw err;
     }
+  }
+
+  /**
+   * The control record alone (pause, resume): CAS on the control RRset exactly as read; the
+   * record and the lease are neither required nor touched (renewals go on meanwhile).
+   */
+  async writeControl(seen: Snapshot, next: string[] | null): Promise<WriteResult> {
+    const r = await this.client.update(this.names.zone, this.controlPrereq(seen), this.replaceControl(next));
+    return { snapshot: withControl(seen, next ? next.map((t) => [t]) : []), rttMs: r.rttMs };
   }
 
   /** Renewal by the current holder: same address, seq + 1. */

@@ -87,6 +87,7 @@ describe('defaults (SPEC §8)', () => {
         key_file: '/etc/failover-agent/tsig.key',
         record_ttl: 30_000,
         lease_name: '_lease.syslog.example.com',
+        control_name: '_control.syslog.example.com',
         timeout: 2_000,
         retries: 2,
         verify_servers: [],
@@ -101,6 +102,8 @@ describe('defaults (SPEC §8)', () => {
         interval: 10_000,
         timeout: 3_000,
         failures: 3,
+        // the other site's agent on the port this one listens on
+        peer_targets: ['http://10.10.10.10:9465/healthz'],
       },
       collector: {
         control: 'systemd',
@@ -108,6 +111,11 @@ describe('defaults (SPEC §8)', () => {
         mode: 'when-active',
         interval: 5_000,
         self_fence: false,
+        handover: true,
+        restart_limit: 3,
+        handover_after: 30_000,
+        handover_hold: 1_800_000,
+        probe: '',
       },
       vmsync: {
         enabled: false,

@@ -16,7 +16,7 @@ function config(role: 'primary' | 'dr', over: Partial<CoreConfig['collector']> =
     sites: { primary: P, dr: D },
     lease: { ttl: 30_000, renew_interval: 10_000, max_skew: 5_000 },
     health: { interval: 10_000, failures: 3, timeout: 3_000 },
-    collector: { control: 'systemd', mode: 'when-active', self_fence: false, ...over },
+    collector: { control: 'systemd', mode: 'when-active', self_fence: false, handover: true, restart_limit: 3, handover_after: 30_000, handover_hold: 1_800_000, ...over },
     dns: { budget: 6_000 },
   };
 }

@@ -28,7 +28,7 @@ describe('the DNS model is the witness the agent talks to', () => {
     expect(await witness.read()).toEqual(m.read()); // empty zone
     m.load([SITES.primary], lease1);
     expect(await witness.read()).toEqual(m.read());
-    expect(m.read()).toEqual({ addresses: [SITES.primary], addressType: 'A', leaseText: [formatLease(lease1)], lease: lease1 });
+    expect(m.read()).toEqual({ addresses: [SITES.primary], addressType: 'A', leaseText: [formatLease(lease1)], lease: lease1, controlText: null, control: { pause: null, handover: null } });
     // two TXT records, a malformed one, two addresses: leaseError / addresses as Witness reports them
     const t = { name: names.leaseName, type: 'TXT' as const };
     m.process(names.zone, [], [change.add({ ...t, data: ['v=1 holder=dr epoch=2 seq=1 at=5'] }, 30)]);

@@ -26,7 +26,7 @@ import { DnsError } from '../../src/dns/errors.js';
 import { change, prereq } from '../../src/dns/update.js';
 import { normalizeName, type RData, type ResourceRecord, type RRType } from '../../src/dns/wire.js';
 import { formatLease, type Lease } from '../../src/lease/lease.js';
-import { snapshotOf, type Snapshot } from '../../src/lease/witness.js';
+import { snapshotOf, withControl, type Snapshot } from '../../src/lease/witness.js';
 
 export type CasResult = 'ok' | 'conflict';
 export type UpdateRcode = 'NOERROR' | 'NXRRSET' | 'YXRRSET' | 'NXDOMAIN' | 'YXDOMAIN' | 'NOTZONE';
@@ -55,6 +55,7 @@ export interface ModelNames {
   zone: string;
   record: string;
   leaseName: string;
+  controlName?: string;
   ttlSeconds: number;
 }
 
@@ -315,11 +316,14 @@ export class DnsModel {
   /** A fresh copy of the current snapshot (callers may keep it; the zone moves on). */
   private snapshot(): Snapshot {
     const c = (this.cached ??= this.build());
-    return { ...c, addresses: [...c.addresses], leaseText: c.leaseText && [...c.leaseText], lease: c.lease && { ...c.lease } };
+    return { ...c, addresses: [...c.addresses], leaseText: c.leaseText && [...c.leaseText], lease: c.lease && { ...c.lease }, controlText: c.controlText && [...c.controlText] };
   }
 
   /** The same construction as Witness.read() (without offsetSeconds: no signed answers here). */
   private build(): Snapshot {
-    return snapshotOf(this.values(this.names.record, this.addressType), this.values(this.names.leaseName, 'TXT'), this.addressType, this.names.leaseName);
+    return withControl(
+      snapshotOf(this.values(this.names.record, this.addressType), this.values(this.names.leaseName, 'TXT'), this.addressType, this.names.leaseName),
+      this.values(this.names.controlName ?? `_control.${this.names.record}`, 'TXT'),
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runAdmin, type AdminIo, type AdminWrite } from '../../src/agent/admin-run.js';
+import { runAdmin, type AdminIo, type AdminWrite } from '../../src/admin/run.js';
 import { validateConfig } from '../../src/config/load.js';
 import { ADMIN_ATTEMPTS } from '../../src/core/admin.js';
 import { DnsError } from '../../src/dns/errors.js';
