@@ -438,6 +438,7 @@ max_skew = "${t.max_skew}"
 
 [health]
 targets = ["http://${SITES.primary}:${ports.primary.http}/healthz"]
+peer_targets = ["http://${SITES[other]}:${ports[other].http}/healthz"]
 interval = "${t.health_interval}"
 timeout = "${t.health_timeout}"
 failures = ${t.health_failures}
@@ -539,8 +540,10 @@ export interface DrillOptions {
   repo?: string;
   /** the .deb to install; default: scripts/build-packages --reuse */
   deb?: string;
-  /** cached root; default: scripts/make-root's */
+  /** cached root; default: scripts/make-root's of `suite` */
   baseRoot?: string;
+  /** the Debian release of the sites (its root, and the .deb built for it); default bookworm */
+  suite?: 'bookworm' | 'trixie';
   /** how long the DR collects while the primary is off, after its collector started; default 12 s */
   outageSeconds?: number;
   /** live progress (events as they arrive, step headers); default: nothing */
@@ -729,7 +732,7 @@ export class Drill {
     } else {
       this.deb = await this.buildDeb(step);
     }
-    this.baseRoot = this.opts.baseRoot ?? (await defaultRoot());
+    this.baseRoot = this.opts.baseRoot ?? (await defaultRoot(undefined, this.opts.suite ?? 'bookworm'));
     this.srv = await startServer('bind');
     this.event('drill', `BIND (the witness) on ${this.srv.host}:${this.srv.port}, zone ${this.srv.zone}`);
     this.witness = witnessOf(this.srv);
@@ -756,7 +759,8 @@ export class Drill {
       const t = Date.now();
       const r = await runHost(path.join(this.repo, 'scripts/build-packages'), ['--reuse'], 900_000, this.repo);
       if (r.code !== 0) throw new DrillError(step, `scripts/build-packages failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
-      const deb = r.stdout.trim().split('\n').find((p) => p.endsWith('.deb'));
+      const tag = this.opts.suite === 'trixie' ? '+deb13' : '+deb12';
+      const deb = r.stdout.trim().split('\n').find((p) => p.endsWith('.deb') && path.basename(p).includes(tag));
       if (!deb) throw new DrillError(step, `scripts/build-packages printed no .deb:\n${r.stdout}`);
       const copy = await this.privateCopy(deb);
       if (copy) {
@@ -1119,6 +1123,85 @@ export class Drill {
    * Stops everything this drill started, by PID, newest boot first. Safe to call again: a later
    * call stops what a step still in flight started after the first (stopping is idempotent).
    */
+  // --- the job, not only the host (collector handover, pause) ---------------------------------
+
+  /** The collector of `role` made to die at once, as a bad config push does: a drop-in `ExecStart=/bin/false`, then (re)started. */
+  async breakCollector(role: Role): Promise<{ at: number }> {
+    const step = this.step(`${role} collector broken`);
+    await this.must(step, role, 'mkdir -p /etc/systemd/system/otelcol-contrib.service.d && printf "[Service]\nExecStart=\nExecStart=/bin/false\n" > /etc/systemd/system/otelcol-contrib.service.d/broken.conf && systemctl daemon-reload');
+    const at = Date.now();
+    // A running collector is restarted into the broken binary; a stopped one only fails when started.
+    await this.sh(role, 'systemctl is-active -q otelcol-contrib && systemctl restart otelcol-contrib', 30_000);
+    this.event('drill', `the ${role}'s collector BROKEN (ExecStart=/bin/false)`, at);
+    return { at };
+  }
+
+  /** The drop-in removed and the failed state cleared: the collector works again. */
+  async repairCollector(role: Role): Promise<void> {
+    const step = this.step(`${role} collector repaired`);
+    await this.must(step, role, 'rm -f /etc/systemd/system/otelcol-contrib.service.d/broken.conf && systemctl daemon-reload && systemctl reset-failed otelcol-contrib');
+    this.event('drill', `the ${role}'s collector repaired`);
+  }
+
+  /** After breakCollector('primary'): the primary hands the job over; the DR's collector runs. */
+  async handedOver(from: Role, brokenAt: number): Promise<{ dnsSeconds: number; collectorSeconds: number; handoverLog: string; receiverReason: string }> {
+    const step = this.step(`the ${from} hands over`);
+    const to: Role = from === 'primary' ? 'dr' : 'primary';
+    const dns = await this.waitDns(step, (x) => x.addresses[0] === SITES[to] && x.lease?.holder === to, 60_000, `the record naming the ${to}`, this.dnsIndexAt(brokenAt));
+    const started = await this.waitJournal(step, to, (e) => this.unitEvent('otelcol-contrib.service', 'Started')(e) && e.at >= brokenAt, 30_000, `start of the ${to}'s collector after the handover`);
+    const ho = await this.waitJournal(step, from, (e) => e.unit === this.sites[from].unit && /event=handover\b/.test(e.message) && e.at >= brokenAt, 10_000, 'event=handover');
+    const st = await this.status(to);
+    const receiverReason = String(st?.reason ?? '');
+    const dnsSeconds = secs(dns.at - brokenAt);
+    const collectorSeconds = secs(started.at - brokenAt);
+    this.event('drill', `HANDOVER: the witness names the ${to} ${dnsSeconds} s after the ${from}'s collector broke; its collector active after ${collectorSeconds} s`, started.at);
+    this.measured[`handover_${from}_dns_s`] = dnsSeconds;
+    this.measured[`handover_${from}_collector_s`] = collectorSeconds;
+    return { dnsSeconds, collectorSeconds, handoverLog: ho.message, receiverReason };
+  }
+
+  /** The index of the first witness change at or after `at` (wait for changes from there). */
+  dnsIndexAt(at: number): number {
+    const i = this.dns!.changes.items.findIndex((c) => c.at >= at);
+    return i === -1 ? this.dns!.changes.items.length : i;
+  }
+
+  /** The witness's changes since `at` (ms), as lease epochs. */
+  epochsSince(at: number): number[] {
+    return this.dns!.changes.items.filter((c) => c.at >= at).map((c) => c.snap.lease?.epoch ?? -1);
+  }
+
+  /** Waits until `role`'s status satisfies `pred` (bounded), returning it. */
+  async waitStatus(role: Role, pred: (s: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
+    const step = `${role} status`;
+    let last: Record<string, unknown> | null = null;
+    const ok = await until(async () => {
+      last = await this.status(role);
+      return last !== null && pred(last);
+    }, timeoutMs, 250);
+    if (!ok) throw new DrillError(step, `the ${role}'s status did not show ${what} within ${timeoutMs / 1000} s; last: ${JSON.stringify(last)?.slice(0, 1500)}`);
+    return last!;
+  }
+
+  /** failoverctl on a site; throws on a non-zero exit. */
+  async ctl(role: Role, args: string): Promise<string> {
+    return this.must(`failoverctl ${args}`, role, `failoverctl --instance ${role} ${args}`, 60_000);
+  }
+
+  /** The agent of `role` stopped (its collector left as it is), as for an upgrade. */
+  async stopAgent(role: Role): Promise<{ at: number }> {
+    const step = this.step(`${role} agent stopped`);
+    await this.must(step, role, `systemctl stop ${this.sites[role].unit}`, 60_000);
+    const at = Date.now();
+    this.event('drill', `the ${role}'s agent STOPPED`, at);
+    return { at };
+  }
+
+  async startAgent(role: Role): Promise<void> {
+    const step = this.step(`${role} agent started`);
+    await this.must(step, role, `systemctl start ${this.sites[role].unit}`, 60_000);
+  }
+
   async teardown(): Promise<void> {
     if (!this.tornDown) this.event('drill', 'teardown');
     this.tornDown = true;

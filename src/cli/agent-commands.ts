@@ -70,11 +70,31 @@ export function renderStatus(s: AgentStatus): string {
     `collector ${s.collector.control === 'none' ? 'not controlled (collector.control = none)' : `${s.collector.unit}: ${s.collector.state ?? 'unknown'}, should be ${s.collector.desired}`}` +
       (s.collector.lastError ? ` (error: ${s.collector.lastError})` : ''),
     `vmsync   ${s.vmsync ? `${s.vmsync.failback_ready ? 'FAILBACK READY' : 'not ready'}, ${s.vmsync.consecutive_clean}/${s.vmsync.clean_checks_needed} clean checks, last check ${s.vmsync.last_check ?? 'never'}${s.vmsync.ranges_found.length ? `, ${s.vmsync.ranges_found.length} gap range(s)` : ''}` : 'disabled'}`,
+    ...renderJob(s),
     `last CAS ${s.lastWrite ? `${s.lastWrite.op} ${s.lastWrite.ok ? 'ok' : 'FAILED'} at ${s.lastWrite.at}: ${s.lastWrite.detail}` : '-'}`,
     `healthz  ${s.healthy ? '200 healthy' : `503: ${s.unhealthyReason}`}; takeovers ${s.takeovers}`,
   );
   if (s.events.length) lines.push('events', ...s.events.slice(-10).map((e) => `  ${e.at} ${e.event}: ${e.text}`));
   return lines.join('\n');
+}
+
+/** The job, not only the host: the pause, this collector's verdict, the other site's readiness, the last handover. */
+function renderJob(s: AgentStatus): string[] {
+  const j = s.job;
+  // (an agent older than this failoverctl reports no job)
+  if (!j) return [];
+  const out: string[] = [];
+  if (j.pause) out.push(`PAUSED   by ${j.pause.by} since ${j.pause.since}${j.pause.until ? ` until ${j.pause.until}` : ' until failoverctl resume'}${j.pause.reason ? `: ${j.pause.reason}` : ''} (no automatic takeover or handover)`);
+  if (j.noSiteCanCollect) out.push(`NO SITE CAN COLLECT: ours ${j.collectorBroken}; the other site's: ${j.peer?.collectorBroken ?? 'broken'}`);
+  else if (j.collectorBroken) out.push(`job      our collector is BROKEN: ${j.collectorBroken}`);
+  out.push(
+    `job      this site ${j.ready ? 'could take the job' : 'could NOT take the job'} (${j.readyDetail}); other site: ${j.peer ? `${j.peer.ready ? 'ready' : 'NOT ready'} (${j.peer.detail}), asked ${j.peer.ageSeconds} s ago` : 'no fresh answer'}`,
+  );
+  if (j.lastHandover) {
+    const h = j.lastHandover;
+    out.push(`handover last: ${h.from} -> ${h.to} at ${h.at} (epoch ${h.epoch}, ${h.reason}): ${h.detail}; by this agent since start: ${j.handovers}`);
+  }
+  return out;
 }
 
 /** Prints the status; the exit code says whether this site is fine in its role (status-verdict.ts). */

@@ -1,7 +1,10 @@
 /** failoverctl check-config: the agent's own validation, run on demand, plus the margin warnings. */
+import fs from 'node:fs';
+import path from 'node:path';
+
 import { loadConfig } from '../config/load.js';
 import { loadKeyFile, type TsigKey } from '../config/keyfile.js';
-import { marginWarnings } from '../config/margins.js';
+import { marginWarnings, type MarginWarning } from '../config/margins.js';
 import type { Config } from '../config/schema.js';
 import { ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
@@ -11,12 +14,12 @@ import { selectConfigFile, type ConfigSelector } from './select-config.js';
 /** Reads of the witness timed to measure the round trip (the median is taken). */
 const RTT_SAMPLES = 3;
 
-export async function checkConfigCommand(args: ConfigSelector, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
+export async function checkConfigCommand(args: ConfigSelector, out: Output, env: NodeJS.ProcessEnv, polkitDirs: readonly string[] = POLKIT_RULE_DIRS): Promise<number> {
   const file = selectConfigFile(args, env);
   const config = loadConfig(file); // ConfigError: exit 78, every problem listed
   const key = loadKeyFile(config.dns.key_file); // KeyFileError: exit 77 (mode) or 78 (content)
   const rtt = await measureRtt(config, key);
-  const warnings = marginWarnings(config, typeof rtt === 'number' ? rtt : undefined);
+  const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs)];
   const lines = [
     `${file}: OK (instance ${config.instance}, role ${config.role}, key ${key.name} ${key.algorithm})`,
     typeof rtt === 'number' ? `DNS round trip: ${rtt.toFixed(1)} ms (median of ${RTT_SAMPLES} signed reads)` : `DNS round trip: not measured (${rtt.error})`,
@@ -49,4 +52,74 @@ async function measureRtt(config: Config, key: TsigKey): Promise<number | { erro
   } catch (err) {
     return { error: (err as Error).message };
   }
+}
+
+/** Where polkitd reads rules; a file in the first masks one of the same name in the second. */
+export const POLKIT_RULE_DIRS: readonly string[] = ['/etc/polkit-1/rules.d', '/usr/share/polkit-1/rules.d'];
+const PACKAGED_RULE = '50-failover-agent.rules';
+
+/**
+ * The units the installed polkit rules let the user failover-agent manage. Understands ONE form,
+ * the one of the packaged 50-failover-agent.rules and of the override failoverctl setup writes: a
+ * `polkit.addRule(...)` whose text has `action.id == "org.freedesktop.systemd1.manage-units"`,
+ * `subject.user == "failover-agent"` and one or more `action.lookup("unit") == "NAME"` (NAME a JSON
+ * string); such a rule without a unit comparison allows every unit ("*"). Whole-line `//` comments
+ * are skipped; anything else (groups, helper functions, other users) is not read and allows nothing.
+ * `ours`: the package's rule file (even masked by an empty one) or a rule for our user is there.
+ */
+export function polkitAllowedUnits(dirs: readonly string[] = POLKIT_RULE_DIRS): { units: Set<string>; ours: boolean; unreadable: string[] } {
+  const files = new Map<string, string>(); // file name → path (the first directory wins)
+  const unreadable: string[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') unreadable.push(dir);
+      continue;
+    }
+    for (const n of names) if (n.endsWith('.rules') && !files.has(n)) files.set(n, path.join(dir, n));
+  }
+  const units = new Set<string>();
+  let ours = files.has(PACKAGED_RULE);
+  for (const file of files.values()) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      unreadable.push(file);
+      continue;
+    }
+    text = text.replace(/^\s*\/\/.*$/gm, '');
+    for (const rule of text.split(/\bpolkit\.addRule\s*\(/).slice(1)) {
+      if (!/action\.id\s*==\s*"org\.freedesktop\.systemd1\.manage-units"/.test(rule)) continue;
+      if (!/subject\.user\s*==\s*"failover-agent"/.test(rule)) continue;
+      ours = true;
+      const named = [...rule.matchAll(/action\.lookup\(\s*"unit"\s*\)\s*==\s*("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1]!) as string);
+      for (const u of named.length > 0 ? named : ['*']) units.add(u);
+    }
+  }
+  return { units, ours, unreadable };
+}
+
+/**
+ * A warning when the collector unit is one no installed polkit rule lets the agent manage (it would
+ * fail at runtime with "Interactive authentication required"). None where the package's rule is not
+ * installed at all (a source checkout: nothing to judge by).
+ */
+export function polkitWarnings(config: { collector: Pick<Config['collector'], 'control' | 'unit'> }, dirs: readonly string[] = POLKIT_RULE_DIRS): MarginWarning[] {
+  if (config.collector.control !== 'systemd') return [];
+  const { units, ours, unreadable } = polkitAllowedUnits(dirs);
+  const unit = config.collector.unit;
+  if (!ours || units.has(unit) || units.has('*')) return [];
+  const allowed = units.size > 0 ? `only ${[...units].join(', ')}` : 'no unit';
+  return [
+    {
+      key: 'collector.unit',
+      message:
+        `the installed polkit rules let the user failover-agent manage ${allowed}, not ${unit}: starting it will fail ` +
+        `("Interactive authentication required"). Write /etc/polkit-1/rules.d/49-failover-agent-local.rules for it ` +
+        `(failoverctl setup does; docs/HARDENING.md)${unreadable.length > 0 ? `; not readable here: ${unreadable.join(', ')} (run as root)` : ''}`,
+    },
+  ];
 }

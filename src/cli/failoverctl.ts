@@ -7,15 +7,16 @@
  * unreachable; 77 permission or authentication refused; 78 configuration error.
  */
 import yargs, { type Argv } from 'yargs';
+import { pauseCommand, type PauseArgs } from './pause-commands.js';
 import { versionLine } from '../build-info.js';
-import { DEFAULT_CONFIG_DIR } from '../config/schema.js';
+import { DEFAULT_COLLECTOR_UNIT, DEFAULT_CONFIG_DIR } from '../config/schema.js';
 import { AgentError, ExitCode, exitCodeOf } from '../errors.js';
 import { adminCommand, reloadCommand, statusCommand, syncCommand, type AgentArgs } from './agent-commands.js';
 import { checkConfigCommand } from './check-config.js';
 import { dnsCommand, initCommand } from './dns-commands.js';
 import { importEnvCommand } from './import-env.js';
 import { Output, type OutputStreams } from './output.js';
-import { SETUP_FLAGS, setupCommand, type SetupArgs } from './setup.js';
+import { POLKIT_DIR, SETUP_FLAGS, setupCommand, type SetupArgs } from './setup.js';
 import type { ConfigSelector } from './select-config.js';
 
 export interface GlobalArgs extends ConfigSelector {
@@ -79,6 +80,21 @@ export async function run(argv: string[], streams: OutputStreams & { stdin?: Nod
       guard((a: GlobalArgs & AgentArgs & { force: boolean; dryRun: boolean }) => adminCommand('switchover', a, out, env)),
     )
     .command(
+      'pause',
+      'stop automatic moves on both sites (written at the witness; switchover and failback still work)',
+      (y) =>
+        y
+          .option('for', { type: 'string', describe: 'end the pause by itself after this long ("2h", "30m")' })
+          .option('reason', { type: 'string', describe: 'why, shown in both sites\' status' }),
+      guard((a: GlobalArgs & PauseArgs) => pauseCommand('pause', a, out, env)),
+    )
+    .command(
+      'resume',
+      'allow automatic takeover and handover again',
+      (y) => y,
+      guard((a: GlobalArgs & PauseArgs) => pauseCommand('resume', a, out, env)),
+    )
+    .command(
       'sync',
       'run a VM sync check now: gaps found, repaired, and the failback gate',
       (y) => y,
@@ -110,6 +126,7 @@ export async function run(argv: string[], streams: OutputStreams & { stdin?: Nod
           // The answers' flags come from setup's QUESTIONS (one list for flags, prompts and checks).
           .options(SETUP_FLAGS as Record<string, { type: 'string'; describe: string }>)
           .option('out', { type: 'string', describe: `directory for primary.toml and dr.toml (default ${DEFAULT_CONFIG_DIR})` })
+          .option('polkit-dir', { type: 'string', describe: `where the polkit rule for a collector unit other than ${DEFAULT_COLLECTOR_UNIT} goes (default ${POLKIT_DIR}; printed when not writable)` })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite existing files' }) as unknown as Argv<GlobalArgs & SetupArgs>,
       guard((a: GlobalArgs & SetupArgs) => setupCommand(a, out, { stdin: streams.stdin ?? process.stdin, stdout: streams.stdout })),
     )

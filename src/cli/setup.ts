@@ -27,6 +27,9 @@ export const QUESTIONS = [
   { name: 'drVm', prompt: "DR's VictoriaMetrics URL (empty: no VM sync)", keys: ['vmsync.local_url', 'vmsync.remote_url'] },
   { name: 'webhook', prompt: 'Webhook URL for notifications (empty: none)', keys: ['notify.webhook'] },
   { name: 'collector', prompt: 'Collector unit ("none": DNS failover only)', keys: ['collector.unit', 'collector.control'] },
+  { name: 'handover', prompt: 'Hand the collector over to the other site when it breaks (yes/no)', keys: ['collector.handover'] },
+  { name: 'probe', prompt: "Local health probe of the collector (empty: none; otelcol's health_check is http://127.0.0.1:13133/)", keys: ['collector.probe'] },
+  { name: 'handoverHold', prompt: 'Minimum time between automatic handovers', keys: ['collector.handover_hold'] },
   { name: 'httpPort', prompt: 'Port of /healthz and /metrics on each site', keys: ['http.listen', 'health.targets'] },
   { name: 'keyName', prompt: 'TSIG key name', keys: [] },
   { name: 'keyFile', prompt: 'Where to write the TSIG key file', keys: ['dns.key_file'] },
@@ -46,6 +49,21 @@ type Name = keyof SetupAnswers;
 /** Answers every question needs; the rest have defaults. */
 const REQUIRED: readonly Name[] = ['record', 'zone', 'primaryIp', 'drIp', 'dnsServer'];
 
+/** Questions about the collector's handover: not asked when there is no collector ("none"). */
+const COLLECTOR_ONLY: readonly Name[] = ['handover', 'probe', 'handoverHold'];
+
+/** The packaged polkit rule allows this unit; any other one needs the override setup writes. */
+export const POLKIT_DIR = '/etc/polkit-1/rules.d';
+/** Sorts before the packaged 50-failover-agent.rules; a different name, so an upgrade never touches it. */
+export const POLKIT_OVERRIDE = '49-failover-agent-local.rules';
+
+/** The record's parent ("syslog.example.com" → "example.com"): the zone's default. */
+export const parentOf = (record: string): string => (record.replace(/\.$/, '').includes('.') ? record.slice(record.indexOf('.') + 1) : '');
+
+/** yes/no answers (and what yargs makes of --no-handover). */
+const YES = /^(y|yes|true)$/i;
+const NO = /^(n|no|false)$/i;
+
 export function defaults(out: string): SetupAnswers {
   return {
     record: '',
@@ -57,6 +75,9 @@ export function defaults(out: string): SetupAnswers {
     drVm: '',
     webhook: '',
     collector: DEFAULT_COLLECTOR_UNIT,
+    handover: 'yes',
+    probe: '',
+    handoverHold: '30m',
     httpPort: String(DEFAULT_HTTP_PORT),
     keyName: 'failover',
     keyFile: path.join(out, 'tsig.key'),
@@ -89,6 +110,14 @@ export function siteToml(a: SetupAnswers, role: 'primary' | 'dr'): string {
     '',
     '[collector]',
     ...(a.collector === 'none' ? ['control = "none"'] : [`unit = ${q(a.collector)}`]),
+    // Written even at their defaults, so the operator sees them (failover-agent.toml(5)).
+    '# Hand the job to the other site when this collector is broken: its unit failed, restarted more',
+    '# than restart_limit (3) times within handover_after ("30s"), or the probe failing that long.',
+    `handover = ${YES.test(a.handover)}`,
+    '# Local health probe: "" none; "http://127.0.0.1:13133/" (otelcol\'s health_check); "tcp://host:port".',
+    `probe = ${q(a.probe)}`,
+    '# No automatic handover back within this time after one (recorded at the witness).',
+    `handover_hold = ${q(a.handoverHold)}`,
     '',
     '[vmsync]',
     ...(local && remote ? ['enabled = true', `local_url = ${q(local)}`, `remote_url = ${q(remote)}`] : ['enabled = false']),
@@ -104,15 +133,20 @@ export function siteToml(a: SetupAnswers, role: 'primary' | 'dr'): string {
   return lines.join('\n');
 }
 
-/** Problems with the answers as the agent's schema sees them, per question ('' : not tied to one). */
-export function problems(a: SetupAnswers, out: string): Map<Name | '', string[]> {
+/**
+ * Problems with the answers as the agent's schema sees them, per question ('' : not tied to one).
+ * `vmPair: false` leaves out "both VictoriaMetrics URLs or neither": the wizard asks it only once
+ * both URLs were answered (checked after the primary's alone, it refused every primary URL).
+ */
+export function problems(a: SetupAnswers, out: string, opts: { vmPair?: boolean } = {}): Map<Name | '', string[]> {
   const found = new Map<Name | '', string[]>();
   // Both files share most keys: one message once.
   const add = (name: Name | '', msg: string): void => void found.set(name, [...new Set([...(found.get(name) ?? []), msg])]);
   if (!/^\d+$/.test(a.httpPort) || Number(a.httpPort) < 1 || Number(a.httpPort) > 65535) add('httpPort', 'must be a port number, 1-65535');
   if (!/^[a-z0-9][a-z0-9._-]*$/i.test(a.keyName)) add('keyName', 'must be a DNS-style name (letters, digits, . _ -)');
   if (!path.isAbsolute(a.keyFile)) add('keyFile', 'must be an absolute path');
-  if (Boolean(a.primaryVm) !== Boolean(a.drVm)) add(a.primaryVm ? 'drVm' : 'primaryVm', 'give both VictoriaMetrics URLs, or neither');
+  if (!YES.test(a.handover) && !NO.test(a.handover)) add('handover', 'answer yes or no');
+  if ((opts.vmPair ?? true) && Boolean(a.primaryVm) !== Boolean(a.drVm)) add(a.primaryVm ? 'drVm' : 'primaryVm', 'give both VictoriaMetrics URLs, or neither');
   for (const role of ['primary', 'dr'] as const) {
     try {
       loadConfig(path.join(out, `${role}.toml`), { text: siteToml(a, role) });
@@ -191,24 +225,65 @@ pdnsutil set-meta ${zone} ALLOW-DNSUPDATE-FROM ${a.primaryIp}/${a.primaryIp.incl
 `;
 }
 
+/**
+ * The polkit rule letting the agent's user start, stop and restart `unit` and nothing else: the
+ * packaged 50-failover-agent.rules with another unit name (check-config's parser reads both).
+ */
+export function polkitRule(unit: string): string {
+  return `// Written by failoverctl setup: lets the failover-agent service user start, stop and restart
+// the collector unit ${unit} and nothing else. The packaged rule
+// (/usr/share/polkit-1/rules.d/50-failover-agent.rules) allows only ${DEFAULT_COLLECTOR_UNIT};
+// package upgrades never touch /etc/polkit-1. See docs/HARDENING.md.
+polkit.addRule(function (action, subject) {
+  if (action.id == "org.freedesktop.systemd1.manage-units" &&
+      subject.user == "failover-agent" &&
+      action.lookup("unit") == ${q(unit)}) {
+    var verb = action.lookup("verb");
+    if (verb == "start" || verb == "stop" || verb == "restart") {
+      return polkit.Result.YES;
+    }
+  }
+});
+`;
+}
+
+/** A directory this process may create files in. */
+function writableDir(dir: string): boolean {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export interface SetupArgs extends Partial<SetupAnswers> {
   out?: string;
+  /** Where the polkit override for a collector unit other than the packaged one goes. */
+  polkitDir?: string;
   force: boolean;
 }
 
 /** Asks every question not answered by a flag, re-asking until the schema accepts the answer. */
 async function ask(a: SetupAnswers, given: ReadonlySet<Name>, out: string, streams: { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream }): Promise<void> {
   const rl = readline.createInterface({ input: streams.stdin, output: streams.stdout, terminal: true });
+  // What the operator has answered so far (flags included): checks spanning two answers wait for both.
+  const answered = new Set<Name>(given);
+  const check = (names: ReadonlySet<Name>): Map<Name | '', string[]> =>
+    problems(filled(a), out, { vmPair: names.has('primaryVm') && names.has('drVm') });
   try {
     for (const question of QUESTIONS) {
       if (given.has(question.name)) continue;
+      if (a.collector === 'none' && COLLECTOR_ONLY.includes(question.name)) continue;
+      // The record names its zone: its parent is the default (a deeper zone cut is typed in).
+      if (question.name === 'zone' && a.zone === '') a.zone = parentOf(a.record);
       // Bounded: an operator who keeps answering wrongly gets the error, not an endless loop.
       for (let attempt = 1; ; attempt++) {
         const def = a[question.name];
-        const before = new Set([...problems(filled(a), out).values()].flat());
+        const before = new Set([...check(answered).values()].flat());
         const answer = (await rl.question(`${question.prompt}${def ? ` [${def}]` : ''}: `)).trim();
         a[question.name] = answer === '' ? def : answer;
-        const now = problems(filled(a), out);
+        const now = check(new Set([...answered, question.name]));
         // This answer's own problems, and any it caused elsewhere (a zone that leaves out the record).
         const mine = [...new Set([...(now.get(question.name) ?? []), ...[...now.values()].flat().filter((m) => !before.has(m))])];
         if (REQUIRED.includes(question.name) && a[question.name] === '') mine.unshift('an answer is required');
@@ -217,6 +292,7 @@ async function ask(a: SetupAnswers, given: ReadonlySet<Name>, out: string, strea
         streams.stdout.write(`  ${mine.join('\n  ')}\n`);
         if (attempt >= 5) throw new AgentError('SETUP_INVALID', `${question.prompt}: ${mine.join('; ')}`, ExitCode.CONFIG);
       }
+      answered.add(question.name);
     }
   } finally {
     rl.close();
@@ -226,7 +302,7 @@ async function ask(a: SetupAnswers, given: ReadonlySet<Name>, out: string, strea
 /** Answers with placeholders for the required ones not given yet, so one answer can be checked alone. */
 function filled(a: SetupAnswers): SetupAnswers {
   // The record and zone placeholders fit whichever of the two is answered.
-  const parent = a.record.includes('.') ? a.record.slice(a.record.indexOf('.') + 1) : 'invalid';
+  const parent = parentOf(a.record) || 'invalid';
   const placeholder: Partial<SetupAnswers> = {
     record: a.zone ? `failover.${a.zone}` : 'r.invalid',
     zone: a.record ? parent : 'invalid',
@@ -274,7 +350,14 @@ export async function setupCommand(
   }
 
   const files = { primary: path.join(dir, 'primary.toml'), dr: path.join(dir, 'dr.toml'), key: a.keyFile };
-  const existing = Object.values(files).filter((f) => fs.existsSync(f));
+  // A unit the packaged polkit rule does not name fails at runtime ("Interactive authentication
+  // required") without an override: written where polkit reads it, or printed when that cannot be.
+  const polkitDir = path.resolve(args.polkitDir ?? POLKIT_DIR);
+  const polkit =
+    a.collector === 'none' || a.collector === DEFAULT_COLLECTOR_UNIT
+      ? undefined
+      : { file: path.join(polkitDir, POLKIT_OVERRIDE), rule: polkitRule(a.collector), written: writableDir(polkitDir) };
+  const existing = [...Object.values(files), ...(polkit?.written ? [polkit.file] : [])].filter((f) => fs.existsSync(f));
   if (existing.length > 0 && !args.force) {
     throw new AgentError('SETUP_EXISTS', `setup: ${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; nothing written (--force overwrites)`, ExitCode.REFUSED);
   }
@@ -287,6 +370,7 @@ export async function setupCommand(
   if (gid !== undefined) fs.chownSync(files.key, -1, gid);
   writeFile(files.primary, siteToml(a, 'primary'), 0o644);
   writeFile(files.dr, siteToml(a, 'dr'), 0o644);
+  if (polkit?.written) writeFile(polkit.file, polkit.rule, 0o644);
   // What check-config does, on what was written.
   for (const f of [files.primary, files.dr]) loadKeyFile(loadConfig(f).dns.key_file);
 
@@ -294,6 +378,14 @@ export async function setupCommand(
     [
       `wrote ${files.primary}, ${files.dr} and the TSIG key ${files.key} (mode 0640${gid !== undefined ? ', group failover-agent' : ''})`,
       `copy ${path.basename(files.dr)} and the key to the DR site; both files pass failoverctl check-config`,
+      ...(polkit === undefined
+        ? []
+        : polkit.written
+          ? [`wrote ${polkit.file} (polkit: the agent may start and stop ${a.collector}); copy it to the same place on the DR site`]
+          : [
+              `# ---- polkit: ${a.collector} is not the packaged rule's unit; as root, on both sites, write ${polkit.file}: ----`,
+              polkit.rule.trimEnd(),
+            ]),
       '',
       '# ---- BIND (named.conf; a dynamic zone: create the zone file first) ----',
       bindConfig(a, secret),
@@ -303,7 +395,7 @@ export async function setupCommand(
       powerdnsConfig(a, secret),
       `then, on the primary: failoverctl --config ${files.primary} init`,
     ].join('\n'),
-    { files, bind: bindConfig(a, secret), knot: knotConfig(a, secret), powerdns: powerdnsConfig(a, secret) },
+    { files, polkit: polkit ?? null, bind: bindConfig(a, secret), knot: knotConfig(a, secret), powerdns: powerdnsConfig(a, secret) },
   );
   return ExitCode.OK;
 }

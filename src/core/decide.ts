@@ -389,14 +389,15 @@ function judgeHandover(
   const serverNow = serverSeconds(obs, snap);
   const h = s.lastHandover;
   const held = h !== null && config.collector.handover_hold > 0 && (serverNow === undefined || (serverNow - h.at) * 1000 < config.collector.handover_hold);
-  const blocked = !config.collector.handover
-    ? 'automatic handover is off (collector.handover = false)'
-    : s.paused
-      ? `automatic moves are ${pauseWords(s.paused)}`
-      : held
-        ? `the last automatic handover (to the ${h.to}, ${iso(h.at)}) is within collector.handover_hold (${secs(config.collector.handover_hold)}): no automatic handover until ${iso(h.at + Math.ceil(config.collector.handover_hold / 1000))}`
-        : s.noSiteCanCollect
-          ? `no site can collect: the ${to}'s collector is broken too (${peer!.collectorBroken})`
+  // The worst news first: with both collectors broken, nothing else that holds the job back matters.
+  const blocked = s.noSiteCanCollect
+    ? `no site can collect: the ${to}'s collector is broken too (${peer!.collectorBroken})`
+    : !config.collector.handover
+      ? 'automatic handover is off (collector.handover = false)'
+      : s.paused
+        ? `automatic moves are ${pauseWords(s.paused)}`
+        : held
+          ? `the last automatic handover (to the ${h.to}, ${iso(h.at)}) is within collector.handover_hold (${secs(config.collector.handover_hold)}): no automatic handover until ${iso(h.at + Math.ceil(config.collector.handover_hold / 1000))}`
           : !peer
             ? `the ${to}'s agent gave no answer (health.peer_targets): cannot confirm it is ready`
             : !peer.ready

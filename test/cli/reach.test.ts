@@ -64,7 +64,7 @@ const HELP: Record<string, Evidence[]> = {
   'init --force': [e('cli/failoverctl-dns.int.test.ts', 'init creates the record and the lease once', "'init', '--force'")],
   setup: [
     e('cli/setup.test.ts', 'writes both files and the key', 'setup(['),
-    e('cli/setup.int.test.ts', 'asks each question with its default, re-asks a bad answer', 'answer('),
+    e('cli/setup-pty.int.test.ts', 'every answer typed, VM URLs included', 'wizard('),
   ],
   ...Object.fromEntries(
     ['--record', '--zone', '--primary-ip', '--dr-ip', '--dns-server'].map((f) => [`setup ${f}`, [e('cli/setup.test.ts', 'writes both files and the key', '...FLAGS', `'${f}'`)]]),
@@ -78,6 +78,20 @@ const HELP: Record<string, Evidence[]> = {
   'setup --key-file': [e('cli/setup.test.ts', '--key-file and --collector none are what the files say', "'--key-file', key")],
   'setup --out': [e('cli/setup.int.test.ts', 'check-config passes, init creates the record, and an agent pair runs', "'setup', '--out', dir")],
   'setup --force': [e('cli/setup.test.ts', 'never overwrites without --force', "'--force'")],
+  'setup --handover': [e('cli/setup.test.ts', '--handover no, --probe, --handover-hold are what the files say', "'--handover', 'no'")],
+  'setup --probe': [e('cli/setup.test.ts', '--handover no, --probe, --handover-hold are what the files say', "'--probe'")],
+  'setup --handover-hold': [e('cli/setup.test.ts', '--handover no, --probe, --handover-hold are what the files say', "'--handover-hold', '1h'")],
+  'setup --polkit-dir': [e('cli/setup-polkit.test.ts', 'the rule is printed instead', "'--polkit-dir'")],
+  pause: [
+    e('cli/pause.int.test.ts', 'pause --reason writes the control record at the witness', "'pause'"),
+    e('drill/handover.int.test.ts', 'then the agent of the primary stopped', "'dr', 'pause"),
+  ],
+  'pause --reason': [e('cli/pause.int.test.ts', 'pause --reason writes the control record at the witness', "'--reason', 'core switch upgrade'")],
+  'pause --for': [e('cli/pause.int.test.ts', 'pause --for ends by itself', "'--for', '2s'")],
+  resume: [
+    e('cli/pause.int.test.ts', 'resume deletes the control record', "'resume'"),
+    e('drill/handover.int.test.ts', 'then the agent of the primary stopped', "'primary', 'resume'"),
+  ],
   'import-env': [e('cli/failoverctl.test.ts', '<file> [more..] are merged', "'import-env', main, more")],
   'import-env --role': [
     e('cli/failoverctl.test.ts', '<file> [more..] are merged, --role decides', "'--role', 'dr'"),

@@ -1,9 +1,8 @@
 /**
  * failoverctl setup against real parts: the BIND and Knot configurations it prints are loaded by
- * a real named and knotd, `failoverctl init` and an agent pair run on the files it wrote; and the
- * interactive mode is driven through a pseudo-terminal (util-linux script(1)).
+ * a real named and knotd, `failoverctl init` and an agent pair run on the files it wrote. The
+ * interactive mode, through a pseudo-terminal: setup-pty.int.test.ts.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,8 +10,8 @@ import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/failoverctl.js';
 import { loadConfig } from '../../src/config/load.js';
-import { AgentProcess, CTL, ensureBuilt } from '../agent/harness.js';
-import { freePort, requireBinary, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { AgentProcess, ensureBuilt } from '../agent/harness.js';
+import { freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
 
 const SITES = { primary: '127.0.0.91', dr: '127.0.0.92' };
 const dirs: string[] = [];
@@ -90,54 +89,5 @@ describe.each(['bind', 'knot'] as const)('setup output loaded by a real %s', (ki
       if (seq <= 1) await new Promise((r) => setTimeout(r, 500));
     }
     expect(seq).toBeGreaterThan(1);
-  });
-});
-
-describe('setup through a pseudo-terminal', () => {
-  it('asks each question with its default, re-asks a bad answer, writes files that pass check-config', { timeout: 60_000 }, async () => {
-    ensureBuilt();
-    const dir = tempDir();
-    const cmd = `${process.execPath} ${CTL} setup --out ${dir} --collector none`;
-    const child = spawn(requireBinary('script'), ['-qfec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    cleanup.push(async () => void (child.exitCode === null && child.kill('SIGKILL')));
-    let screen = '';
-    const waiters: { re: RegExp; from: number; resolve: () => void }[] = [];
-    // The terminal's view without readline's cursor movements (ESC [ ... letter).
-    child.stdout.on('data', (c) => {
-      screen += String(c).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-      for (const w of [...waiters]) if (w.re.test(screen.slice(w.from))) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
-    });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    /** Waits for `prompt` (after what was seen so far), then types `answer` and Enter. */
-    const answer = async (prompt: RegExp, text: string): Promise<void> => {
-      const from = screen.length;
-      await new Promise<void>((resolve, reject) => {
-        if (prompt.test(screen.slice(from))) return resolve();
-        const timer = setTimeout(() => reject(new Error(`no prompt ${prompt} within 10 s; screen:\n${screen}`)), 10_000);
-        waiters.push({ re: prompt, from, resolve: () => (clearTimeout(timer), resolve()) });
-      });
-      child.stdin.write(`${text}\r`);
-    };
-    const seen = (re: RegExp) => expect(screen).toMatch(re);
-
-    await answer(/Failover record \(the name clients resolve\): $/, 'syslog.example.test');
-    await answer(/Zone holding the record: $/, 'other.test');
-    await answer(/dns\.record: "syslog\.example\.test" is not inside dns\.zone "other\.test"\r?\nZone holding the record: $/, 'example.test');
-    await answer(/Primary site's address: $/, '10.0.0.300');
-    await answer(/sites\.primary: "10\.0\.0\.300" is not an IPv4 or IPv6 address[\s\S]*\nPrimary site's address: $/, '127.0.0.91');
-    await answer(/DR site's address: $/, '127.0.0.92');
-    await answer(/DNS server taking the updates \(host or host:port\): $/, '127.0.0.1:5353');
-    await answer(/Primary's VictoriaMetrics URL \(empty: no VM sync\): $/, '');
-    await answer(/DR's VictoriaMetrics URL \(empty: no VM sync\): $/, '');
-    await answer(/Webhook URL for notifications \(empty: none\): $/, '');
-    await answer(/Port of \/healthz and \/metrics on each site \[9465\]: $/, '');
-    await answer(/TSIG key name \[failover\]: $/, '');
-    await answer(new RegExp(`Where to write the TSIG key file \\[${dir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/tsig\\.key\\]: $`), '');
-    expect(await exited, screen).toBe(0);
-    seen(/wrote .*primary\.toml, .*dr\.toml and the TSIG key/);
-    seen(/grant failover name syslog\.example\.test\. A AAAA;/);
-    const c = loadConfig(path.join(dir, 'dr.toml'));
-    expect(c).toMatchObject({ role: 'dr', sites: { primary: '127.0.0.91', dr: '127.0.0.92' }, dns: { server: { host: '127.0.0.1', port: 5353 }, key_file: path.join(dir, 'tsig.key') }, collector: { control: 'none' } });
-    for (const f of ['primary.toml', 'dr.toml']) expect((await ctl(['--config', path.join(dir, f), 'check-config'])).code).toBe(0);
   });
 });

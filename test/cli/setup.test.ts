@@ -92,6 +92,33 @@ describe('failoverctl setup (flags)', () => {
   });
 });
 
+describe('failoverctl setup: the collector handover answers', () => {
+  it('written always, at the defaults too, with a comment; check-config reads them', async () => {
+    const r = await setup(FLAGS);
+    expect(r.code, r.stderr).toBe(0);
+    const text = fs.readFileSync(path.join(dir, 'primary.toml'), 'utf8');
+    expect(text).toMatch(/\n# Hand the job to the other site .*\n.*\nhandover = true\n# Local health probe: .*\nprobe = ""\n# No automatic handover back .*\nhandover_hold = "30m"\n/);
+    expect(loadConfig(path.join(dir, 'primary.toml')).collector).toMatchObject({ handover: true, probe: '', handover_hold: 30 * 60_000 });
+  });
+
+  it('--handover no, --probe, --handover-hold are what the files say', async () => {
+    const r = await setup([...FLAGS, '--handover', 'no', '--probe', 'tcp://127.0.0.1:4317', '--handover-hold', '1h']);
+    expect(r.code, r.stderr).toBe(0);
+    for (const f of ['primary.toml', 'dr.toml']) {
+      expect(loadConfig(path.join(dir, f)).collector, f).toMatchObject({ handover: false, probe: 'tcp://127.0.0.1:4317', handover_hold: 3_600_000 });
+    }
+  });
+
+  it('bad answers: exit 78 naming each flag', async () => {
+    const r = await setup([...FLAGS, '--handover', 'maybe', '--probe', 'ftp://x', '--handover-hold', 'soon']);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/--handover: answer yes or no/);
+    expect(r.stderr).toMatch(/--probe: collector\.probe: /);
+    expect(r.stderr).toMatch(/--handover-hold: collector\.handover_hold: /);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
 describe('failoverctl setup: which answer a problem belongs to', () => {
   it('a bad DR VictoriaMetrics URL is blamed on --dr-vm, not --primary-vm', async () => {
     const r = await setup([...FLAGS, '--primary-vm', 'http://10.10.10.10:8428', '--dr-vm', 'ftp://10.20.20.20']);

@@ -36,7 +36,9 @@ const ok: CollectorEvidence = { unit: 'active', crashes: [], probeFailingSince: 
 const failed: CollectorEvidence = { unit: 'failed', crashes: [], probeFailingSince: null };
 const ready: PeerReport = { ready: true, detail: 'witness readable, collector unit inactive', collectorBroken: null };
 
-function tick(s: Snapshot, evidence: CollectorEvidence, peer?: PeerReport, wallSeconds = WALL): Observation {
+type Tick = Extract<Observation, { kind: 'tick' }>;
+
+function tick(s: Snapshot, evidence: CollectorEvidence, peer?: PeerReport, wallSeconds = WALL): Tick {
   return { kind: 'tick', dns: { ok: true, snapshot: s }, collector: evidence.unit, evidence, ...(peer ? { peer } : {}), wallSeconds };
 }
 
