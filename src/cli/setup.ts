@@ -175,9 +175,11 @@ export function keyFileText(name: string, secret: string): string {
 }
 
 const lease = (a: SetupAnswers): string => `_lease.${a.record.replace(/\.$/, '')}`;
+/** The control record (dns.control_name's default): the pause and the last automatic handover. */
+const control = (a: SetupAnswers): string => `_control.${a.record.replace(/\.$/, '')}`;
 const fqdn = (n: string): string => `${n.replace(/\.$/, '')}.`;
 
-/** BIND: the key and the dynamic zone, updates limited to the record (A/AAAA) and the lease (TXT). */
+/** BIND: the key and the dynamic zone, updates limited to the record (A/AAAA), the lease and the control record (TXT). */
 export function bindConfig(a: SetupAnswers, secret: string): string {
   return `${keyFileText(a.keyName, secret)}zone ${q(a.zone.replace(/\.$/, ''))} {
 \ttype primary;
@@ -185,12 +187,13 @@ export function bindConfig(a: SetupAnswers, secret: string): string {
 \tupdate-policy {
 \t\tgrant ${a.keyName} name ${fqdn(a.record)} A AAAA;
 \t\tgrant ${a.keyName} name ${fqdn(lease(a))} TXT;
+\t\tgrant ${a.keyName} name ${fqdn(control(a))} TXT;
 \t};
 };
 `;
 }
 
-/** Knot: one ACL rule for both names (Knot checks a whole update against one rule). */
+/** Knot: one ACL rule for the three names (Knot checks a whole update against one rule). */
 export function knotConfig(a: SetupAnswers, secret: string): string {
   return `key:
   - id: ${a.keyName}
@@ -204,7 +207,7 @@ acl:
     update-type: [A, AAAA, TXT]
     update-owner: name
     update-owner-match: equal
-    update-owner-name: [${fqdn(a.record)}, ${fqdn(lease(a))}]
+    update-owner-name: [${fqdn(a.record)}, ${fqdn(lease(a))}, ${fqdn(control(a))}]
 
 zone:
   - domain: ${a.zone.replace(/\.$/, '')}
@@ -220,7 +223,7 @@ export function powerdnsConfig(a: SetupAnswers, secret: string): string {
 pdnsutil import-tsig-key ${a.keyName} hmac-sha256 ${secret}
 pdnsutil set-meta ${zone} TSIG-ALLOW-DNSUPDATE ${a.keyName}
 pdnsutil set-meta ${zone} ALLOW-DNSUPDATE-FROM ${a.primaryIp}/${a.primaryIp.includes(':') ? 128 : 32} ${a.drIp}/${a.drIp.includes(':') ? 128 : 32}
-# PowerDNS cannot restrict an update to ${fqdn(a.record)} and ${fqdn(lease(a))}: give them a zone
+# PowerDNS cannot restrict an update to ${fqdn(a.record)}, ${fqdn(lease(a))} and ${fqdn(control(a))}: give them a zone
 # of their own (docs/WITNESS.md) so the key can change nothing else.
 `;
 }

@@ -62,6 +62,13 @@ describe.each(['bind', 'knot'] as const)('setup output loaded by a real %s', (ki
     const servers = (JSON.parse(init.stdout) as { servers: { server: string; in_sync: boolean; late: boolean; error: string | null }[] }).servers;
     expect(servers.length, init.stdout).toBeGreaterThan(0);
     for (const x of servers) expect(x, init.stdout).toMatchObject({ in_sync: false, late: false, error: expect.stringMatching(/\S/) });
+    // The printed server side lets the key write the control record: pause and resume go through.
+    const pause = await ctl(['--config', path.join(dir, 'dr.toml'), 'pause', '--for', '1m', '--reason', 'setup test']);
+    expect(pause.code, pause.stdout + pause.stderr).toBe(0);
+    expect(pause.stdout).toMatch(/paused by .* \(setup test\)/);
+    const resume = await ctl(['--config', path.join(dir, 'primary.toml'), 'resume']);
+    expect(resume.code, resume.stdout + resume.stderr).toBe(0);
+    expect(resume.stdout).toMatch(/^resumed/);
     const dns = await ctl(['--config', path.join(dir, 'primary.toml'), '--json', 'dns']);
     expect(dns.code, dns.stderr).toBe(0);
     expect(JSON.parse(dns.stdout)).toMatchObject({ addresses: [SITES.primary], lease: { holder: 'primary', epoch: 1 } });

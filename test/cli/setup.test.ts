@@ -40,7 +40,8 @@ describe('failoverctl setup (flags)', () => {
     const secret = loadKeyFile(key).secret.toString('base64');
     expect(r.stdout).toContain(`grant failover name syslog.example.com. A AAAA;`);
     expect(r.stdout).toContain(`grant failover name _lease.syslog.example.com. TXT;`);
-    expect(r.stdout).toContain(`update-owner-name: [syslog.example.com., _lease.syslog.example.com.]`);
+    expect(r.stdout).toContain(`grant failover name _control.syslog.example.com. TXT;`);
+    expect(r.stdout).toContain(`update-owner-name: [syslog.example.com., _lease.syslog.example.com., _control.syslog.example.com.]`);
     expect(r.stdout).toContain(`pdnsutil import-tsig-key failover hmac-sha256 ${secret}`);
     expect(r.stdout.split(secret).length - 1).toBe(3); // BIND, Knot, PowerDNS
   });
