@@ -140,6 +140,9 @@ export class Witness {
     return net.isIPv6(sites.primary) ? 'AAAA' : 'A';
   }
 
+  /** The control RRset as last read (undefined: never read). */
+  private lastControl: RData[] | undefined;
+
   get controlName(): string {
     return this.names.controlName ?? `_control.${this.names.record}`;
   }
@@ -148,9 +151,17 @@ export class Witness {
     const [addr, txt, ctl] = await Promise.all([
       this.client.read(this.names.record, this.addressType),
       this.client.read(this.names.leaseName, 'TXT'),
-      this.client.read(this.controlName, 'TXT'),
+      // The control record is not needed for a renewal: its read failing (a lossy path) must not
+      // fail the read that the lease rests on. The last one read stands in (a stale pause or hold
+      // is safe: every move that depends on it carries it as a prerequisite, so the witness
+      // refuses it if the control record changed since).
+      this.client.read(this.controlName, 'TXT').then(
+        (r) => (this.lastControl = r.values),
+        () => this.lastControl,
+      ),
     ]);
-    const snap = withControl(snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName), ctl.values);
+    const base = snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName);
+    const snap = ctl === undefined ? base : withControl(base, ctl);
     const offset = txt.offsetSeconds ?? addr.offsetSeconds;
     if (offset !== undefined) snap.offsetSeconds = offset;
     return snap;

@@ -104,6 +104,29 @@ describe('pause and resume at the witness', () => {
     expect(after.control!.pause).not.toBeNull();
   });
 
+  it('a lost control read does not fail the read the lease rests on: the last control read stands in', async () => {
+    const { m, io } = world();
+    await runPause('pause', { by: 'ops', reason: 'x', forSeconds: null }, io());
+    const client = m.client('flaky') as unknown as DnsClient;
+    let failControl = false;
+    const flaky = {
+      read: (name: string, type: Parameters<DnsClient['read']>[1]) =>
+        failControl && name.startsWith('_control.') ? Promise.reject(new DnsError('DNS_TIMEOUT', 'no answer')) : client.read(name, type),
+      update: client.update.bind(client),
+    } as unknown as DnsClient;
+    const w = new Witness(flaky, DEFAULT_NAMES, 'A');
+    expect((await w.read()).control!.pause!.by).toBe('ops');
+    failControl = true;
+    const r = await w.read();
+    expect(r.lease).toEqual(lease1);
+    expect(r.control!.pause!.by).toBe('ops');
+    // never read: no control at all (an automatic move then requires it absent, and fails at the witness if not)
+    const fresh = new Witness(flaky, DEFAULT_NAMES, 'A');
+    const none = await fresh.read();
+    expect(none.controlText).toBeUndefined();
+    await expect(fresh.write(none, { address: SITES.dr, lease: { holder: 'dr', epoch: 2, seq: 4, at: WALL }, guardControl: true })).rejects.toMatchObject({ code: 'DNS_PREREQ_FAILED' });
+  });
+
   it('a pause racing another writer of the control record re-reads and applies once', async () => {
     const { w, io } = world();
     const base = io();

@@ -6,7 +6,6 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { requireBinary } from '../fixtures/dns-servers.js';
 import type { SiteRole } from './sites.js';
@@ -24,6 +23,11 @@ export interface KeepalivedSite {
   netns: string;
   address: string;
   peerAddress: string;
+  /**
+   * The seed's `track_script` (`killall -0 <collector>` every 2 s, fall 1): a cgroup.procs file of
+   * this site's collector, checked for a process in it; none: no track script.
+   */
+  trackCgroup?: string;
 }
 
 function ip(args: string[]): Promise<string> {
@@ -41,14 +45,23 @@ async function ifaceOf(netns: string, address: string): Promise<string> {
   return name.replace(/@.*$/, '');
 }
 
-function config(s: KeepalivedSite, iface: string): string {
+function config(s: KeepalivedSite, iface: string, script: string | null): string {
   const primary = s.role === 'primary';
+  const track = script
+    ? `vrrp_script chk_collector {
+  script "${script}"
+  interval 2
+  fall 1
+  rise 1
+}
+`
+    : '';
   return `global_defs {
   router_id fa-${s.role}
   enable_script_security
   script_user root
 }
-vrrp_instance VI_51 {
+${track}vrrp_instance VI_51 {
   state ${primary ? 'MASTER' : 'BACKUP'}
   interface ${iface}
   virtual_router_id 51
@@ -65,7 +78,7 @@ vrrp_instance VI_51 {
   virtual_ipaddress {
     ${VIP}/32 dev ${iface}
   }
-}
+${script ? '  track_script {\n    chk_collector\n  }\n' : ''}}
 `;
 }
 
@@ -94,9 +107,17 @@ function childrenOf(pid: number): number[] {
 
 export async function startKeepalived(s: KeepalivedSite): Promise<Keepalived> {
   const bin = requireBinary('keepalived');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `fa-keepalived-${s.role}-`));
+  // Not under /tmp: with enable_script_security keepalived refuses a script on a path others may write.
+  fs.mkdirSync('/run/fa-keepalived', { recursive: true, mode: 0o755 });
+  const dir = fs.mkdtempSync(path.join('/run/fa-keepalived', `${s.role}-`));
+  fs.chmodSync(dir, 0o755);
   const iface = await ifaceOf(s.netns, s.address);
-  fs.writeFileSync(path.join(dir, 'keepalived.conf'), config(s, iface));
+  let script: string | null = null;
+  if (s.trackCgroup) {
+    script = path.join(dir, 'chk-collector.sh');
+    fs.writeFileSync(script, `#!/bin/sh\n# killall -0 on this site's collector: a process in its cgroup\ntest -s '${s.trackCgroup}'\n`, { mode: 0o755 });
+  }
+  fs.writeFileSync(path.join(dir, 'keepalived.conf'), config(s, iface, script));
   const logFile = fs.openSync(path.join(dir, 'keepalived.log'), 'a');
   // -n: stay in the foreground (the PID is the parent's), -l: log to the console, --vrrp: VRRP only.
   const child: ChildProcess = spawn(

@@ -370,14 +370,99 @@ describe.sequential('fault matrix: failover-agent', () => {
     f.pass = true;
   }, CASE_MS);
 
+  // The job, not only the host (issue 19). A collector dies as a bad config push kills it: a
+  // drop-in `ExecStart=/bin/false`, then the unit (re)started. Each case removes its drop-ins.
+  const BREAK = 'mkdir -p /etc/systemd/system/otelcol-contrib.service.d && printf "[Service]\\nExecStart=\\nExecStart=/bin/false\\n" > /etc/systemd/system/otelcol-contrib.service.d/broken.conf && systemctl daemon-reload';
+  const REPAIR = 'rm -f /etc/systemd/system/otelcol-contrib.service.d/broken.conf; systemctl daemon-reload; systemctl reset-failed otelcol-contrib.service 2>/dev/null; true';
+  const repairBoth = async (): Promise<void> => {
+    for (const r of ['primary', 'dr'] as const) await world.sites[r].sh(REPAIR);
+  };
+
+  it('primary collector crash-loops: the primary hands the job over; the DR collects', async () => {
+    const fromMs = await begin();
+    try {
+      await world.sites.primary.sh(BREAK);
+      const faultMs = Date.now();
+      await world.sites.primary.sh('systemctl restart otelcol-contrib.service; true');
+      await world.checker.until(drAlone, 30_000, 'the DR active and collecting');
+      await observe(3000);
+      const st = await agentStatus(world.sites.dr);
+      const f = record(await measure(world, { name: 'primary collector crash-loops', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
+      expect(String(st?.reason)).toMatch(/active through a handover from the primary/);
+      expect(f.failover_s).not.toBeNull();
+      expect(recordChanges(window(fromMs))).toBe(1);
+      expect([f.split_brain_s, f.overlap_s, f.samples_lost]).toEqual([0, 0, 0]);
+      f.pass = true;
+    } finally {
+      await repairBoth();
+    }
+  }, CASE_MS);
+
+  it('both collectors broken: nothing moves; both sites say no site can collect', async () => {
+    const fromMs = await begin();
+    try {
+      // The DR's collector fails first (started by hand into the broken binary: its unit is failed).
+      await world.sites.dr.sh(`${BREAK} && (systemctl start otelcol-contrib.service; true)`);
+      const faultMs = Date.now();
+      await world.sites.primary.sh(`${BREAK} && (systemctl restart otelcol-contrib.service; true)`);
+      const both = async (): Promise<boolean> => {
+        const st = await Promise.all([agentStatus(world.sites.primary), agentStatus(world.sites.dr)]);
+        return st.every((x) => (x?.job as { noSiteCanCollect?: boolean } | undefined)?.noSiteCanCollect === true);
+      };
+      for (let i = 0; i < 60 && !(await both()); i++) await observe(500);
+      expect(await both()).toBe(true);
+      // A whole lease and more: no handover, no takeover.
+      await observe(10_000);
+      const f = record(await measure(world, { name: 'both collectors broken', fromMs, toMs: Date.now(), faultMs }));
+      expect(recordChanges(window(fromMs))).toBe(0);
+      expect(drNeverActive(fromMs)).toBe(true);
+      expect(f.split_brain_s).toBe(0);
+      f.pass = true;
+    } finally {
+      await repairBoth();
+    }
+  }, CASE_MS);
+
+  it('paused: primary power cut: no takeover while paused; after resume the DR takes over', async () => {
+    const fromMs = await begin();
+    await world.sites.dr.sh('failoverctl --instance dr pause --reason "fault matrix"');
+    for (const r of ['primary', 'dr'] as const) {
+      for (let i = 0; i < 40 && !(((await agentStatus(world.sites[r]))?.job as { pause?: unknown } | undefined)?.pause); i++) await observe(250);
+    }
+    const faultMs = Date.now();
+    process.kill(world.sites.primary.container.pid, 'SIGKILL');
+    // Past every bound a takeover would need (health failures, ttl + max_skew, the CAS), twice over.
+    await observe(20_000);
+    const held = await agentStatus(world.sites.dr);
+    const pausedWindow = window(faultMs);
+    const resumeMs = Date.now();
+    await world.sites.dr.sh('failoverctl --instance dr resume');
+    await world.checker.until(drAlone, 30_000, 'the DR active and collecting after resume');
+    await observe(3000);
+    const f = record(await measure(world, { name: 'paused: primary power cut', fromMs, toMs: Date.now(), faultMs: resumeMs, failoverTo: 'dr', lostSites: [{ role: 'primary', atMs: faultMs }] }));
+    await world.rebuildSite('primary');
+    expect(held?.decision).toBe('paused');
+    expect(pausedWindow.every((x) => x.record !== D() && !x.collectors.dr)).toBe(true);
+    expect(recordChanges(window(fromMs))).toBe(1);
+    expect(f.failover_s).not.toBeNull();
+    expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
+    f.pass = true;
+  }, CASE_MS);
+
   describe.sequential('keepalived beside it (same namespaces, same faults)', () => {
     const ka: Partial<Record<'primary' | 'dr', Keepalived>> = {};
     let samples: VipSample[] = [];
     let timer: NodeJS.Timeout | null = null;
     const nsOf = () => ({ primary: world.net.ns.site1, dr: world.net.ns.site2 });
-    const start = async (): Promise<void> => {
+    const start = async (track?: Record<'primary' | 'dr', string>): Promise<void> => {
       for (const r of ['primary', 'dr'] as const) {
-        ka[r] = await startKeepalived({ role: r, netns: world.net.ns[SITE_NODE[r]], address: world.net.addr[SITE_NODE[r]], peerAddress: world.net.addr[SITE_NODE[r === 'primary' ? 'dr' : 'primary']] });
+        ka[r] = await startKeepalived({
+          role: r,
+          netns: world.net.ns[SITE_NODE[r]],
+          address: world.net.addr[SITE_NODE[r]],
+          peerAddress: world.net.addr[SITE_NODE[r === 'primary' ? 'dr' : 'primary']],
+          ...(track ? { trackCgroup: track[r] } : {}),
+        });
       }
       samples = [];
       let busy = false;
@@ -411,6 +496,27 @@ describe.sequential('fault matrix: failover-agent', () => {
         expect(v.failover_s).not.toBeNull();
       } finally {
         await stopAll();
+      }
+    }, 120_000);
+
+    it('keepalived, primary collector dies (track_script every 2 s, fall 1)', async () => {
+      // The seed's check, `killall -0 <collector>` every 2 s, fall 1, on each site's own collector:
+      // the host sees both containers' processes, so a name cannot tell the sites apart; the check
+      // asks the site's collector cgroup instead (a process in it = killall -0 succeeds).
+      for (const r of ['primary', 'dr'] as const) await world.sites[r].sh('systemctl start otelcol-contrib.service');
+      await start({ primary: world.sites.primary.collectorCgroup, dr: world.sites.dr.collectorCgroup });
+      try {
+        await world.sites.primary.sh(BREAK);
+        const faultMs = Date.now();
+        await world.sites.primary.sh('systemctl restart otelcol-contrib.service; true');
+        await observe(8000);
+        const v = vipFigures(samples, faultMs);
+        results.push({ name: 'primary collector crash-loops', system: 'keepalived', pass: v.split_brain_s === 0 && v.failover_s !== null, failover_s: v.failover_s, gap_s: null, overlap_s: null, samples_lost: null, split_brain_s: v.split_brain_s });
+        expect(v.failover_s).not.toBeNull();
+      } finally {
+        await stopAll();
+        await repairBoth();
+        for (const r of ['primary', 'dr'] as const) await world.sites[r].sh('systemctl stop otelcol-contrib.service; true');
       }
     }, 120_000);
 
