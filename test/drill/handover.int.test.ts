@@ -76,7 +76,9 @@ describe.each(['bookworm', 'trixie'] as const)('collector handover and pause on 
     const pr = await step('primary says', () => drill.waitStatus('primary', both, 30_000, 'no site can collect'));
     expect(String(dr.reason)).toMatch(/no site can collect/);
     expect(String(pr.reason)).toMatch(/no site can collect/);
-    // Nothing moved since the break, over more than a whole lease and a handover's detection.
+    // Nothing moves: watched for longer than a whole lease and a handover's detection (the
+    // absence of an event can only be observed for a bounded time).
+    await new Promise((r) => setTimeout(r, (ttl + skew + 2 * (healthInterval + healthTimeout)) * 1000));
     const sinceBreak = drill.epochsSince(at);
     expect(new Set(sinceBreak).size <= 1 && drill.dns!.last!.addresses[0] === SITES.dr).toBe(true);
     const out = await drill.ctl('dr', 'status').catch((e: Error) => e.message);
