@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { loadKeyFile, type TsigKey } from '../config/keyfile.js';
 import { marginWarnings, type MarginWarning } from '../config/margins.js';
 import type { Config } from '../config/schema.js';
+import { formatDuration } from '../config/duration.js';
 import { ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
 import type { Output } from './output.js';
@@ -19,10 +20,11 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
   const config = loadConfig(file); // ConfigError: exit 78, every problem listed
   const key = loadKeyFile(config.dns.key_file); // KeyFileError: exit 77 (mode) or 78 (content)
   const rtt = await measureRtt(config, key);
-  const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs)];
+  const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs), ...handoverWarnings(config)];
   const lines = [
     `${file}: OK (instance ${config.instance}, role ${config.role}, key ${key.name} ${key.algorithm})`,
     typeof rtt === 'number' ? `DNS round trip: ${rtt.toFixed(1)} ms (median of ${RTT_SAMPLES} signed reads)` : `DNS round trip: not measured (${rtt.error})`,
+    handoverLine(config),
     ...warnings.map((w) => `warning: ${w.key}: ${w.message}`),
   ];
   out.result(lines.join('\n'), {
@@ -35,6 +37,32 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
     warnings,
   });
   return ExitCode.OK;
+}
+
+/** What this site does when its collector breaks, in one line. */
+export function handoverLine(c: Pick<Config, 'collector' | 'health' | 'dns'>): string {
+  const k = c.collector;
+  if (k.control === 'none') return 'collector handover: none (collector.control = "none": DNS failover only)';
+  if (!k.handover) return `collector handover: off (collector.handover = false); a broken ${k.unit} is reported, not handed over`;
+  return (
+    `collector handover: on: ${k.unit} is broken when failed, after more than ${k.restart_limit} restart(s) within ${formatDuration(k.handover_after)}` +
+    `${k.probe ? `, or when ${k.probe} has failed for ${formatDuration(k.handover_after)}` : ''}; handed to the other site once ${c.health.peer_targets.join(' or ')} answers ready;` +
+    ` none within ${formatDuration(k.handover_hold)} of the last; paused and held at ${c.dns.control_name}`
+  );
+}
+
+/** Handover settings that cannot work as written (exit 0: warnings, as the margins). */
+export function handoverWarnings(c: Pick<Config, 'collector' | 'health' | 'sites' | 'role'>): MarginWarning[] {
+  const out: MarginWarning[] = [];
+  if (c.collector.control === 'none' || !c.collector.handover) return out;
+  if (!c.health.peer_targets.some((t) => /^https?:\/\//.test(t))) {
+    out.push({ key: 'health.peer_targets', message: 'only http(s) targets (the other agent\'s /healthz) report readiness: with none, no handover can ever be confirmed' });
+  }
+  const own = c.sites[c.role];
+  if (c.health.peer_targets.some((t) => t.includes(`//${own.includes(':') ? `[${own}]` : own}:`))) {
+    out.push({ key: 'health.peer_targets', message: `names this site's own address (${own}): the other site's agent is the one to ask` });
+  }
+  return out;
 }
 
 /** The median time of a signed read of the witness, or why it could not be measured (never fatal here). */
