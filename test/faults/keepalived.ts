@@ -115,7 +115,7 @@ export async function startKeepalived(s: KeepalivedSite): Promise<Keepalived> {
   let script: string | null = null;
   if (s.trackCgroup) {
     script = path.join(dir, 'chk-collector.sh');
-    fs.writeFileSync(script, `#!/bin/sh\n# killall -0 on this site's collector: a process in its cgroup\ntest -s '${s.trackCgroup}'\n`, { mode: 0o755 });
+    fs.writeFileSync(script, `#!/bin/sh\n# killall -0 on this site's collector: a process in its cgroup\ngrep -q . '${s.trackCgroup}'\n`, { mode: 0o755 });
   }
   fs.writeFileSync(path.join(dir, 'keepalived.conf'), config(s, iface, script));
   const logFile = fs.openSync(path.join(dir, 'keepalived.log'), 'a');

@@ -6,12 +6,16 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordChanges, type CaseFigures, type Sample } from './analyze.js';
-import { agentStatus, measure, observe } from './case.js';
+import { agentStatus, measure, observe, type MeasureOptions } from './case.js';
 import { startKeepalived, sampleVip, vipFigures, type Keepalived, type VipSample } from './keepalived.js';
 import { checkDelayer, createWorld as createNet, type DelayerCheck } from './net.js';
+import type { SenderRow } from './push.js';
+import { RECORD_TTL_S } from './sites.js';
 import { createWorld, SITE_NODE, type Node, type World } from './world.js';
 
 const results: CaseFigures[] = [];
+/** the push senders' rows per case (./push.ts): measured beside the pull-side figures */
+const senderRows: SenderRow[] = [];
 let world: World;
 let delayer: DelayerCheck | null = null;
 /** the degraded-WAN soak: 2 minutes in CI, 10 with `scripts/faults --soak` (FAULTS_SOAK_S=600) */
@@ -51,6 +55,17 @@ function record(f: CaseFigures & { lostExamples?: string[] }): CaseFigures {
   return row;
 }
 
+/** The case's figures, and the push senders' rows for the same window. */
+async function measureAll(o: MeasureOptions): ReturnType<typeof measure> {
+  const f = await measure(world, o);
+  const samples = world.checker.since(o.fromMs).filter((s) => s.wallMs <= o.toMs);
+  for (const r of world.push.rows({ name: o.name, fromMs: o.fromMs, toMs: o.toMs, samples, siteOf: world.siteOf, recordTtlS: RECORD_TTL_S, deadSites: o.lostSites })) {
+    senderRows.push(r);
+    console.log(JSON.stringify(r));
+  }
+  return f;
+}
+
 /** SIGCONT; the process may be gone (a watchdog kill is a possible end of a pause). */
 function resume(pid: number): void {
   try {
@@ -78,7 +93,7 @@ describe.sequential('fault matrix: failover-agent', () => {
   afterAll(async () => {
     await world?.destroy();
     const out = process.env.FAULTS_RESULTS;
-    if (out) fs.writeFileSync(out, JSON.stringify({ timings: world?.timings, soak_s: SOAK_S, delayer, cases: results }, null, 1) + '\n');
+    if (out) fs.writeFileSync(out, JSON.stringify({ timings: world?.timings, soak_s: SOAK_S, delayer, cases: results, senders: senderRows, record_ttl_s: RECORD_TTL_S }, null, 1) + '\n');
   }, 180_000);
 
   it('primary agent SIGKILL: the restarted agent carries on; its collector ran throughout; no failover', async () => {
@@ -90,7 +105,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     await world.checker.until((s) => !s.agents.primary.answered, 10_000, 'the killed agent stops answering');
     await world.checker.until((s) => s.agents.primary.active, 30_000, 'the restarted primary active again');
     await observe(2000);
-    const f = record(await measure(world, { name: 'primary agent SIGKILL', fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: 'primary agent SIGKILL', fromMs, toMs: Date.now(), faultMs }));
     expect(window(fromMs).every((s) => s.collectors.primary)).toBe(true);
     expect(drNeverActive(fromMs)).toBe(true);
     expect([f.split_brain_s, f.samples_lost, f.gap_s, f.overlap_s]).toEqual([0, 0, 0, 0]);
@@ -110,7 +125,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     }
     await world.checker.until(primaryStood, 30_000, 'the resumed primary not active, its collector stopped');
     await observe(2000);
-    const f = record(await measure(world, { name: 'primary agent SIGSTOP past the lease', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
+    const f = record(await measureAll({ name: 'primary agent SIGSTOP past the lease', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
     expect(f.failover_s).not.toBeNull();
     expect(recordChanges(window(fromMs))).toBe(1);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
@@ -127,7 +142,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     const st = await agentStatus(world.sites.dr);
     await heal('site1', 'site2');
     await observe(3000);
-    const f = record(await measure(world, { name: 'site<->site cut, DNS reachable', fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: 'site<->site cut, DNS reachable', fromMs, toMs: Date.now(), faultMs }));
     expect(String(st?.reason)).toMatch(/health \d+\/\d+ failed but the primary's lease was renewed .* ago .*: not taking over/);
     expect(drNeverActive(fromMs)).toBe(true);
     expect(recordChanges(window(fromMs))).toBe(0);
@@ -149,7 +164,7 @@ describe.sequential('fault matrix: failover-agent', () => {
       await observe(2000);
       // What the cut-off primary scraped reaches the DR's VictoriaMetrics only through the active
       // site's backfill (README "Decisions", VM sync): its collector is stopped on demotion.
-      const f = record(await measure(world, { name: `primary isolated from DNS and DR (self_fence ${selfFence ? 'on' : 'off'})`, fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
+      const f = record(await measureAll({ name: `primary isolated from DNS and DR (self_fence ${selfFence ? 'on' : 'off'})`, fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
       expect(f.failover_s).not.toBeNull();
       expect(recordChanges(window(fromMs))).toBe(1);
       expect(f.split_brain_s).toBe(0);
@@ -168,7 +183,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     await heal('site2', 'witness');
     await heal('site2', 'site1');
     await observe(10_000);
-    const f = record(await measure(world, { name: 'DR isolated', fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: 'DR isolated', fromMs, toMs: Date.now(), faultMs }));
     expect(drNeverActive(fromMs)).toBe(true);
     expect(recordChanges(window(fromMs))).toBe(0);
     expect([f.split_brain_s, f.samples_lost, f.gap_s, f.overlap_s]).toEqual([0, 0, 0, 0]);
@@ -185,7 +200,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     await heal('site2', 'witness');
     await world.checker.until(primaryAlone, 30_000, 'the primary active again');
     await observe(5000);
-    const f = record(await measure(world, { name: 'DNS unreachable from both', fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: 'DNS unreachable from both', fromMs, toMs: Date.now(), faultMs }));
     expect(drNeverActive(fromMs)).toBe(true);
     expect(recordChanges(window(fromMs))).toBe(0);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
@@ -203,7 +218,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     await heal('site1', 'witness');
     await world.checker.until(primaryAlone, 30_000, 'the primary active again');
     await observe(10_000);
-    const f = record(await measure(world, { name: 'uneven witness outage (30 s, DR back 3 s first)', fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: 'uneven witness outage (30 s, DR back 3 s first)', fromMs, toMs: Date.now(), faultMs }));
     expect(drNeverActive(fromMs)).toBe(true);
     expect(recordChanges(window(fromMs))).toBe(0);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
@@ -235,7 +250,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     }
     await world.checker.until(primaryStood, 30_000, 'the resumed primary standing by');
     await observe(2000);
-    const f = record(await measure(world, { name: 'witness killed during the takeover update, restarted', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
+    const f = record(await measureAll({ name: 'witness killed during the takeover update, restarted', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
     expect(recordChanges(window(fromMs))).toBe(1);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
     f.pass = true;
@@ -252,7 +267,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     }
     await world.checker.until(primaryAlone, 30_000, 'the primary active again');
     await observe(5000);
-    const f = record(await measure(world, { name: 'witness paused 15 s', fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: 'witness paused 15 s', fromMs, toMs: Date.now(), faultMs }));
     expect(drNeverActive(fromMs)).toBe(true);
     expect(recordChanges(window(fromMs))).toBe(0);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
@@ -274,7 +289,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     }
     await world.checker.until(primaryAlone, 30_000, 'the primary active');
     await observe(3000);
-    const f = record(await measure(world, { name: `degraded WAN (200 ms RTT, 50 ms jitter, 20 % loss, ${SOAK_S} s)`, fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: `degraded WAN (200 ms RTT, 50 ms jitter, 20 % loss, ${SOAK_S} s)`, fromMs, toMs: Date.now(), faultMs }));
     expect(drNeverActive(fromMs)).toBe(true);
     expect(recordChanges(window(fromMs))).toBe(0);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
@@ -291,7 +306,7 @@ describe.sequential('fault matrix: failover-agent', () => {
       await observe(2000);
     }
     await observe(5000);
-    const f = record(await measure(world, { name: 'primary<->DNS flapping 2 s / 2 s for 60 s', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
+    const f = record(await measureAll({ name: 'primary<->DNS flapping 2 s / 2 s for 60 s', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
     expect(recordChanges(window(fromMs))).toBeLessThanOrEqual(1);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
     f.pass = true;
@@ -304,7 +319,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     await observe(20_000);
     await world.net.undrop('witness', 'site1');
     await observe(10_000);
-    const f = record(await measure(world, { name: 'answers DNS -> primary lost (updates apply)', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
+    const f = record(await measureAll({ name: 'answers DNS -> primary lost (updates apply)', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
     expect(recordChanges(window(fromMs))).toBeLessThanOrEqual(1);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
     f.pass = true;
@@ -317,7 +332,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     await world.checker.until((s) => s.agents.primary.active && s.agents.dr.answered, 30_000, 'both agents back, the primary active');
     const t = world.timings;
     await observe((parseFloat(t.ttl) + parseFloat(t.maxSkew) + 3) * 1000);
-    const f = record(await measure(world, { name: 'both sites restarted at once', fromMs, toMs: Date.now(), faultMs }));
+    const f = record(await measureAll({ name: 'both sites restarted at once', fromMs, toMs: Date.now(), faultMs }));
     expect(drNeverActive(fromMs)).toBe(true);
     expect(recordChanges(window(fromMs))).toBe(0);
     expect([f.split_brain_s, f.samples_lost, f.gap_s]).toEqual([0, 0, 0]);
@@ -349,7 +364,7 @@ describe.sequential('fault matrix: failover-agent', () => {
       await world.net.heal();
     }
     await observe(3000);
-    const f = record(await measure(world, { name: 'failback under 10 % loss', fromMs, toMs: Date.now(), faultMs, failoverTo: 'primary' }));
+    const f = record(await measureAll({ name: 'failback under 10 % loss', fromMs, toMs: Date.now(), faultMs, failoverTo: 'primary' }));
     expect(out).toMatch(/failback/i);
     expect(recordChanges(window(fromMs))).toBe(1);
     expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
@@ -362,7 +377,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     process.kill(world.sites.primary.container.pid, 'SIGKILL');
     await world.checker.until(drAlone, 30_000, 'the DR active and collecting');
     await observe(3000);
-    const f = record(await measure(world, { name: 'primary power cut', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr', lostSites: [{ role: 'primary', atMs: faultMs }] }));
+    const f = record(await measureAll({ name: 'primary power cut', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr', lostSites: [{ role: 'primary', atMs: faultMs }] }));
     await world.rebuildSite('primary');
     expect(f.failover_s).not.toBeNull();
     expect(recordChanges(window(fromMs))).toBe(1);
@@ -387,7 +402,7 @@ describe.sequential('fault matrix: failover-agent', () => {
       await world.checker.until(drAlone, 30_000, 'the DR active and collecting');
       await observe(3000);
       const st = await agentStatus(world.sites.dr);
-      const f = record(await measure(world, { name: 'primary collector crash-loops', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
+      const f = record(await measureAll({ name: 'primary collector crash-loops', fromMs, toMs: Date.now(), faultMs, failoverTo: 'dr' }));
       expect(String(st?.reason)).toMatch(/active through a handover from the primary/);
       expect(f.failover_s).not.toBeNull();
       expect(recordChanges(window(fromMs))).toBe(1);
@@ -413,7 +428,7 @@ describe.sequential('fault matrix: failover-agent', () => {
       expect(await both()).toBe(true);
       // A whole lease and more: no handover, no takeover.
       await observe(10_000);
-      const f = record(await measure(world, { name: 'both collectors broken', fromMs, toMs: Date.now(), faultMs }));
+      const f = record(await measureAll({ name: 'both collectors broken', fromMs, toMs: Date.now(), faultMs }));
       expect(recordChanges(window(fromMs))).toBe(0);
       expect(drNeverActive(fromMs)).toBe(true);
       expect(f.split_brain_s).toBe(0);
@@ -439,7 +454,7 @@ describe.sequential('fault matrix: failover-agent', () => {
     await world.sites.dr.sh('failoverctl --instance dr resume');
     await world.checker.until(drAlone, 30_000, 'the DR active and collecting after resume');
     await observe(3000);
-    const f = record(await measure(world, { name: 'paused: primary power cut', fromMs, toMs: Date.now(), faultMs: resumeMs, failoverTo: 'dr', lostSites: [{ role: 'primary', atMs: faultMs }] }));
+    const f = record(await measureAll({ name: 'paused: primary power cut', fromMs, toMs: Date.now(), faultMs: resumeMs, failoverTo: 'dr', lostSites: [{ role: 'primary', atMs: faultMs }] }));
     await world.rebuildSite('primary');
     expect(held?.decision).toBe('paused');
     expect(pausedWindow.every((x) => x.record !== D() && !x.collectors.dr)).toBe(true);
@@ -504,8 +519,8 @@ describe.sequential('fault matrix: failover-agent', () => {
       // the host sees both containers' processes, so a name cannot tell the sites apart; the check
       // asks the site's collector cgroup instead (a process in it = killall -0 succeeds).
       for (const r of ['primary', 'dr'] as const) await world.sites[r].sh('systemctl start otelcol-contrib.service');
-      await start({ primary: world.sites.primary.collectorCgroup, dr: world.sites.dr.collectorCgroup });
       try {
+        await start({ primary: world.sites.primary.collectorCgroup, dr: world.sites.dr.collectorCgroup });
         await world.sites.primary.sh(BREAK);
         const faultMs = Date.now();
         await world.sites.primary.sh('systemctl restart otelcol-contrib.service; true');

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { bootContainer, defaultRoot, type Container, type ExecResult, type Suite } from '../fixtures/nspawn.js';
 import { dnsTable, requireBinary, type DnsServerFixture } from '../fixtures/dns-servers.js';
 import { installDeb, stageDeb, type Packages } from '../packaging/deb.js';
+import { collectorExec, LOG_INSIDE, RECEIVER, RECEIVER_INSIDE } from './push.js';
 
 export type SiteRole = 'primary' | 'dr';
 
@@ -74,9 +75,13 @@ export interface SiteSpec {
   suite: Suite;
   /** container name prefix (unique per run) */
   prefix: string;
+  /** push senders (./push.ts): the host directory this site's syslog receivers log into */
+  pushLogDir?: string;
 }
 
 const VM_PORT = 8428;
+/** dns.record_ttl of the fault world's agents (the push senders' follow target is this + 5 s) */
+export const RECORD_TTL_S = 1;
 const HTTP_PORT = 9465;
 
 export function agentToml(s: SiteSpec): string {
@@ -88,7 +93,7 @@ role = "${s.role}"
 [sites]
 primary = "${primary}"
 dr = "${dr}"
-${dnsTable(s.witness, { keyFile: '/etc/failover-agent/tsig.key', timeout: t.dnsTimeout, retries: t.dnsRetries, recordTtl: '1s' })}
+${dnsTable(s.witness, { keyFile: '/etc/failover-agent/tsig.key', timeout: t.dnsTimeout, retries: t.dnsRetries, recordTtl: `${RECORD_TTL_S}s` })}
 [lease]
 ttl = "${t.ttl}"
 renew_interval = "${t.renew}"
@@ -121,6 +126,7 @@ level = "info"
 
 function units(s: SiteSpec): Record<string, string> {
   const vm = (a: string): string => `http://${a}:${VM_PORT}/api/v1/write`;
+  const vmagent = `/usr/bin/vmagent -promscrape.config=/etc/vmagent/scrape.yml -remoteWrite.url=${vm(s.address)} -remoteWrite.url=${vm(s.peerAddress)} -remoteWrite.label=site=${s.role} -remoteWrite.tmpDataPath=/var/lib/vmagent -remoteWrite.flushInterval=500ms -remoteWrite.showURL -httpListenAddr=127.0.0.1:8429 -loggerLevel=WARN`;
   return {
     'etc/systemd/system/victoria-metrics.service': `[Unit]
 Description=VictoriaMetrics of this site (fault world)
@@ -131,11 +137,12 @@ StateDirectory=victoria-metrics
 WantedBy=multi-user.target
 `,
     // The collector: scrapes the devices, writes to both sites (buffering on disk for an
-    // unreachable one, as vmagent does), every sample labelled with this site.
+    // unreachable one, as vmagent does), every sample labelled with this site. With push senders,
+    // the syslog receivers run in the same unit, started and stopped with it (./push.ts).
     'etc/systemd/system/otelcol-contrib.service': `[Unit]
 Description=the collector of this site (vmagent; fault world)
 [Service]
-ExecStart=/usr/bin/vmagent -promscrape.config=/etc/vmagent/scrape.yml -remoteWrite.url=${vm(s.address)} -remoteWrite.url=${vm(s.peerAddress)} -remoteWrite.label=site=${s.role} -remoteWrite.tmpDataPath=/var/lib/vmagent -remoteWrite.flushInterval=500ms -remoteWrite.showURL -httpListenAddr=127.0.0.1:8429 -loggerLevel=WARN
+ExecStart=${s.pushLogDir === undefined ? vmagent : collectorExec(s.address, vmagent)}
 StateDirectory=vmagent
 `,
     'etc/vmagent/scrape.yml': `global:
@@ -162,6 +169,7 @@ export async function startSite(s: SiteSpec): Promise<Site> {
       `--network-namespace-path=${s.netnsPath}`,
       `--bind-ro=${requireBinary('victoria-metrics')}:/usr/bin/victoria-metrics`,
       `--bind-ro=${requireBinary('vmagent')}:/usr/bin/vmagent`,
+      ...(s.pushLogDir === undefined ? [] : [`--bind-ro=${RECEIVER}:${RECEIVER_INSIDE}`, `--bind=${s.pushLogDir}:${LOG_INSIDE}`]),
     ],
     setup: async (r) => {
       debInside = stageDeb(r, deb);

@@ -17,6 +17,7 @@ import { parseExport, parseScrapes, type Sample, type Scrape, type VmHoldings } 
 import { Checker } from './checker.js';
 import type { Node, World as Net } from './net.js';
 import { DEFAULT_TIMINGS, agentToml, startAgent, startSite, type AgentTimings, type Site, type SiteRole } from './sites.js';
+import { createPush, pushLogDir, type Push } from './push.js';
 
 const DEVICES = fileURLToPath(new URL('./devices.mjs', import.meta.url));
 export const DEVICE_PORTS = [9101, 9102, 9103, 9104, 9105];
@@ -30,6 +31,10 @@ export interface World {
   witness: DnsServerFixture;
   sites: Record<SiteRole, Site>;
   checker: Checker;
+  /** the push senders (./push.ts): rsyslog in the devices namespace, receivers in the collectors' place */
+  push: Push;
+  /** each site's address -> its role */
+  siteOf: Record<string, SiteRole>;
   timings: AgentTimings;
   devices: string[];
   /** the devices' scrape log so far */
@@ -71,10 +76,13 @@ export async function createWorld(net: Net, opts: { suite?: Suite; prefix: strin
   let witness: DnsServerFixture | null = null;
   const sites: Partial<Record<SiteRole, Site>> = {};
   let checker: Checker | null = null;
+  let push: Push | null = null;
+  let pushStarted = false;
   let timings: AgentTimings = { ...DEFAULT_TIMINGS };
 
   const destroy = async (): Promise<void> => {
     await checker?.stop().catch(() => undefined);
+    await push?.stop().catch(() => undefined);
     for (const s of Object.values(sites)) await s?.container.stop().catch(() => undefined);
     await witness?.stop().catch(() => undefined);
     await stopChild(devicesProc).catch(() => undefined);
@@ -85,6 +93,7 @@ export async function createWorld(net: Net, opts: { suite?: Suite; prefix: strin
   try {
     const packages = await ensurePackages();
     witness = await startBind({ netns: { name: net.ns.witness, address: net.addr.witness } });
+    push = createPush(net, witness);
     devicesProc = await spawnReady(['ip', 'netns', 'exec', net.ns.devices, process.execPath, DEVICES, '--address', net.addr.devices, '--ports', DEVICE_PORTS.join(','), '--log', scrapeLog], 'devices');
     const spec = (role: SiteRole) => ({
       role,
@@ -96,6 +105,7 @@ export async function createWorld(net: Net, opts: { suite?: Suite; prefix: strin
       packages,
       suite,
       prefix: opts.prefix,
+      pushLogDir: pushLogDir(push!.dir, role),
     });
     const boot = async (role: SiteRole): Promise<void> => {
       sites[role] = await startSite({ ...spec(role), timings });
@@ -117,6 +127,8 @@ export async function createWorld(net: Net, opts: { suite?: Suite; prefix: strin
         return sites as Record<SiteRole, Site>;
       },
       checker,
+      push,
+      siteOf,
       get timings() {
         return timings;
       },
@@ -154,6 +166,12 @@ export async function createWorld(net: Net, opts: { suite?: Suite; prefix: strin
           60_000,
           'steady state: the primary named, active and collecting; the DR standing by',
         );
+        // The push senders start once the record exists: a lookup before `init` would leave its
+        // NXDOMAIN in the resolver's negative cache (the zone's 30 s) and the first case blind.
+        if (!pushStarted) {
+          pushStarted = true;
+          await push!.start();
+        }
       },
       destroy,
     };
