@@ -1,19 +1,23 @@
 /**
- * `npm run sim -- [--seed S | --seeds N [--first F]] [--hours H] [--unsafe-drift] [--jobs J] [--quiet]`:
+ * `npm run sim -- [--seed S | --seeds N [--first F]] [--hours H] [--unsafe-drift] [--plant NAME] [--jobs J] [--quiet]`:
  * runs the simulator (test/sim/world.ts) for one seed or N seeds, H simulated hours each, on J worker
  * threads (default: one per core; seeds are independent, each replays alone); prints a line per
  * seed in seed order (with --quiet only violations, each with its setup, replay command and trace),
  * then the totals, the speed, and last `sim: N seeds, H simulated hours, V violations`. Exit 1 on any.
+ * `--first commit`: the first seed derived from the checked-out commit (test/sim/seeds.ts).
+ * `--plant NAME`: a fault planted in the agents' ports (world.ts PLANTS) the checker must report.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
-import { simulate, type SimResult } from './world.js';
+import { commitSeed } from './seeds.js';
+import { PLANTS, simulate, type Plant, type SimResult } from './world.js';
 
 interface Job {
   seed: number;
   hours: number;
   unsafeDrift: boolean;
+  plant?: Plant;
 }
 
 if (isMainThread) await main();
@@ -32,6 +36,7 @@ async function main(): Promise<void> {
       first: { type: 'string', default: '1' },
       hours: { type: 'string', default: '24' },
       'unsafe-drift': { type: 'boolean', default: false },
+      plant: { type: 'string' },
       jobs: { type: 'string' },
       quiet: { type: 'boolean', default: false },
     },
@@ -46,10 +51,20 @@ async function main(): Promise<void> {
   };
   const hours = number('hours', values.hours, 0);
   const unsafeDrift = values['unsafe-drift'];
-  const seeds =
-    values.seed !== undefined
-      ? [number('seed', values.seed, 0)]
-      : Array.from({ length: number('seeds', values.seeds, 1) }, (_, i) => number('first', values.first, 0) + i);
+  const plant = values.plant as Plant | undefined;
+  if (plant !== undefined && !Object.hasOwn(PLANTS, plant)) {
+    console.error(`sim: --plant must be one of ${Object.keys(PLANTS).join(', ')}, got ${JSON.stringify(plant)}`);
+    process.exit(64);
+  }
+  let first = 0;
+  if (values.seed === undefined) {
+    if (values.first === 'commit') {
+      const c = commitSeed();
+      first = c.first;
+      console.log(`seeds from ${c.from}: first ${first}`);
+    } else first = number('first', values.first, 0);
+  }
+  const seeds = values.seed !== undefined ? [number('seed', values.seed, 0)] : Array.from({ length: number('seeds', values.seeds, 1) }, (_, i) => first + i);
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   const jobs = Math.min(seeds.length, values.jobs !== undefined ? number('jobs', values.jobs, 1) : cores);
 
@@ -62,7 +77,7 @@ async function main(): Promise<void> {
     if (r.violation) {
       violations++;
       console.log(
-        `seed ${r.seed}: VIOLATION ${r.violation}\n  setup: ${r.setup}\n  replay: npm run sim -- --seed ${r.seed} --hours ${hours}${unsafeDrift ? ' --unsafe-drift' : ''}\n  last events:\n${r.trace
+        `seed ${r.seed}: VIOLATION ${r.violation}\n  setup: ${r.setup}\n  replay: npm run sim -- --seed ${r.seed} --hours ${hours}${unsafeDrift ? ' --unsafe-drift' : ''}${plant ? ` --plant ${plant}` : ''}\n  last events:\n${r.trace
           .slice(-60)
           .map((l) => `    ${l}`)
           .join('\n')}`,
@@ -74,7 +89,7 @@ async function main(): Promise<void> {
 
   const t0 = performance.now();
   if (jobs <= 1) {
-    for (const seed of seeds) report(await simulate({ seed, hours, unsafeDrift }));
+    for (const seed of seeds) report(await simulate({ seed, hours, unsafeDrift, plant }));
   } else {
     // Each worker asks for the next seed when it is done; results are reported in seed order.
     const results = new Map<number, SimResult>();
@@ -84,7 +99,7 @@ async function main(): Promise<void> {
       Array.from({ length: jobs }, () => {
         const w = new Worker(new URL(import.meta.url));
         const give = (): void => {
-          w.postMessage(next < seeds.length ? ({ seed: seeds[next++]!, hours, unsafeDrift } satisfies Job) : null);
+          w.postMessage(next < seeds.length ? ({ seed: seeds[next++]!, hours, unsafeDrift, plant } satisfies Job) : null);
         };
         return new Promise<void>((resolve, reject) => {
           w.on('message', (r: SimResult) => {

@@ -1,13 +1,19 @@
 /**
- * The deterministic simulator in CI: the documented command over a fixed set of seeds covering
- * 2,000 simulated hours of the real Engine pair under faults (no violation), the checker shown to
- * fail (clock rates beyond max_skew break invariant 1), and exact replay. README "Simulation".
+ * The deterministic simulator in CI (README "Simulation"): the documented default run (20 seeds x
+ * 24 simulated hours) and a set of seeds derived from the commit (test/sim/seeds.ts: each landing
+ * explores seeds nobody ran before), 2,080 simulated hours of the real Engine pair under faults with
+ * no violation; a failing seed is printed with its replay command. The checker shown to fail: clock
+ * rates beyond max_skew break invariant (1), and a fault planted in the agents' ports (world.ts
+ * PLANTS, never src/) for each of (2)-(7) is reported as that invariant. And exact replay.
  */
 import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { simulate } from './world.js';
+import { PLANTS, simulate, World, type Plant } from './world.js';
 
-const CI = { seeds: 500, first: 1000, hours: 4 };
+/** `npm run sim` with no arguments: README's default set. */
+const DEFAULT = { seeds: 20, hours: 24 };
+/** The commit's own seeds: `--first commit`. */
+const COMMIT = { seeds: 80, hours: 20 };
 
 /** `npm run sim -- ARGS`: its exit status and output. */
 function sim(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -18,17 +24,37 @@ function sim(args: string[]): Promise<{ status: number | null; stdout: string; s
   });
 }
 
+/** Each violation's first lines (the seed and the invariant, its setup, the replay command). */
+function violations(stdout: string): string {
+  return stdout
+    .split('\n')
+    .filter((l) => /^seed \d+: VIOLATION|^ {2}(setup|replay): /.test(l))
+    .join('\n');
+}
+
+/** A clean run of `npm run sim -- ARGS --quiet` over `seeds` x `hours`, the faults having moved the record. */
+async function clean(args: string[], seeds: number, hours: number): Promise<void> {
+  const r = await sim([...args, '--quiet']);
+  const lines = r.stdout.trim().split('\n');
+  const found = violations(r.stdout);
+  // A failing seed, with the command that replays it alone, in the CI log.
+  if (found) console.log(`simulator violations:\n${found}`);
+  console.log(lines.filter((l) => l.startsWith('seeds from ')).concat(lines.slice(-2)).join('\n'));
+  expect(r.stderr).toBe('');
+  expect(lines.at(-1), found).toBe(`sim: ${seeds} seeds, ${seeds * hours} simulated hours, 0 violations`);
+  expect(r.status).toBe(0);
+  const totals = JSON.parse(lines.find((l) => l.startsWith('totals: '))!.slice('totals: '.length)) as Record<string, number>;
+  expect(totals.takeovers).toBeGreaterThan(seeds); // the faults really moved the record
+  expect(totals.failbacks).toBeGreaterThan(seeds / 2);
+}
+
 describe('simulator: the real Engine of both sites under faults', () => {
-  it(`npm run sim: ${CI.seeds} seeds x ${CI.hours} simulated hours, no invariant violated`, { timeout: 600_000 }, async () => {
-    const r = await sim(['--seeds', String(CI.seeds), '--first', String(CI.first), '--hours', String(CI.hours), '--quiet']);
-    const lines = r.stdout.trim().split('\n');
-    console.log(lines.slice(-3).join('\n'));
-    expect(r.stderr).toBe('');
-    expect(lines.at(-1)).toBe(`sim: ${CI.seeds} seeds, ${CI.seeds * CI.hours} simulated hours, 0 violations`);
-    expect(r.status).toBe(0);
-    const totals = JSON.parse(lines.find((l) => l.startsWith('totals: '))!.slice('totals: '.length)) as Record<string, number>;
-    expect(totals.takeovers).toBeGreaterThan(CI.seeds); // the faults really moved the record
-    expect(totals.failbacks).toBeGreaterThan(CI.seeds / 2);
+  it(`npm run sim (the default: ${DEFAULT.seeds} seeds x ${DEFAULT.hours} simulated hours): no invariant violated`, { timeout: 600_000 }, async () => {
+    await clean([], DEFAULT.seeds, DEFAULT.hours);
+  });
+
+  it(`npm run sim -- --first commit: ${COMMIT.seeds} seeds of this commit x ${COMMIT.hours} simulated hours, no invariant violated`, { timeout: 600_000 }, async () => {
+    await clean(['--seeds', String(COMMIT.seeds), '--first', 'commit', '--hours', String(COMMIT.hours)], COMMIT.seeds, COMMIT.hours);
   });
 
   // The seed the checker fails on is searched, not pinned: any change to the Engine or the world
@@ -51,6 +77,32 @@ describe('simulator: the real Engine of both sites under faults', () => {
     expect(r.stdout).toMatch(new RegExp(`^seed ${seed}: VIOLATION \\(1\\) both sites hold a lease`, 'm'));
     expect(r.stdout).toContain(`replay: npm run sim -- --seed ${seed} --hours 2 --unsafe-drift`);
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^sim: 1 seeds, \d+ simulated hours, 1 violations$/);
+  });
+
+  // (2)-(7): a fault planted in what the agents talk to must be reported as its invariant. Seeds are
+  // searched (up to 12, 4 h each; a run ends at its first violation) until 3 report one; a violation
+  // naming any other invariant fails. (2) needs collector.self_fence: only those seeds are run.
+  for (const [plant, { invariant, what }] of Object.entries(PLANTS) as [Plant, (typeof PLANTS)[Plant]][]) {
+    it(`the checker catches (${invariant}) when ${what} (--plant ${plant})`, { timeout: 120_000 }, async () => {
+      const found: string[] = [];
+      let ran = 0;
+      for (let seed = 1; seed <= 40 && ran < 12 && found.length < 3; seed++) {
+        if (plant === 'collector-ignores-stop' && !new World({ seed, hours: 4 }).selfFence) continue;
+        ran++;
+        const r = await simulate({ seed, hours: 4, plant });
+        if (r.violation) found.push(`seed ${seed}: ${r.violation}`);
+      }
+      expect(found.length, found.join('\n')).toBe(3);
+      for (const v of found) expect(v).toMatch(new RegExp(`^seed \\d+: \\(${invariant}\\) `));
+    });
+  }
+
+  it('a planted fault replays with --plant', { timeout: 120_000 }, async () => {
+    const r = await sim(['--seed', '1', '--hours', '1', '--plant', 'epoch-down', '--quiet']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^seed 1: VIOLATION \(3\) epoch went down/m);
+    expect(r.stdout).toContain('replay: npm run sim -- --seed 1 --hours 1 --plant epoch-down');
+    expect((await sim(['--seed', '1', '--plant', 'no-such-fault'])).status).toBe(64);
   });
 
   it('a seed replays exactly', { timeout: 120_000 }, async () => {

@@ -23,7 +23,12 @@
  *     active and collecting, and the record names it; and a primary lost while the DR reads is
  *     taken over within the bound its timings give;
  * (7) stability: a takeover follows a real loss of the primary: no write of it applied while the DR
- *     could read, for at least ttl + max_skew − renew_interval.
+ *     watched, for at least ttl + max_skew − renew_interval − one DNS budget − 1 s. The DR watches
+ *     while it can read the witness; a stretch it cannot (its process stopped, its path cut either
+ *     way, the server down) counts as watched when no longer than its reads can leave unnoticed
+ *     (`unseenMax`: the stall bound of src/core/decide.ts plus one exchange, on the DR's clock):
+ *     the same seq read on both sides of it proves no write of the primary was applied in it. A
+ *     longer one restarts the watch; so does, in the agent, any failed read (README "Simulation").
  * (6) and (7) are claimed for timings within the lossy-WAN margin (no check-config warning on
  * lease.ttl); a set below it (ttl 12 s, renew 8 s) is checked for safety (1-5) only.
  * Everything random comes from one seeded generator: a seed replays exactly.
@@ -40,7 +45,7 @@ import { DnsError } from '../../src/dns/errors.js';
 import type { ReadResult, UpdateResult } from '../../src/dns/client.js';
 import type { ResourceRecord, RRType } from '../../src/dns/wire.js';
 import type { HealthChecker, HealthResult } from '../../src/health/checks.js';
-import type { Role } from '../../src/lease/lease.js';
+import { formatLease, parseLease, type Role } from '../../src/lease/lease.js';
 import { Witness, type WitnessDns } from '../../src/lease/witness.js';
 import type { Logger, LogFields } from '../../src/log/logger.js';
 import { DnsModel, DEFAULT_NAMES } from '../core/dns-model.js';
@@ -266,6 +271,8 @@ export interface SnapshotLite {
  * answer of the current attempt accepted), over its two links, served by the model.
  */
 class SimDnsClient implements WitnessDns {
+  /** Plant `cached-reads`: the last good answer by name and type. */
+  private readonly cache = new Map<string, ReadResult>();
   constructor(
     private readonly w: World,
     private readonly site: SiteProcess,
@@ -317,16 +324,26 @@ class SimDnsClient implements WitnessDns {
   }
 
   read(name: string, type: RRType): Promise<ReadResult> {
-    return this.exchange(() => {
+    const read = this.exchange((): (() => ReadResult) => {
       const values = this.w.model.values(name, type);
       return () => ({ name, type, values, rcode: 'NOERROR', authenticated: true });
     }, true);
+    if (this.w.opts.plant !== 'cached-reads' || this.site.role !== 'dr') return read;
+    const key = `${name} ${type}`;
+    return read.then(
+      (r) => (this.cache.set(key, r), r),
+      (err: unknown) => {
+        const cached = this.cache.get(key);
+        if (cached) return cached;
+        throw err;
+      },
+    );
   }
 
   update(zone: string, prerequisites: ResourceRecord[], updates: ResourceRecord[]): Promise<UpdateResult> {
     return this.exchange(() => {
       const before = this.w.lite();
-      const rc = this.w.model.process(zone, prerequisites, updates);
+      const rc = this.w.model.process(zone, prerequisites, this.w.opts.plant === 'epoch-down' ? lowerEpoch(updates, before.epoch ?? 0) : updates);
       if (rc === 'NOERROR') this.w.hooks.applied(this.label(), before, this.w.lite());
       return () => {
         if (rc === 'NOERROR') return { authenticated: true, rttMs: 1, attempts: 1, transport: 'udp' as const };
@@ -334,6 +351,19 @@ class SimDnsClient implements WitnessDns {
       };
     });
   }
+}
+
+/** Plant `epoch-down`: an update that raises the lease's epoch (a transfer) writes it one below the current one instead. */
+function lowerEpoch(updates: ResourceRecord[], current: number): ResourceRecord[] {
+  return updates.map((rr) => {
+    if (rr.type !== 'TXT' || !Array.isArray(rr.data)) return rr;
+    try {
+      const lease = parseLease((rr.data as string[]).join(''));
+      return lease.epoch > current ? { ...rr, data: [formatLease({ ...lease, epoch: Math.max(0, current - 1) })] } : rr;
+    } catch {
+      return rr; // not the lease (the control record)
+    }
+  });
 }
 
 /** The primary's /healthz as the DR reaches it: its verdict when the primary process answers. */
@@ -344,6 +374,7 @@ class SimHealth implements HealthChecker {
     private readonly timeoutMs: number,
   ) {}
   check(): Promise<HealthResult> {
+    if (this.w.opts.plant === 'health-blind') return Promise.resolve({ ok: true, detail: '200 (planted: never asked)', results: [] });
     const gen = this.dr.generation;
     return new Promise((resolve) => {
       let done = false;
@@ -371,6 +402,7 @@ class SimHealth implements HealthChecker {
 class SimCollector implements CollectorPort {
   unit: CollectorState = 'inactive';
   failStart = false;
+  constructor(private readonly ignoresStop = false) {}
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
   state(): CollectorState | null {
@@ -380,8 +412,13 @@ class SimCollector implements CollectorPort {
     return this.failStart ? 'start job failed' : null;
   }
   async reconcile(want: 'running' | 'stopped'): Promise<void> {
+    if (want === 'stopped' && this.ignoresStop) return; // plant `collector-ignores-stop`
     this.unit = want === 'running' ? (this.failStart ? 'failed' : 'active') : 'inactive';
   }
+  crashes(): number[] {
+    return [];
+  }
+  onChange(): void {}
 }
 
 const silentLogger = (lines: string[], tag: string, now: () => number): Logger => {
@@ -433,7 +470,24 @@ export interface SimOptions {
   hours: number;
   /** Clock rates beyond what max_skew tolerates (the checker must then find a violation of (1)). */
   unsafeDrift?: boolean;
+  /** A fault planted in the agents' ports (PLANTS): the checker must then report its invariant. */
+  plant?: Plant;
 }
+
+/**
+ * Faults planted in what the agents talk to, never in src/: each must make the checker report the
+ * invariant it names (test/sim/sim.test.ts; `npm run sim -- --plant NAME`). With `--unsafe-drift`
+ * for (1), every invariant has a fault it is shown to catch.
+ */
+export const PLANTS = {
+  'collector-ignores-stop': { invariant: 2, what: 'the collector unit ignores stop requests (on self_fence seeds: two collectors run)' },
+  'epoch-down': { invariant: 3, what: "each site's DNS client writes a transfer's lease with the epoch one below the current one" },
+  preempt: { invariant: 4, what: 'the primary fails back on its own (forced, without an admin request) whenever the record names the DR' },
+  'gate-ignored': { invariant: 5, what: 'the agents are told the failback gate is READY whatever it says' },
+  'health-blind': { invariant: 6, what: "the DR's health check of the primary always passes (never asks)" },
+  'cached-reads': { invariant: 7, what: "the DR's DNS client answers a read that timed out with its last good answer (no read gap)" },
+} as const satisfies Record<string, { invariant: number; what: string }>;
+export type Plant = keyof typeof PLANTS;
 
 export interface SimResult {
   seed: number;
@@ -452,6 +506,8 @@ interface Site {
   collector: SimCollector;
   store: number | null;
   adminInFlight: { op: string; force: boolean } | null;
+  /** Plant `preempt`: a failback of the agent's own is under way (its writes are not an admin's). */
+  preempting: boolean;
   lastGateReady: boolean;
 }
 
@@ -489,8 +545,20 @@ export class World {
   private drReadFailedAt: number[] = [];
   /** When a write of the primary was last applied at the witness (or a lease of its began). */
   private primaryWroteAt = 0;
-  /** The DR's latest stretch of being able to read the witness (`to` null: it still can). */
-  private drReadable: { from: number; to: number | null } = { from: 0, to: null };
+  /**
+   * The DR's watch of the witness as (7) judges it (real ms): since when it has watched (`from`: the
+   * end of its last stretch unable to read longer than `unseenMax`), and since when it cannot read
+   * now (`blindSince`; null: it can).
+   */
+  private drWatch: { from: number; blindSince: number | null } = { from: 0, blindSince: null };
+  /**
+   * (7): the longest stretch the DR cannot read that still counts as watched (real ms). Its rule
+   * (src/core/decide.ts) restarts its window at a failed read, or when two good reads are further
+   * apart than the stall bound: the longer of renew_interval and health.interval, plus the longer of
+   * one DNS budget and health.timeout, plus 1 s (its clock). A stretch no read attempt fell in lies
+   * between two good reads, served at most that bound plus one such exchange apart.
+   */
+  readonly unseenMax: number;
   /** Since when the record names the primary (a takeover is owed only from then). */
   private primaryNamedSince = 0;
   readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0 };
@@ -515,13 +583,15 @@ export class World {
     const link = (): Link => new Link(this.sched, this.rng, { ...wan });
     this.links = { pToDns: link(), dnsToP: link(), drToDns: link(), dnsToDr: link(), drToP: link(), pToDr: link() };
     const proc = (role: Role): SiteProcess => new SiteProcess(role, this.sched, rates[role], this.rng.between(1e6, 1e9), 1.8e12 + this.rng.between(0, 1e9));
-    const site = (role: Role): Site => ({ proc: proc(role), engine: null, collector: new SimCollector(), store: null, adminInFlight: null, lastGateReady: true });
+    const site = (role: Role): Site => ({ proc: proc(role), engine: null, collector: new SimCollector(opts.plant === 'collector-ignores-stop'), store: null, adminInFlight: null, preempting: false, lastGateReady: true });
     this.sites = { primary: site('primary'), dr: site('dr') };
     this.model.load([P_ADDR], { holder: 'primary', epoch: 1, seq: 0, at: 1_800_000_000 }, 'init');
+    const exchange = Math.max(t.dnsTimeout * (t.retries + 1), t.healthTimeout);
+    this.unseenMax = (Math.max(t.renew, t.health) + exchange + 1000 + exchange) / rates.dr;
     this.liveBound = 3 * (t.ttl + t.skew) + (t.failures + 3) * Math.max(t.health, t.renew) + 6 * t.dnsTimeout * (t.retries + 1);
     this.hooks = { applied: (by, b, a) => this.onApplied(by, b, a) };
     this.withinMargin = !marginWarnings(this.config('dr')).some((w) => w.key === 'lease.ttl');
-    this.setup = `margin=${this.withinMargin} self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures}/${t.healthTimeout} dns=${t.dnsTimeout}x${t.retries + 1}`;
+    this.setup = `margin=${this.withinMargin} self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures}/${t.healthTimeout} dns=${t.dnsTimeout}x${t.retries + 1}${opts.plant ? ` plant=${opts.plant}` : ''}`;
     this.note(`seed ${opts.seed}: self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures} dns=${t.dnsTimeout}x${t.retries + 1} rates P=${rates.primary.toFixed(3)} D=${rates.dr.toFixed(3)} wan=${JSON.stringify(wan)}`);
   }
 
@@ -611,8 +681,9 @@ enabled = false
       clock: s.proc,
       leaseStore: store,
       gate: () => {
-        s.lastGateReady = this.gateReady;
-        return { ready: this.gateReady, detail: this.gateReady ? 'FAILBACK READY (sim)' : 'not ready (sim)' } satisfies FailbackGate;
+        s.lastGateReady = this.gateReady; // what the checker holds an unforced failback to
+        const ready = this.gateReady || this.opts.plant === 'gate-ignored';
+        return { ready, detail: ready ? 'FAILBACK READY (sim)' : 'not ready (sim)' } satisfies FailbackGate;
       },
     });
     s.engine = engine;
@@ -644,14 +715,18 @@ enabled = false
       // than 2 renewal rounds to lose, random loss alone may legitimately cost the lease.
       this.stats.takeovers!++;
       if (!this.withinMargin) return;
-      // Lost, as the witness saw it: no write of the primary applied, while the DR could read, for at
+      // Lost, as the witness saw it: no write of the primary applied, while the DR watched, for at
       // least ttl + max_skew (on the DR's clock) - renew_interval - one DNS budget - 1 s. Whatever cut
-      // the primary (links, pauses, loss, overlapping faults), time the DR could not read never counts.
+      // the primary (links, pauses, loss, overlapping faults). The DR watched since the end of its
+      // last stretch unable to read longer than `unseenMax`: a shorter one it may not have noticed,
+      // and it proves nothing wrong (the same seq on both sides: no write applied in it); what it
+      // leaves open, whether the witness was reachable to the primary meanwhile, the bound limits.
       const need = (t.ttl + t.skew) / this.sites.dr.proc.rate - t.renew - t.dnsTimeout * (t.retries + 1) - 1000;
-      // (If the DR's path broke just now, its decision rests on the reads before: the last readable stretch.)
-      const r = this.drReadable;
-      const lost = (r.to ?? this.sched.t) - Math.max(this.primaryWroteAt, r.from);
-      if (lost < need) this.fail(`(7) takeover without a real loss of the primary (no primary write applied for ${Math.round(lost)} ms while the DR could read < ${Math.round(need)} ms)`);
+      // (If the DR cannot read now, and for longer than that, its decision rests on the reads before.)
+      const w = this.drWatch;
+      const until = w.blindSince !== null && this.sched.t - w.blindSince > this.unseenMax ? w.blindSince : this.sched.t;
+      const lost = until - Math.max(this.primaryWroteAt, w.from);
+      if (lost < need) this.fail(`(7) takeover without a real loss of the primary (no primary write applied for ${Math.round(lost)} ms while the DR watched < ${Math.round(need)} ms)`);
     } else {
       this.stats.switchovers!++;
     }
@@ -668,9 +743,12 @@ enabled = false
       this.lossSince = null;
       this.drReadFailedAt = [];
     }
-    const r = this.drReadable;
-    if (!drReads && r.to === null) r.to = this.sched.t;
-    else if (drReads && r.to !== null) this.drReadable = { from: this.sched.t, to: null };
+    const w = this.drWatch;
+    if (!drReads) w.blindSince ??= this.sched.t;
+    else if (w.blindSince !== null) {
+      if (this.sched.t - w.blindSince > this.unseenMax) w.from = this.sched.t;
+      w.blindSince = null;
+    }
   }
 
   /**
@@ -727,6 +805,21 @@ enabled = false
     });
   }
 
+  /** Plant `preempt`: the primary's agent runs a forced failback of its own accord (no admin request: unlabelled). */
+  private preempt(): void {
+    const p = this.sites.primary;
+    if (!p.engine || !p.proc.runs() || p.adminInFlight || p.preempting || this.model.view().addresses[0] !== D_ADDR) return;
+    this.note('the primary fails back on its own (planted)');
+    p.preempting = true;
+    const gen = p.proc.generation;
+    p.engine
+      .admin('failback', { force: true, dryRun: false })
+      .catch(() => undefined)
+      .finally(() => {
+        if (p.proc.generation === gen) p.preempting = false;
+      });
+  }
+
   /** One random fault starting now; it heals by itself within `maxMs`. */
   private fault(maxMs: number): void {
     const t = this.timings;
@@ -739,6 +832,7 @@ enabled = false
       this.schedule(d, `heal ${name}`, () => links.forEach((l) => (l.up = true)));
     };
     const L = this.links;
+    if (this.opts.plant === 'preempt') this.preempt();
     switch (this.rng.pick(['cutP', 'cutD', 'cutPD', 'uneven', 'server', 'crash', 'pause', 'admin', 'collector', 'gate', 'oneway'] as const)) {
       case 'cutP':
         return cut([L.pToDns, L.dnsToP], 'P<->DNS');
@@ -777,6 +871,7 @@ enabled = false
         s.collector.unit = 'inactive'; // a power cut: the site's collector stops with it
         s.engine = null;
         s.adminInFlight = null;
+        s.preempting = false;
         this.schedule(dur(), `${role} restarts`, () => {
           s.proc.restart();
           this.boot(role);
@@ -799,7 +894,7 @@ enabled = false
         const s = this.sites[role];
         const op = this.rng.pick(['failback', 'failback', 'switchover'] as const);
         const force = this.rng.chance(0.2);
-        if (!s.engine || !s.proc.runs() || s.adminInFlight) return;
+        if (!s.engine || !s.proc.runs() || s.adminInFlight || s.preempting) return;
         this.note(`admin ${op}${force ? ' --force' : ''} on the ${role}`);
         s.adminInFlight = { op, force };
         const gen = s.proc.generation;
