@@ -188,3 +188,41 @@ describe('SystemdCollector (fake bus)', () => {
     expect(lines.some((l) => l.startsWith('<4>') && /event=collector_drift/.test(l) && /without this agent asking/.test(l))).toBe(true);
   });
 });
+
+describe('SystemdCollector: crashes, as systemd signals them (issue 19)', () => {
+  /** A PropertiesChanged with both states, as systemd sends them. */
+  const signal = (bus: FakeBus, activeState: string, subState: string): void => {
+    bus.state = { ...bus.state, activeState, subState };
+    (bus as unknown as { watcher: ((s: Partial<UnitState>) => void) | null }).watcher?.({ activeState, subState });
+  };
+
+  it('counts a scheduled restart (auto-restart) and a failure once each; a refused restart after auto-restart is the same crash', async () => {
+    const { bus, collector, advance } = setup();
+    await collector.start();
+    const changes: number[] = [];
+    collector.onChange(() => changes.push(1));
+    signal(bus, 'active', 'running');
+    advance(1000);
+    signal(bus, 'activating', 'auto-restart'); // crash 1: systemd will restart it
+    signal(bus, 'active', 'running');
+    advance(1000);
+    signal(bus, 'activating', 'auto-restart'); // crash 2
+    signal(bus, 'failed', 'failed'); // the start limit refused the restart: still crash 2
+    expect(collector.crashes()).toEqual([1000, 2000]);
+    advance(1000);
+    signal(bus, 'active', 'running');
+    signal(bus, 'failed', 'failed'); // crash 3: failed without a restart scheduled
+    expect(collector.crashes()).toEqual([1000, 2000, 3000]);
+    // every state change and crash told the engine at once
+    expect(changes.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('a stop of ours is no crash', async () => {
+    const { collector } = setup();
+    await collector.start();
+    await collector.reconcile('running');
+    await collector.reconcile('stopped');
+    expect(collector.state()).toBe('inactive');
+    expect(collector.crashes()).toEqual([]);
+  });
+});
