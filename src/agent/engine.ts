@@ -92,6 +92,12 @@ export interface VmSyncPort {
 }
 
 const MAX_EVENTS = 30;
+/**
+ * A holder renews by CAS on what its own last write left, reading first only every this many
+ * renewals (the control record, the server's clock offset and the status stay fresh) and after a
+ * conflict (someone else wrote: the CAS said so).
+ */
+const READ_EVERY_RENEWALS = 5;
 
 export function coreConfig(c: Config): CoreConfig {
   return {
@@ -141,6 +147,9 @@ export class Engine implements ControlHandler {
   private probeFailingSince: number | null = null;
   private probeDetail: string | undefined;
   private handovers = 0;
+  /** The outcome of this agent's last CAS, and the renewals sent since the last read. */
+  private lastWriteOutcome: 'ok' | 'conflict' | 'error' | null = null;
+  private unreadRenewals = 0;
 
   constructor(private readonly deps: EngineDeps) {
     this.config = deps.config;
@@ -316,13 +325,29 @@ export class Engine implements ControlHandler {
     return this.config.role === 'dr' && this.deps.health !== null && namedSite(seen, this.core) !== 'dr' ? this.deps.health.check() : null;
   }
 
+  /**
+   * The holder's renewal needs no read when its own last write succeeded (or timed out: the CAS on
+   * the same snapshot then finds out, Witness.write recovering an attempt that was applied): a
+   * round is ONE exchange on a lossy path. Anyone else's change fails the CAS, and the next tick reads.
+   */
+  private assumeOwnWrite(): Extract<Observation, { kind: 'tick' }>['dns'] | null {
+    const seen = this.state.seen;
+    const holder = seen !== null && namedSite(seen, this.core) === this.config.role && seen.lease?.holder === this.config.role;
+    if (!holder || (this.lastWriteOutcome !== 'ok' && this.lastWriteOutcome !== 'error') || this.unreadRenewals >= READ_EVERY_RENEWALS - 1) return null;
+    this.unreadRenewals++;
+    return { ok: true, snapshot: seen, assumed: true };
+  }
+
   /** One iteration: observe, decide, act. */
   async tick(): Promise<void> {
     // Before its first verified read a DR does not know who is named: it reads first and checks
     // the primary only if the record does not name it, so a restarted ACTIVE DR neither waits for
     // nor loads a health checker it does not use (docs/PERFORMANCE.md). After that, in parallel.
-    const [dns, health] =
-      this.state.seen === null
+    const assumed = this.assumeOwnWrite();
+    if (!assumed) this.unreadRenewals = 0;
+    const [dns, health] = assumed
+      ? [assumed, null]
+      : this.state.seen === null
         ? await this.readWitness().then(async (d) => [d, await this.checkHealth(d.ok ? d.snapshot : null)] as const)
         : await Promise.all([this.readWitness(), this.checkHealth(this.state.seen)]);
     if (health) {
@@ -427,6 +452,7 @@ export class Engine implements ControlHandler {
       // A renewal rewrites the same address: only a move of the record starts a propagation round.
       if (op !== 'renew') this.deps.propagation?.written(r.snapshot.addresses, op, sentAt);
       this.lastWrite = { op, ok: true, wallMs: this.clock.wallMs(), detail: r.recovered ? 'applied (answer lost, confirmed by re-read)' : 'applied' };
+      this.lastWriteOutcome = 'ok';
       return { obs: { kind: 'write', op, outcome: { ok: true, snapshot: r.snapshot, sentAt } } };
     } catch (err) {
       const conflict = err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED';
@@ -434,6 +460,7 @@ export class Engine implements ControlHandler {
       this.deps.observer?.write?.(op, conflict ? 'conflict' : 'error');
       this.deps.observer?.dnsError?.(code);
       this.lastWrite = { op, ok: false, wallMs: this.clock.wallMs(), detail: `${code}: ${(err as Error).message}` };
+      this.lastWriteOutcome = conflict ? 'conflict' : 'error';
       const attempted = next && !conflict ? { attempted: { lease: next.lease, sentAt } } : {};
       return { obs: { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } }, error: err };
     }

@@ -47,6 +47,14 @@ export interface CoreConfig {
 const STALL_SLACK_MS = 1000;
 
 /**
+ * A holder whose read or renewal failed tries again after this long, not a whole renew_interval:
+ * its lease runs out ttl - max_skew after its last confirmed send, and a lost exchange has already
+ * cost it a DNS budget (README "Tuning for a lossy WAN"). Never sooner: a server that refuses at
+ * once must not be asked in a tight loop.
+ */
+export const HOLDER_RETRY_MS = 250;
+
+/**
  * Longer than this between two good reads is a read gap too (the process was paused, a GC or the
  * machine stalled): as after a failed read, what the lease did meanwhile was not watched. A tick
  * waits its cadence, then reads (at most one DNS budget) while the health check runs (at most its
@@ -91,8 +99,12 @@ export interface PeerReport {
 export type Observation =
   | {
       kind: 'tick';
-      /** The witness as read this tick, or why it could not be read. */
-      dns: { ok: true; snapshot: Snapshot } | { ok: false; code: string; message: string };
+      /**
+       * The witness as read this tick, or why it could not be read. `assumed`: not read: the holder
+       * renews by CAS on what its own last write left (the CAS itself checks it; a conflict makes
+       * the next tick read), so a renewal round is one exchange, not a read and a write.
+       */
+      dns: { ok: true; snapshot: Snapshot; assumed?: true } | { ok: false; code: string; message: string };
       /** DR only: this tick's health check of the primary (undefined: none ran). */
       health?: { ok: boolean; detail: string };
       /** The collector unit's state as last seen (undefined with control = none). */
@@ -482,7 +494,8 @@ function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { k
       ? `${obs.op}: the witness changed since we read it (${o.code}); re-reading before anything else`
       : `${obs.op}: outcome unknown (${o.code}: ${o.message}); re-reading`;
     actions.push({ type: 'log', level: o.conflict ? 'warning' : 'error', msg: s.reason, fields: { event: `${obs.op}_failed`, code: o.code } });
-    s.nextTickMs = 0; // re-read now
+    // A conflict: re-read now. A write whose outcome is unknown: the holder tries again soon.
+    s.nextTickMs = o.conflict ? 0 : Math.min(config.lease.renew_interval, HOLDER_RETRY_MS);
     return;
   }
   s.dnsFailures = 0;
@@ -538,6 +551,8 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
     s.lastHealth = obs.health.detail;
   }
   if (!obs.dns.ok) {
+    // A holder retries soon: its lease is at stake (a DR waits its cadence: it only watches).
+    if (namedSite(s.seen, config) === me && s.seen?.lease?.holder === me) s.nextTickMs = Math.min(config.lease.renew_interval, HOLDER_RETRY_MS);
     s.dnsFailures++;
     // A read gap: what the lease did meanwhile is unknown, so the DR's window starts anew at the next good read.
     s.leaseSince = null;
@@ -550,12 +565,14 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
     return;
   }
   const snap = obs.dns.snapshot;
-  if (s.seenAt !== null && now - s.seenAt > readGapMs(config)) s.leaseSince = null; // stalled: not watched meanwhile
-  if (s.leaseSince === null && s.seen !== null) s.readableAgainAt = now;
-  s.dnsFailures = 0;
-  confirmByRead(config, s, snap, now, actions);
+  if (!obs.dns.assumed) {
+    if (s.seenAt !== null && now - s.seenAt > readGapMs(config)) s.leaseSince = null; // stalled: not watched meanwhile
+    if (s.leaseSince === null && s.seen !== null) s.readableAgainAt = now;
+    s.dnsFailures = 0;
+    confirmByRead(config, s, snap, now, actions);
+    s.seenAt = now;
+  }
   s.seen = snap;
-  s.seenAt = now;
   observeLease(s, snap, now, config.role);
   const named = namedSite(snap, config);
   const lease = snap.lease;

@@ -31,7 +31,19 @@ describe('margin rule for a lossy WAN', () => {
     const w = marginWarnings(c);
     expect(w).toHaveLength(1);
     expect(w[0]!.key).toBe('lease.ttl');
-    expect(w[0]!.message).toMatch(/survives 0 wholly lost renewal round\(s\) in a row \(want >= 2\)/);
+    expect(w[0]!.message).toMatch(/survives 0 wholly lost renewal exchange\(s\) in a row \(want >= 2\)/);
+    expect(w[0]!.message).toMatch(/\+ 250ms before the next/);
+  });
+
+  test('what a lost exchange really costs: the budget and the wait before the next; a measured round trip counts twice', () => {
+    // ttl 6, max_skew 1, renew 1, 500 ms x 3: (6 - 1 - 1) / (1.5 + 0.25) = 2.28: two exchanges
+    const c = config('dr', 'timeout = "500ms"\n[lease]\nttl = "6s"\nrenew_interval = "1s"\nmax_skew = "1s"');
+    expect(lostRoundsTolerated(c, 200)).toBe(2); // (4 - 0.4) / 1.75 = 2.06
+    expect(lostRoundsTolerated(c, 300)).toBe(1); // (4 - 0.6) / 1.75 = 1.94
+    expect(marginWarnings(c, 300).map((w) => w.key)).toEqual(['lease.ttl']);
+    // the old rule, one budget per round and nothing else, said 2 for 500 ms x 4 attempts: it is 1
+    const four = config('dr', 'timeout = "500ms"\nretries = 3\n[lease]\nttl = "6s"\nrenew_interval = "1s"\nmax_skew = "1s"');
+    expect(lostRoundsTolerated(four)).toBe(1);
   });
 
   test('health.timeout below 3 x the measured DNS round trip warns (DR only)', () => {

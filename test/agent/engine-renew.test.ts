@@ -1,0 +1,65 @@
+/**
+ * The holder renews by CAS on what its own last write left (issue 21: on a lossy path a renewal
+ * round is ONE exchange, not a read and a write): it reads only every few renewals and after a
+ * conflict; a timed-out renewal is tried again at once on the same snapshot.
+ */
+import { describe, expect, test } from 'vitest';
+
+import { Engine, type WitnessPort } from '../../src/agent/engine.js';
+import { NoCollector } from '../../src/collector/port.js';
+import { loadConfig } from '../../src/config/load.js';
+import { DnsError } from '../../src/dns/errors.js';
+import { formatLease, type Lease } from '../../src/lease/lease.js';
+import type { Intended, Snapshot } from '../../src/lease/witness.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { minimalToml } from '../fixtures/minimal-config.js';
+
+const config = loadConfig('/etc/failover-agent/primary.toml', { text: minimalToml('primary') });
+const snap = (lease: Lease): Snapshot => ({ addresses: [config.sites.primary], addressType: 'A', leaseText: [formatLease(lease)], lease, controlText: null, control: { pause: null, handover: null } });
+
+/** An in-memory witness holding one snapshot; `fail` decides each write's fate. */
+function world() {
+  let current = snap({ holder: 'primary', epoch: 1, seq: 1, at: 1 });
+  const events: string[] = [];
+  let fail: (n: number) => 'ok' | 'timeout' | 'conflict' = () => 'ok';
+  let writes = 0;
+  const witness: WitnessPort = {
+    read: async () => {
+      events.push('read');
+      return current;
+    },
+    write: async (seen: Snapshot, next: Intended) => {
+      const fate = fail(++writes);
+      events.push(`cas:${fate}`);
+      if (fate === 'conflict' || seen.leaseText![0] !== current.leaseText![0]) throw new DnsError('DNS_PREREQ_FAILED', 'NXRRSET');
+      if (fate === 'timeout') throw new DnsError('DNS_TIMEOUT', 'no answer');
+      current = snap(next.lease);
+      return { snapshot: current, rttMs: 1 };
+    },
+  };
+  const engine = new Engine({ config, witness, server: 'test', zone: 'example.com', health: null, collector: new NoCollector(), logger: nullLogger() });
+  return { engine, events, setFail: (f: typeof fail) => (fail = f), current: () => current };
+}
+
+describe('the holder renews by CAS on its own last write', () => {
+  test('one read every five renewals, not one per renewal', async () => {
+    const w = world();
+    for (let i = 0; i < 10; i++) await w.engine.tick();
+    const five = ['read', 'cas:ok', 'cas:ok', 'cas:ok', 'cas:ok', 'cas:ok'];
+    expect(w.events).toEqual([...five, ...five]);
+    expect(w.current().lease!.seq).toBe(11);
+  });
+
+  test('a timed-out renewal is tried again on the same snapshot, without a read; a conflict makes the next tick read', async () => {
+    const w = world();
+    await w.engine.tick(); // read + cas ok
+    w.setFail((n) => (n === 2 ? 'timeout' : n === 4 ? 'conflict' : 'ok'));
+    await w.engine.tick(); // cas timeout
+    expect(w.engine.status().decision).toBe('write-failed');
+    await w.engine.tick(); // the same renewal again, no read
+    expect(w.events).toEqual(['read', 'cas:ok', 'cas:timeout', 'cas:ok']);
+    await w.engine.tick(); // conflict
+    await w.engine.tick(); // read first
+    expect(w.events.slice(4)).toEqual(['cas:conflict', 'read', 'cas:ok']);
+  });
+});
