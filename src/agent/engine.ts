@@ -326,14 +326,15 @@ export class Engine implements ControlHandler {
   }
 
   /**
-   * The holder's renewal needs no read when its own last write succeeded (or timed out: the CAS on
-   * the same snapshot then finds out, Witness.write recovering an attempt that was applied): a
-   * round is ONE exchange on a lossy path. Anyone else's change fails the CAS, and the next tick reads.
+   * The holder's renewal needs no read when its own last write succeeded: a round is ONE exchange
+   * on a lossy path. Anyone else's change fails the CAS, and the next tick reads. After a write
+   * whose answer never came it reads (soon: the core's retry), since the read confirms a renewal
+   * that was applied (a path that loses update answers may still carry reads).
    */
   private assumeOwnWrite(): Extract<Observation, { kind: 'tick' }>['dns'] | null {
     const seen = this.state.seen;
     const holder = seen !== null && namedSite(seen, this.core) === this.config.role && seen.lease?.holder === this.config.role;
-    if (!holder || (this.lastWriteOutcome !== 'ok' && this.lastWriteOutcome !== 'error') || this.unreadRenewals >= READ_EVERY_RENEWALS - 1) return null;
+    if (!holder || this.lastWriteOutcome !== 'ok' || this.unreadRenewals >= READ_EVERY_RENEWALS - 1) return null;
     this.unreadRenewals++;
     return { ok: true, snapshot: seen, assumed: true };
   }

@@ -7,8 +7,8 @@
  *   write left (one exchange a round; a read first only every few rounds or after a conflict). After
  *   its last confirmed renewal it sends the next one `renew_interval` after that write's answer (one
  *   round trip); an exchange whose every attempt is lost costs one DNS budget
- *   (`dns.timeout × (dns.retries + 1)`) and the next goes out {@link HOLDER_RETRY_MS} later. A read
- *   round that is not lost adds a round trip. Its lease is lost at `ttl - max_skew` after the last
+ *   (`dns.timeout × (dns.retries + 1)`) and the next goes out {@link HOLDER_RETRY_MS} later (after a
+ *   renewal whose answer never came: a read, then the CAS). A read that is not lost adds a round trip. Its lease is lost at `ttl - max_skew` after the last
  *   confirmed SEND, so ⌊(ttl - max_skew - renew_interval - 2 × rtt) / (budget + retry)⌋ exchanges
  *   may be lost in a row (one whose ANSWER alone is lost still counts: the retry or the next read
  *   confirms it). Fewer than {@link MIN_LOST_ROUNDS}: a warning. The DR's side is wider (ttl + max_skew of READ, unchanged
