@@ -15,6 +15,8 @@ const cases = r.cases.map((c) => ({
   overlap_s: c.overlap_s,
   samples_lost: c.samples_lost,
   split_brain_s: c.split_brain_s,
+  fenced_s: c.fenced_s ?? null,
+  ...(c.renewals_per_min !== undefined ? { renewals_per_min: c.renewals_per_min, longest_unrenewed_s: c.longest_unrenewed_s } : {}),
 }));
 fs.mkdirSync('bench/results', { recursive: true });
 fs.writeFileSync('bench/results/faults.json', JSON.stringify({ date: when, command, timings: r.timings, soak_s: r.soak_s, cases }, null, 1) + '\n');
@@ -27,7 +29,7 @@ for (const c of cases.filter((x) => x.system === 'failover-agent')) {
 }
 // keepalived is measured against the agent's criteria, not required to meet them.
 const verdict = (c) => (c.pass ? 'pass' : c.system === 'keepalived' ? `fails${c.split_brain_s ? ' (split brain)' : ''}` : '**FAIL**');
-const rows = ordered.map((c) => `| ${c.name} | ${c.system} | ${verdict(c)} | ${f(c.failover_s)} | ${f(c.gap_s)} | ${f(c.overlap_s)} | ${f(c.samples_lost)} | ${f(c.split_brain_s)} |`);
+const rows = ordered.map((c) => `| ${c.name} | ${c.system} | ${verdict(c)} | ${f(c.failover_s)} | ${f(c.gap_s)} | ${f(c.overlap_s)} | ${f(c.samples_lost)} | ${f(c.split_brain_s)} | ${f(c.fenced_s)} |`);
 const t = r.timings ?? {};
 const stages = (r.delayer?.stages ?? []).map((s) => `| ${s.name} | ${s.each ? `${s.each.delayMs} ± ${s.each.jitterMs ?? 0} ms, ${s.each.lossPct ?? 0} % loss each way` : 'none'} | ${s.ping?.medianMs ?? '–'} | ${s.ping?.lossPct ?? '–'} | ${s.failures?.length ? s.failures.join('; ') : 'ok'} |`);
 const md = `# Reliability: the fault matrix
@@ -47,12 +49,14 @@ Figures: **failover** = fault → the record names the other site and its collec
 **gap** = the longest time no collector scraped a device beyond one scrape interval (s), from the
 devices' own log; **overlap** = time both sites scraped the same device (s); **lost** = scrapes
 (from the devices' log) missing from a site's VictoriaMetrics after the repair; **split brain** =
-time both agents held a lease each believed valid (keepalived: both held the VIP) (s).
+time both agents held a lease each believed valid (keepalived: both held the VIP) (s); **fenced** =
+time either agent said \`fenced\` (its lease lost while the record names it: with \`self_fence\`, its
+collector stopped) (s).
 "–": does not apply. keepalived runs beside the agent in the same namespaces under the same faults
 and is judged by the same criteria; its rows are measurements, not tests it must pass.
 
-| case | system | result | failover s | gap s | overlap s | lost | split brain s |
-|---|---|---|---|---|---|---|---|
+| case | system | result | failover s | gap s | overlap s | lost | split brain s | fenced s |
+|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Agent timings: lease ttl ${t.ttl}, renew ${t.renew}, max_skew ${t.maxSkew}; health every

@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   failoverSeconds,
+  fencedSeconds,
   gapSeconds,
+  renewalFigures,
   overlapSeconds,
   parseExport,
   parseScrapes,
@@ -108,5 +110,27 @@ describe('keepalived VIP timeline', () => {
     expect(vipFigures(clean, 100)).toEqual({ split_brain_s: 0, failover_s: 2.9 });
     const both = [t(0, true, false), t(10, true, true), t(40, true, true), t(50, true, false)];
     expect(vipFigures(both, 0)).toEqual({ split_brain_s: 4, failover_s: null });
+  });
+});
+
+describe('fenced time and renewals (issue 21)', () => {
+  it('fenced: the time either agent said fenced; none in a clean window', () => {
+    const clean = timeline(50, () => ({}));
+    expect(fencedSeconds(clean)).toBe(0);
+    const bad = clean.map((x, i) => (i >= 10 && i < 25 ? { ...x, agents: { ...x.agents, primary: { ...x.agents.primary, phase: 'fenced' } } } : x));
+    expect(fencedSeconds(bad)).toBe(1.5);
+  });
+
+  it('renewals: writes applied per minute and the longest time between two, from the lease seq at the witness', () => {
+    // 60 s at 10 Hz, the seq rising every second except one 4.5 s stretch
+    let seq = 0;
+    const s = Array.from({ length: 600 }, (_, i) => {
+      if (i % 10 === 0 && !(i > 200 && i < 245)) seq++;
+      return { ...sample(1000 + i * 100), leaseSeq: seq };
+    });
+    const r = renewalFigures(s);
+    expect(r.longest_unrenewed_s).toBe(5);
+    expect(r.renewals_per_min).toBeGreaterThan(50);
+    expect(renewalFigures([sample(0)])).toEqual({ renewals_per_min: null, longest_unrenewed_s: null });
   });
 });

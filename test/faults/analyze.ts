@@ -25,6 +25,8 @@ export interface Sample {
   wallMs: number;
   /** the address the record holds at the witness; null when the witness did not answer */
   record: string | null;
+  /** the lease's seq at the witness (each applied write raises it); null when it did not answer */
+  leaseSeq?: number | null;
   agents: Record<SiteRole, AgentSample>;
   collectors: Record<SiteRole, boolean>;
 }
@@ -45,6 +47,40 @@ export interface CaseFigures {
   overlap_s: number | null;
   samples_lost: number | null;
   split_brain_s: number | null;
+  /** time either agent reported phase `fenced` (its lease lost while the record names it), s */
+  fenced_s?: number | null;
+  /** lease writes applied per minute over the window, and the longest time between two (s) */
+  renewals_per_min?: number | null;
+  longest_unrenewed_s?: number | null;
+}
+
+/** Seconds either agent said `fenced` (sampled at 10 Hz: each sample stands for the time to the next). */
+export function fencedSeconds(samples: Sample[]): number {
+  let ms = 0;
+  for (let i = 0; i + 1 < samples.length; i++) {
+    const s = samples[i]!;
+    if (s.agents.primary.phase === 'fenced' || s.agents.dr.phase === 'fenced') ms += samples[i + 1]!.wallMs - s.wallMs;
+  }
+  return round(ms / 1000);
+}
+
+/** Lease writes applied per minute, and the longest time between two, as the witness showed them. */
+export function renewalFigures(samples: Sample[]): { renewals_per_min: number | null; longest_unrenewed_s: number | null } {
+  const seen = samples.filter((s) => s.leaseSeq !== null && s.leaseSeq !== undefined);
+  if (seen.length < 2) return { renewals_per_min: null, longest_unrenewed_s: null };
+  let changes = 0;
+  let longest = 0;
+  let since = seen[0]!.wallMs;
+  for (let i = 1; i < seen.length; i++) {
+    if (seen[i]!.leaseSeq !== seen[i - 1]!.leaseSeq) {
+      changes++;
+      longest = Math.max(longest, seen[i]!.wallMs - since);
+      since = seen[i]!.wallMs;
+    }
+  }
+  longest = Math.max(longest, seen.at(-1)!.wallMs - since);
+  const minutes = (seen.at(-1)!.wallMs - seen[0]!.wallMs) / 60_000;
+  return { renewals_per_min: minutes > 0 ? round(changes / minutes) : null, longest_unrenewed_s: round(longest / 1000) };
 }
 
 const round = (x: number): number => Math.round(x * 10) / 10;

@@ -5,7 +5,9 @@
 import { converse } from '../fixtures/control-raw.js';
 import {
   failoverSeconds,
+  fencedSeconds,
   gapSeconds,
+  renewalFigures,
   overlapSeconds,
   samplesLost,
   splitBrainSeconds,
@@ -94,6 +96,8 @@ export async function measure(world: World, o: MeasureOptions): Promise<CaseFigu
     overlap_s: overlapSeconds(scrapes, o.fromMs, o.toMs, SCRAPE_INTERVAL_MS),
     samples_lost: lost.lost,
     split_brain_s: splitBrainSeconds(samples),
+    fenced_s: fencedSeconds(samples),
+    ...renewalFigures(samples),
     lostExamples: lost.examples,
   };
 }

@@ -68,6 +68,7 @@ export class Checker {
   readonly samples: Sample[] = [];
   private probe: ChildProcess | null = null;
   private record: string | null = null;
+  private leaseSeq: number | null = null;
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private waiters: { pred: (s: Sample) => boolean; resolve: (s: Sample) => void }[] = [];
@@ -94,8 +95,9 @@ export class Checker {
           resolve();
           return;
         }
-        const [, value] = l.split(' ');
+        const [, value, seq] = l.split(' ');
         this.record = value && value !== '-' ? value : null;
+        this.leaseSeq = seq && seq !== '-' ? Number(seq) : null;
       });
     });
     this.timer = setInterval(() => void this.tick(), PERIOD_MS);
@@ -115,7 +117,7 @@ export class Checker {
           collectors[w.role] = collectorRuns(w.collectorCgroup());
         }),
       );
-      const s: Sample = { wallMs, record: this.record, agents, collectors };
+      const s: Sample = { wallMs, record: this.record, leaseSeq: this.leaseSeq, agents, collectors };
       this.samples.push(s);
       for (const w of [...this.waiters]) {
         if (w.pred(s)) {

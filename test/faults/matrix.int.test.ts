@@ -5,7 +5,7 @@
 // README "Fault matrix" and docs/RELIABILITY.md give the figures; `scripts/faults` writes them.
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordChanges, type CaseFigures, type Sample } from './analyze.js';
+import { recordChanges, renewalFigures, type CaseFigures, type Sample } from './analyze.js';
 import { agentStatus, measure, observe, type MeasureOptions } from './case.js';
 import { startKeepalived, sampleVip, vipFigures, type Keepalived, type VipSample } from './keepalived.js';
 import { checkDelayer, createWorld as createNet, type DelayerCheck } from './net.js';
@@ -274,27 +274,40 @@ describe.sequential('fault matrix: failover-agent', () => {
     f.pass = true;
   }, CASE_MS);
 
-  it(`every WAN link at 200 ms RTT, 50 ms jitter, 20 % loss for ${SOAK_S} s: no spurious failover`, async () => {
-    const fromMs = await begin();
-    const links: [Node, Node][] = [['site1', 'witness'], ['site2', 'witness'], ['site1', 'site2']];
-    const faultMs = Date.now();
-    for (const [a, b] of links) {
-      await world.net.impair(a, b, { delayMs: 100, jitterMs: 50, lossPct: 20 });
-      await world.net.impair(b, a, { delayMs: 100, jitterMs: 50, lossPct: 20 });
-    }
-    try {
-      await observe(SOAK_S * 1000);
-    } finally {
-      await world.net.heal();
-    }
-    await world.checker.until(primaryAlone, 30_000, 'the primary active');
-    await observe(3000);
-    const f = record(await measureAll({ name: `degraded WAN (200 ms RTT, 50 ms jitter, 20 % loss, ${SOAK_S} s)`, fromMs, toMs: Date.now(), faultMs }));
-    expect(drNeverActive(fromMs)).toBe(true);
-    expect(recordChanges(window(fromMs))).toBe(0);
-    expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
-    f.pass = true;
-  }, CASE_MS);
+  // The lossy-WAN margin (README "Tuning for a lossy WAN"): ttl 6 s, renew 1 s, max_skew 1 s with
+  // dns.timeout 500 ms and 2 retries (check-config: OK). At 20 % loss the holder must never fence
+  // itself (issue 21); 30 % is past what the rule promises, measured.
+  for (const lossPct of [20, 30]) {
+    it(`every WAN link at 200 ms RTT, 50 ms jitter, ${lossPct} % loss for ${SOAK_S} s: no spurious failover${lossPct === 20 ? ', never fenced' : ' (fenced time measured)'}`, async () => {
+      const fromMs = await begin({ dnsRetries: 2 });
+      const links: [Node, Node][] = [['site1', 'witness'], ['site2', 'witness'], ['site1', 'site2']];
+      const faultMs = Date.now();
+      for (const [a, b] of links) {
+        await world.net.impair(a, b, { delayMs: 100, jitterMs: 50, lossPct });
+        await world.net.impair(b, a, { delayMs: 100, jitterMs: 50, lossPct });
+      }
+      let impaired: Sample[] = [];
+      try {
+        await observe(SOAK_S * 1000);
+        impaired = window(faultMs);
+      } finally {
+        await world.net.heal();
+      }
+      await world.checker.until(primaryAlone, 30_000, 'the primary active');
+      await observe(3000);
+      const f = record(await measureAll({ name: `degraded WAN (200 ms RTT, 50 ms jitter, ${lossPct} % loss, ${SOAK_S} s)`, fromMs, toMs: Date.now(), faultMs }));
+      // The renewals under the impairment alone (the steady seconds around it would flatter them).
+      Object.assign(f, renewalFigures(impaired));
+      console.log(JSON.stringify({ lossPct, fenced_s: f.fenced_s, renewals_per_min: f.renewals_per_min, longest_unrenewed_s: f.longest_unrenewed_s }));
+      expect([f.split_brain_s, f.samples_lost]).toEqual([0, 0]);
+      if (lossPct === 20) {
+        expect(drNeverActive(fromMs)).toBe(true);
+        expect(recordChanges(window(fromMs))).toBe(0);
+        expect(f.fenced_s).toBe(0);
+      }
+      f.pass = true;
+    }, CASE_MS);
+  }
 
   it('the primary<->DNS link flapping 2 s down / 2 s up for 60 s: at most one failover, no flip-flop', async () => {
     const fromMs = await begin();
