@@ -10,7 +10,7 @@ import { ADMIN_ATTEMPTS } from '../core/admin.js';
 import { pauseWords } from '../core/decide.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { formatControl, NO_CONTROL, pauseInForce, type Pause } from '../lease/control.js';
-import type { Snapshot } from '../lease/witness.js';
+import type { Snapshot, Witness } from '../lease/witness.js';
 
 export type PauseOp = 'pause' | 'resume';
 
@@ -48,4 +48,21 @@ export async function runPause(op: PauseOp, opts: { by: string; reason: string; 
     }
     if (attempt >= ADMIN_ATTEMPTS) throw new AgentError('DNS_PREREQ_FAILED', `${op} not applied: the control record changed under ${ADMIN_ATTEMPTS} attempts in a row`, ExitCode.REFUSED);
   }
+}
+
+/** The PauseIo of a Witness: its reads, its control CAS (a failed prerequisite is a conflict). */
+export function witnessPauseIo(w: Pick<Witness, 'read' | 'writeControl'>, serverSeconds: (seen: Snapshot) => number): PauseIo {
+  return {
+    read: () => w.read(),
+    serverSeconds,
+    writeControl: async (seen, next) => {
+      try {
+        await w.writeControl(seen, next);
+        return { ok: true };
+      } catch (err) {
+        if (err instanceof AgentError && err.code === 'DNS_PREREQ_FAILED') return { ok: false, conflict: true };
+        throw err;
+      }
+    },
+  };
 }

@@ -51,18 +51,18 @@ function collectorFor(config: Config, logger: Logger, clock: Clock): CollectorPo
 }
 
 /**
- * The DR's health checks of the primary (and undici with them), loaded at the first check, not
- * at start: they cost a DR nothing before it checks (docs/PERFORMANCE.md).
+ * A port loaded at its first use, not at start: the DR's health checks of the primary and the
+ * other site's readiness (undici with them) cost a site nothing before it asks
+ * (docs/PERFORMANCE.md). Closed before it loaded, it closes what loads.
  */
-function lazyHealthChecker(cfg: HealthCheckConfig, clock: Clock): HealthChecker {
-  let real: Promise<HealthChecker> | undefined;
+function lazyPort<P extends { close(): Promise<void> }, R>(load: () => Promise<P>, ask: (port: P) => Promise<R>): { ask(): Promise<R>; close(): Promise<void> } {
+  let real: Promise<P> | undefined;
   let closed = false;
-  const get = (): Promise<HealthChecker> => (real ??= import('../health/checks.js').then((m) => m.createHealthChecker(cfg, { clock })));
   return {
-    check: async () => {
-      const c = await get();
-      if (closed) await c.close();
-      return c.check();
+    ask: async () => {
+      const port = await (real ??= load());
+      if (closed) await port.close();
+      return ask(port);
     },
     close: async () => {
       closed = true;
@@ -71,22 +71,14 @@ function lazyHealthChecker(cfg: HealthCheckConfig, clock: Clock): HealthChecker 
   };
 }
 
-/** The other site's readiness (health/peer.ts, undici with it), loaded at the first ask like the health checks. */
+function lazyHealthChecker(cfg: HealthCheckConfig, clock: Clock): HealthChecker {
+  const p = lazyPort(() => import('../health/checks.js').then((m) => m.createHealthChecker(cfg, { clock })), (c) => c.check());
+  return { check: p.ask, close: p.close };
+}
+
 function lazyPeerChecker(targets: string[], timeoutMs: number, clock: Clock): PeerPort {
-  let real: Promise<PeerPort> | undefined;
-  let closed = false;
-  const get = (): Promise<PeerPort> => (real ??= import('../health/peer.js').then((m) => m.createPeerChecker(targets, timeoutMs, { clock })));
-  return {
-    check: async () => {
-      const c = await get();
-      if (closed) await c.close();
-      return c.check();
-    },
-    close: async () => {
-      closed = true;
-      if (real) await (await real).close();
-    },
-  };
+  const p = lazyPort(() => import('../health/peer.js').then((m) => m.createPeerChecker(targets, timeoutMs, { clock })), (c) => c.check());
+  return { check: p.ask, close: p.close };
 }
 
 const COLLECTOR_JOB_MS = 30_000;

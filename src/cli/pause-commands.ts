@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 
-import { runPause, type PauseOp, type PauseResult } from '../admin/pause.js';
+import { runPause, witnessPauseIo, type PauseOp, type PauseResult } from '../admin/pause.js';
 import { loadConfig } from '../config/load.js';
 import { loadKeyFile } from '../config/keyfile.js';
 import { parseDuration } from '../config/duration.js';
@@ -32,19 +32,7 @@ export async function pauseCommand(op: PauseOp, args: PauseArgs, out: Output, en
   const { witness } = await openWitness(config, loadKeyFile(config.dns.key_file));
   let result: PauseResult;
   try {
-    result = await runPause(op, { by: `${os.hostname()}/${config.instance}`, reason: args.reason ?? '', forSeconds }, {
-      read: () => witness.read(),
-      serverSeconds: (seen) => Date.now() / 1000 + (seen.offsetSeconds ?? 0),
-      writeControl: async (seen, next) => {
-        try {
-          await witness.writeControl(seen, next);
-          return { ok: true };
-        } catch (err) {
-          if (err instanceof AgentError && err.code === 'DNS_PREREQ_FAILED') return { ok: false, conflict: true };
-          throw err;
-        }
-      },
-    });
+    result = await runPause(op, { by: `${os.hostname()}/${config.instance}`, reason: args.reason ?? '', forSeconds }, witnessPauseIo(witness, (seen) => Date.now() / 1000 + (seen.offsetSeconds ?? 0)));
   } catch (err) {
     if (err instanceof AgentError && err.code === 'DNS_REFUSED') {
       throw new AgentError(

@@ -5,7 +5,7 @@
  * record as read). The codec of the control record round-trips and refuses what it does not know.
  */
 import { describe, expect, it } from 'vitest';
-import { runPause, type PauseIo } from '../../src/admin/pause.js';
+import { runPause, witnessPauseIo, type PauseIo } from '../../src/admin/pause.js';
 import type { DnsClient } from '../../src/dns/client.js';
 import { DnsError } from '../../src/dns/errors.js';
 import { formatControl, formatHandover, formatPause, parseControl, pauseInForce } from '../../src/lease/control.js';
@@ -21,19 +21,7 @@ function world() {
   const m = new DnsModel('A', DEFAULT_NAMES);
   m.load([SITES.primary], lease1);
   const w = new Witness(m.client('agent') as unknown as DnsClient, DEFAULT_NAMES, 'A');
-  const io = (now = WALL): PauseIo => ({
-    read: () => w.read(),
-    serverSeconds: () => now,
-    writeControl: async (seen, next) => {
-      try {
-        await w.writeControl(seen, next);
-        return { ok: true };
-      } catch (err) {
-        if (err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED') return { ok: false, conflict: true };
-        throw err;
-      }
-    },
-  });
+  const io = (now = WALL): PauseIo => witnessPauseIo(w, () => now);
   return { m, w, io };
 }
 
