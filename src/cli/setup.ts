@@ -15,6 +15,7 @@ import { DEFAULT_COLLECTOR_UNIT, DEFAULT_CONFIG_DIR, DEFAULT_HTTP_PORT } from '.
 import { lookupGroup } from '../control/server.js';
 import { AgentError, ExitCode } from '../errors.js';
 import type { Output } from './output.js';
+import { senderSnippets } from './senders.js';
 
 /** The questions, in order: the flag (camelCase as yargs gives it), the prompt, the config keys it sets. */
 export const QUESTIONS = [
@@ -397,8 +398,11 @@ export async function setupCommand(
       '# ---- PowerDNS ----',
       powerdnsConfig(a, secret),
       `then, on the primary: failoverctl --config ${files.primary} init`,
+      '',
+      '# ---- the syslog senders (devices, servers): so they follow the record (docs/SENDERS.md) ----',
+      senderSnippets(a.record),
     ].join('\n'),
-    { files, polkit: polkit ?? null, bind: bindConfig(a, secret), knot: knotConfig(a, secret), powerdns: powerdnsConfig(a, secret) },
+    { files, polkit: polkit ?? null, bind: bindConfig(a, secret), knot: knotConfig(a, secret), powerdns: powerdnsConfig(a, secret), senders: senderSnippets(a.record) },
   );
   return ExitCode.OK;
 }

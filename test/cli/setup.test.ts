@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { loadKeyFile } from '../../src/config/keyfile.js';
+import { senderSnippets } from '../../src/cli/senders.js';
 import { runInProcess } from './in-process.js';
 
 let dir: string;
@@ -41,6 +42,8 @@ describe('failoverctl setup (flags)', () => {
     expect(r.stdout).toContain(`grant failover name syslog.example.com. A AAAA;`);
     expect(r.stdout).toContain(`grant failover name _lease.syslog.example.com. TXT;`);
     expect(r.stdout).toContain(`grant failover name _control.syslog.example.com. TXT;`);
+    // and the senders' side: the measured configurations for this record
+    expect(r.stdout).toContain(senderSnippets('syslog.example.com'));
     expect(r.stdout).toContain(`update-owner-name: [syslog.example.com., _lease.syslog.example.com., _control.syslog.example.com.]`);
     expect(r.stdout).toContain(`pdnsutil import-tsig-key failover hmac-sha256 ${secret}`);
     expect(r.stdout.split(secret).length - 1).toBe(3); // BIND, Knot, PowerDNS

@@ -17,7 +17,8 @@
  * Per case and sender (`rows`): follow_s (the record's move, as the checker saw it at the
  * witness -> the first line at the site it now names), lines_lost (lines sent in the case's
  * window, up to 3 s before its end, received by neither site), lines_to_inactive (lines a site
- * received while its agent answered that it is not active: it knew).
+ * received while the record named the other site and its own agent answered that it is not
+ * active: it knew).
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -190,8 +191,12 @@ stub-zone:
         for (const r of ROLES) {
           for (const t of got[r].values()) {
             if (t < o.fromMs || t > o.toMs) continue;
-            const a = at(t)?.agents[r];
-            if (a?.answered && !a.active) toInactive++;
+            // the old site once it knows: the record names the other site and its agent answers
+            // that it is not active (an agent cut off from the witness cannot know, and lines
+            // to the site the record still names are the sender doing what it should)
+            const x = at(t);
+            const a = x?.agents[r];
+            if (a?.answered && !a.active && x?.record && o.siteOf[x.record] !== undefined && o.siteOf[x.record] !== r) toInactive++;
           }
         }
         let follow: number | null = null;
