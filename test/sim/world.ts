@@ -11,7 +11,11 @@
  * after it was applied. Faults: links cut (also unevenly healed witness outages),
  * the DNS server down, process crash + restart (the lease store survives), pauses (SIGSTOP: the
  * process runs nothing, its monotonic clock goes on), admin failback / switchover / --force at random
- * moments, a collector that fails to start, the gate flipping.
+ * moments, a collector that fails to start, the gate flipping. The job (issue 19): each site's
+ * collector breaks and is repaired (the holder's, the other's, both; visibly or only at its next
+ * start; for a fault's length, about a hold, or for good), and `failoverctl pause` / `resume` (with
+ * or without `--for`) run on either host (src/admin/pause.ts on that host's own Witness). Each agent
+ * asks the other's readiness (SimPeer: its `status().job` over the P<->DR link), so handovers happen.
  *
  * Invariants, from the global view, at every event (state is constant between events):
  * (1) never two sites whose lease windows (as each judges on its own clock) overlap in real time;
@@ -19,7 +23,8 @@
  * (3) epochs only rise and the record names exactly one site;
  * (4) no preemption: the primary moves the record to itself only by an admin action;
  * (5) an unforced failback is written only after the gate said READY;
- * (6) liveness: at the end, after a quiet period (no faults) of `liveBound`, exactly one site is
+ * (6) liveness: at the end, after a quiet period (no faults) of `liveBound` (plus a handover hold
+ *     and `handoverBound`: a collector broken for good may wait out a hold), exactly one site is
  *     active and collecting, and the record names it; and a primary lost while the DR reads is
  *     taken over within the bound its timings give;
  * (7) stability: a takeover follows a real loss of the primary: no write of it applied while the DR
@@ -29,6 +34,16 @@
  *     (`unseenMax`: the stall bound of src/core/decide.ts plus one exchange, on the DR's clock):
  *     the same seq read on both sides of it proves no write of the primary was applied in it. A
  *     longer one restarts the watch; so does, in the agent, any failed read (README "Simulation").
+ * (8) an automatic handover (a write adding a new handover entry to the control record) only when
+ *     its writer's collector was truly broken as it decided (the unit really failed, or really
+ *     crashed more than restart_limit times within handover_after) and the receiver had been ready
+ *     (agent running, collector unit not failed) within the freshness of a peer answer;
+ * (9) at most one automatic handover per collector.handover_hold (decision to decision, real time,
+ *     less `holdSlack`: the agents' estimate of the server's clock);
+ * (10) no automatic move (takeover, handover) applied while a pause is in force at the witness;
+ * and (6) for a handover: a truly broken holder with a ready peer (collector not even latently
+ *     broken), no pause, no hold, no admin move, links up → the peer active and collecting within
+ *     `handoverBound`.
  * (6) and (7) are claimed for timings within the lossy-WAN margin (no check-config warning on
  * lease.ttl); a set below it (ttl 12 s, renew 8 s) is checked for safety (1-5) only.
  * Everything random comes from one seeded generator: a seed replays exactly.
@@ -36,7 +51,10 @@
 import { validateConfig } from '../../src/config/load.js';
 import { marginWarnings } from '../../src/config/margins.js';
 import type { Clock, TimerHandle } from '../../src/clock.js';
-import type { CollectorState } from '../../src/core/decide.js';
+import type { CollectorState, PeerReport } from '../../src/core/decide.js';
+import type { PeerPort } from '../../src/health/peer.js';
+import { runPause, witnessPauseIo } from '../../src/admin/pause.js';
+import { parseControl, pauseInForce, type Control } from '../../src/lease/control.js';
 import type { CollectorPort } from '../../src/collector/port.js';
 import { Engine, type LeaseStore } from '../../src/agent/engine.js';
 import type { FailbackGate } from '../../src/core/admin.js';
@@ -255,8 +273,8 @@ export class Link {
 }
 
 export interface ServerHooks {
-  /** Called for every update the server applies, with the record and lease before and after. */
-  applied(by: string, before: SnapshotLite, after: SnapshotLite): void;
+  /** Called for every update the server applies, with the record and lease before and after, and what held when its writer decided it. */
+  applied(by: string, before: SnapshotLite, after: SnapshotLite, sent: SentFacts): void;
 }
 
 export interface SnapshotLite {
@@ -264,6 +282,20 @@ export interface SnapshotLite {
   holder: Role | null;
   epoch: number | null;
   seq: number | null;
+  /** The control RRset's text (null: absent) and its parse (null: absent or not understood). */
+  controlText: string | null;
+  control: Control | null;
+}
+
+/**
+ * The truth when a write was decided: its first send (real ms; the engine sends in the same instant
+ * it decides), whether the writer's collector was truly broken then, and whether the other site had
+ * been ready (agent running, collector not truly broken) within the freshness of a peer answer.
+ */
+export interface SentFacts {
+  at: number;
+  writerBroken: boolean;
+  otherReadyWithin: boolean;
 }
 
 /**
@@ -273,6 +305,8 @@ export interface SnapshotLite {
 class SimDnsClient implements WitnessDns {
   /** Plant `cached-reads`: the last good answer by name and type. */
   private readonly cache = new Map<string, ReadResult>();
+  /** Plant `forget-hold`: the handover entry this client last hid from a control read. */
+  private hidden: string[] = [];
   constructor(
     private readonly w: World,
     private readonly site: SiteProcess,
@@ -281,9 +315,16 @@ class SimDnsClient implements WitnessDns {
     private readonly timeoutMs: number,
     private readonly attempts: number,
     private readonly label: () => string,
+    /** The agent's own client (false: failoverctl's on the same host: its failed reads are not the agent's, no plant rewrites them). */
+    private readonly agent = true,
   ) {}
 
-  private exchange<T>(serve: () => () => T, isRead = false): Promise<T> {
+  /** The offset a TSIG-signed answer gives (tsig.ts): the server's signing second minus our wall clock at receipt, rounded. */
+  private offset(signedS: number): number {
+    return Math.round(signedS - this.site.wallMs() / 1000);
+  }
+
+  private exchange<T>(serve: () => (offsetS: number) => T, isRead = false): Promise<T> {
     const gen = this.site.generation;
     return new Promise<T>((resolve, reject) => {
       let done = false;
@@ -295,13 +336,14 @@ class SimDnsClient implements WitnessDns {
         this.up.send(() => {
           if (this.w.serverDown) return;
           const answer = serve();
+          const signedS = Math.floor(this.w.serverWallMs() / 1000);
           this.down.send(() =>
             this.site.deliver(gen, () => {
               if (done || mine !== attempt) return;
               done = true;
               this.site.cancel(timer);
               try {
-                resolve(answer());
+                resolve(answer(this.offset(signedS)));
               } catch (err) {
                 reject(err);
               }
@@ -314,7 +356,7 @@ class SimDnsClient implements WitnessDns {
           if (attempt < this.attempts) send();
           else {
             done = true;
-            if (isRead) this.w.readFailed(this.site.role);
+            if (isRead && this.agent) this.w.readFailed(this.site.role);
             reject(new DnsError('DNS_TIMEOUT', `no answer in ${this.attempts} attempts (${Math.round(this.w.sched.t - t0)} ms)`));
           }
         }, this.timeoutMs);
@@ -324,9 +366,9 @@ class SimDnsClient implements WitnessDns {
   }
 
   read(name: string, type: RRType): Promise<ReadResult> {
-    const read = this.exchange((): (() => ReadResult) => {
-      const values = this.w.model.values(name, type);
-      return () => ({ name, type, values, rcode: 'NOERROR', authenticated: true });
+    const read = this.exchange((): ((o: number) => ReadResult) => {
+      const values = this.agent && name === CONTROL_NAME ? this.strip(this.w.model.values(name, type)) : this.w.model.values(name, type);
+      return (offsetSeconds) => ({ name, type, values, rcode: 'NOERROR', authenticated: true, offsetSeconds });
     }, true);
     if (this.w.opts.plant !== 'cached-reads' || this.site.role !== 'dr') return read;
     const key = `${name} ${type}`;
@@ -340,13 +382,42 @@ class SimDnsClient implements WitnessDns {
     );
   }
 
+  /**
+   * Plants that rewrite what the agent reads of the control record: `forget-hold` hides the
+   * handover entry (remembered, so the client's writes still name the RRset the server holds: the
+   * agent merely does not see the hold); `server-ignores-control` hides the pause.
+   */
+  private strip(values: ReturnType<DnsModel['values']>): ReturnType<DnsModel['values']> {
+    const plant = this.w.opts.plant;
+    const hide = plant === 'forget-hold' ? 'v=1 handover' : plant === 'server-ignores-control' ? 'v=1 pause' : null;
+    if (!hide) return values;
+    const text = (v: (typeof values)[number]): string => (Array.isArray(v) ? v.join('') : String(v));
+    if (plant === 'forget-hold') this.hidden = values.filter((v) => text(v).startsWith(hide)).map(text);
+    return values.filter((v) => !text(v).startsWith(hide));
+  }
+
+  /** The prerequisites as the server checks them under the plants (see `strip`). */
+  private prereqs(prerequisites: ResourceRecord[]): ResourceRecord[] {
+    const plant = this.w.opts.plant;
+    const isControl = (rr: ResourceRecord): boolean => rr.name === CONTROL_NAME;
+    if (plant === 'server-ignores-control') return prerequisites.filter((rr) => !isControl(rr));
+    if (plant !== 'forget-hold' || !this.agent || !this.hidden.length || !prerequisites.some(isControl)) return prerequisites;
+    // "The control RRset is exactly what I read" means, to the server, what it served: add back what was hidden.
+    const shown = prerequisites.filter((rr) => isControl(rr) && rr.class === 'IN');
+    const others = prerequisites.filter((rr) => !isControl(rr));
+    const c = { name: CONTROL_NAME, type: 'TXT' as const };
+    return [...others, ...[...shown.map((rr) => (Array.isArray(rr.data) ? (rr.data as string[]).join('') : String(rr.data))), ...this.hidden].map((t) => ({ ...c, class: 'IN' as const, ttl: 0, data: [t] }))];
+  }
+
   update(zone: string, prerequisites: ResourceRecord[], updates: ResourceRecord[]): Promise<UpdateResult> {
+    const sent = this.w.sentFacts(this.site.role);
+    const pre = this.prereqs(prerequisites);
     return this.exchange(() => {
       const before = this.w.lite();
-      const rc = this.w.model.process(zone, prerequisites, this.w.opts.plant === 'epoch-down' ? lowerEpoch(updates, before.epoch ?? 0) : updates);
-      if (rc === 'NOERROR') this.w.hooks.applied(this.label(), before, this.w.lite());
-      return () => {
-        if (rc === 'NOERROR') return { authenticated: true, rttMs: 1, attempts: 1, transport: 'udp' as const };
+      const rc = this.w.model.process(zone, pre, this.w.opts.plant === 'epoch-down' ? lowerEpoch(updates, before.epoch ?? 0) : updates);
+      if (rc === 'NOERROR') this.w.hooks.applied(this.label(), before, this.w.lite(), sent);
+      return (offsetSeconds) => {
+        if (rc === 'NOERROR') return { authenticated: true, rttMs: 1, attempts: 1, transport: 'udp' as const, offsetSeconds };
         throw new DnsError('DNS_PREREQ_FAILED', `update not applied: prerequisite failed (${rc})`, { rcode: rc, authenticated: true });
       };
     });
@@ -398,27 +469,135 @@ class SimHealth implements HealthChecker {
   async close(): Promise<void> {}
 }
 
-/** The collector unit: follows reconcile at once, unless it is set to fail to start. */
+/**
+ * The collector unit as systemd keeps it. It follows reconcile at once, unless it is BROKEN (the
+ * world's truth: a bad config, an OOM loop): then each start attempt leaves it `failed` and counts a
+ * crash (`crashes()`, on its site's monotonic clock, as the systemd collector counts them), and a
+ * running one that breaks fails at once. A stop leaves a failed unit failed (the systemd collector
+ * stops only an active one); it leaves `failed` when it is repaired (`recover`: the operator's fix
+ * and reset-failed). Every change calls the engine's `onChange` listeners, as systemd's signals do.
+ */
 class SimCollector implements CollectorPort {
+  /** The unit's real state. */
   unit: CollectorState = 'inactive';
-  failStart = false;
-  constructor(private readonly ignoresStop = false) {}
+  broken = false;
+  /** Real ms of its crashes (the checker's truth) and the same on the site's clock (the agent's evidence). */
+  readonly realCrashes: number[] = [];
+  private crashTimes: number[] = [];
+  private listeners: (() => void)[] = [];
+  private failures = 0;
+  private nextAttemptAt = 0;
+  constructor(
+    private readonly proc: SiteProcess,
+    private readonly sched: Scheduler,
+    private readonly ignoresStop = false,
+    /** Plant `collector-lies`: a running, healthy unit is reported `failed`. */
+    private readonly lies = false,
+  ) {}
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
   state(): CollectorState | null {
-    return this.unit;
+    return this.lies && this.unit === 'active' ? 'failed' : this.unit;
   }
   lastError(): string | null {
-    return this.failStart ? 'start job failed' : null;
+    return this.unit === 'failed' ? 'start job failed' : null;
   }
   async reconcile(want: 'running' | 'stopped'): Promise<void> {
-    if (want === 'stopped' && this.ignoresStop) return; // plant `collector-ignores-stop`
-    this.unit = want === 'running' ? (this.failStart ? 'failed' : 'active') : 'inactive';
+    if (want === 'stopped') {
+      if (this.ignoresStop) return; // plant `collector-ignores-stop`
+      if (this.unit === 'active') this.set('inactive');
+      return;
+    }
+    if (this.unit === 'active') return;
+    if (!this.broken) {
+      this.failures = 0;
+      this.set('active');
+      return;
+    }
+    // Each failed start backs the next off as the systemd collector does (1 s doubling to 60 s).
+    if (this.proc.monotonicMs() < this.nextAttemptAt) return;
+    this.failures++;
+    this.nextAttemptAt = this.proc.monotonicMs() + Math.min(60_000, 1000 * 2 ** Math.min(this.failures - 1, 6));
+    this.crash();
   }
   crashes(): number[] {
-    return [];
+    const cut = this.proc.monotonicMs() - 3_600_000;
+    return this.crashTimes.filter((t) => t >= cut);
   }
-  onChange(): void {}
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+  /** The world breaks it; `manifest`: a stopped unit shows it now (a failed start of someone else's), else at its next start. */
+  break(manifest: boolean): void {
+    this.broken = true;
+    if (this.unit === 'active' || (manifest && this.unit !== 'failed')) this.crash();
+  }
+  recover(): void {
+    this.broken = false;
+    this.failures = 0;
+    this.nextAttemptAt = 0;
+    if (this.unit === 'failed') this.set('inactive');
+  }
+  /** The site's power is cut: the unit stops with it, and the agent that listened is gone. */
+  powerCut(): void {
+    this.unit = 'inactive';
+    this.listeners = [];
+    this.crashTimes = [];
+    this.failures = 0;
+    this.nextAttemptAt = 0;
+  }
+  private crash(): void {
+    this.realCrashes.push(this.sched.t);
+    if (this.realCrashes.length > 64) this.realCrashes.shift();
+    this.crashTimes.push(this.proc.monotonicMs());
+    if (this.crashTimes.length > 64) this.crashTimes.shift();
+    this.unit = 'failed';
+    for (const l of this.listeners) l();
+  }
+  private set(unit: CollectorState): void {
+    if (unit === this.unit) return;
+    this.unit = unit;
+    for (const l of this.listeners) l();
+  }
+}
+
+/**
+ * The other site's agent as `health.peer_targets` reaches it (src/health/peer.ts): its readiness
+ * (`status().job`) when its process answers within health.timeout over the P<->DR link, else "no answer".
+ */
+class SimPeer implements PeerPort {
+  constructor(
+    private readonly w: World,
+    private readonly me: Role,
+    private readonly timeoutMs: number,
+  ) {}
+  check(): Promise<PeerReport> {
+    const self = this.w.sites[this.me].proc;
+    const otherRole: Role = this.me === 'primary' ? 'dr' : 'primary';
+    const [there, back] = this.me === 'primary' ? [this.w.links.pToDr, this.w.links.drToP] : [this.w.links.drToP, this.w.links.pToDr];
+    const gen = self.generation;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (r: PeerReport): void => {
+        if (done) return;
+        done = true;
+        self.cancel(timer);
+        resolve(r);
+      };
+      const timer = self.setTimer(() => finish({ ready: false, detail: `http://${otherRole}/healthz: no answer within ${this.timeoutMs} ms`, collectorBroken: null }), this.timeoutMs);
+      const o = this.w.sites[otherRole];
+      there.send(() =>
+        o.proc.deliver(o.proc.generation, () => {
+          const job = o.engine?.status().job;
+          if (!job) return; // the agent is not up yet: no answer
+          const r: PeerReport = { ready: job.ready, detail: job.readyDetail, collectorBroken: job.collectorBroken };
+          back.send(() => self.deliver(gen, () => finish(r)), true);
+        }),
+        false,
+      );
+    });
+  }
+  async close(): Promise<void> {}
 }
 
 const silentLogger = (lines: string[], tag: string, now: () => number): Logger => {
@@ -454,15 +633,25 @@ export interface Timings {
   healthTimeout: number;
   dnsTimeout: number;
   retries: number;
+  /** collector.restart_limit, collector.handover_after, collector.handover_hold (ms). */
+  restartLimit: number;
+  handoverAfter: number;
+  hold: number;
 }
 
 export const TIMINGS: readonly Timings[] = [
-  { ttl: 30_000, renew: 10_000, skew: 5_000, health: 10_000, failures: 3, healthTimeout: 3000, dnsTimeout: 2000, retries: 2 }, // the defaults
-  { ttl: 6000, renew: 1000, skew: 1000, health: 1000, failures: 3, healthTimeout: 500, dnsTimeout: 500, retries: 2 }, // a WAN drill
-  { ttl: 20_000, renew: 5000, skew: 2000, health: 5000, failures: 2, healthTimeout: 5000, dnsTimeout: 1000, retries: 1 }, // checks slower than a DNS exchange
-  { ttl: 20_000, renew: 5000, skew: 2000, health: 3000, failures: 1, healthTimeout: 3000, dnsTimeout: 1000, retries: 1 }, // one failed check is enough
-  { ttl: 45_000, renew: 15_000, skew: 0, health: 7000, failures: 2, healthTimeout: 3000, dnsTimeout: 2000, retries: 2 }, // no skew budget (no drift either)
-  { ttl: 12_000, renew: 8000, skew: 3000, health: 1000, failures: 5, healthTimeout: 1000, dnsTimeout: 500, retries: 1 }, // renewals close to ttl - max_skew
+  // the defaults (collector.*: 3 restarts in 30 s, a 30 min hold)
+  { ttl: 30_000, renew: 10_000, skew: 5_000, health: 10_000, failures: 3, healthTimeout: 3000, dnsTimeout: 2000, retries: 2, restartLimit: 3, handoverAfter: 30_000, hold: 1_800_000 },
+  // a WAN drill
+  { ttl: 6000, renew: 1000, skew: 1000, health: 1000, failures: 3, healthTimeout: 500, dnsTimeout: 500, retries: 2, restartLimit: 2, handoverAfter: 10_000, hold: 300_000 },
+  // checks slower than a DNS exchange
+  { ttl: 20_000, renew: 5000, skew: 2000, health: 5000, failures: 2, healthTimeout: 5000, dnsTimeout: 1000, retries: 1, restartLimit: 3, handoverAfter: 30_000, hold: 600_000 },
+  // one failed check is enough
+  { ttl: 20_000, renew: 5000, skew: 2000, health: 3000, failures: 1, healthTimeout: 3000, dnsTimeout: 1000, retries: 1, restartLimit: 1, handoverAfter: 20_000, hold: 300_000 },
+  // no skew budget (no drift either)
+  { ttl: 45_000, renew: 15_000, skew: 0, health: 7000, failures: 2, healthTimeout: 3000, dnsTimeout: 2000, retries: 2, restartLimit: 3, handoverAfter: 60_000, hold: 900_000 },
+  // renewals close to ttl - max_skew
+  { ttl: 12_000, renew: 8000, skew: 3000, health: 1000, failures: 5, healthTimeout: 1000, dnsTimeout: 500, retries: 1, restartLimit: 3, handoverAfter: 15_000, hold: 600_000 },
 ];
 
 export interface SimOptions {
@@ -486,6 +675,9 @@ export const PLANTS = {
   'gate-ignored': { invariant: 5, what: 'the agents are told the failback gate is READY whatever it says' },
   'health-blind': { invariant: 6, what: "the DR's health check of the primary always passes (never asks)" },
   'cached-reads': { invariant: 7, what: "the DR's DNS client answers a read that timed out with its last good answer (no read gap)" },
+  'collector-lies': { invariant: 8, what: "each site's healthy, running collector unit reports `failed`" },
+  'forget-hold': { invariant: 9, what: "each site's DNS client hides the handover entry of the control record from its reads (so the hold is never seen)" },
+  'server-ignores-control': { invariant: 10, what: "the DNS server ignores the control record's prerequisite and the agents' reads hide the pause" },
 } as const satisfies Record<string, { invariant: number; what: string }>;
 export type Plant = keyof typeof PLANTS;
 
@@ -509,6 +701,12 @@ interface Site {
   /** Plant `preempt`: a failback of the agent's own is under way (its writes are not an admin's). */
   preempting: boolean;
   lastGateReady: boolean;
+  /** failoverctl on this site's host: its own DNS client and Witness over the site's links (pause / resume). */
+  ctl: Witness;
+  ctlProc: SiteProcess;
+  /** Readiness truth for (8): the agent runs and its collector unit has not failed; `readyAt`: when it last held (real ms). */
+  readyNow: boolean;
+  readyAt: number;
 }
 
 /**
@@ -524,6 +722,9 @@ function deepFreeze<T>(x: T): T {
   return x;
 }
 
+const CONTROL_NAME = `_control.${DEFAULT_NAMES.record}`;
+/** The DNS server's wall clock at real time 0 (ms): it signs its answers on it (rate 1). */
+const SERVER_WALL0 = 1.8e12;
 const P_ADDR = '10.10.10.10';
 const D_ADDR = '10.20.20.20';
 
@@ -561,8 +762,35 @@ export class World {
   readonly unseenMax: number;
   /** Since when the record names the primary (a takeover is owed only from then). */
   private primaryNamedSince = 0;
-  readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0 };
+  readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, handovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0, collectorBreaks: 0, ctlPauses: 0 };
   readonly liveBound: number;
+  /** The control record at the witness as last written (the checker's copy: the pause, the last handover). */
+  private control: Control | null = null;
+  /** The last automatic handover applied: its first send (the decision) and its application (real ms). */
+  private lastHandover: { sentAt: number; appliedAt: number } | null = null;
+  /** Until when (real ms) a pause was last in force at the witness (-Infinity: never). */
+  private pausedUntil = -Infinity;
+  /** Until when (real ms) the DR's collector was last broken or its unit failed (its self-check refuses a takeover). */
+  private drUnfitUntil = -Infinity;
+  /** A site whose collector stays broken to the end (at most one). */
+  private foreverBroken: Role | null = null;
+  /** When the faults stop (real ms; set by run). */
+  private quietFrom = Infinity;
+  /**
+   * (8): how long (real ms) a peer answer stays fresh to the asking site, from when the other site
+   * computed it: two health intervals and a timeout after its arrival (engine.ts freshPeer), which
+   * came at most one timeout after the other site answered, on the asker's clock.
+   */
+  readonly peerFresh: number;
+  /**
+   * (9): the estimates of the server's clock behind the hold (src/core/decide.ts serverSeconds: the
+   * wall clock plus the offset of the tick's read, TSIG's whole seconds) may be off by the read's
+   * one-way delay, the rounding and the seconds floored (h.at), and the drift during a tick.
+   */
+  readonly holdSlack: number;
+  /** Liveness of a handover: a broken holder, a ready peer, nothing held back, links up → the peer active and collecting within this (real ms). */
+  readonly handoverBound: number;
+  private handoverDue: { to: Role; since: number } | null = null;
   readonly setup: string;
   /** The timings leave the margin README "Tuning for a lossy WAN" asks for (no lease.ttl warning). */
   readonly withinMargin: boolean;
@@ -583,13 +811,42 @@ export class World {
     const link = (): Link => new Link(this.sched, this.rng, { ...wan });
     this.links = { pToDns: link(), dnsToP: link(), drToDns: link(), dnsToDr: link(), drToP: link(), pToDr: link() };
     const proc = (role: Role): SiteProcess => new SiteProcess(role, this.sched, rates[role], this.rng.between(1e6, 1e9), 1.8e12 + this.rng.between(0, 1e9));
-    const site = (role: Role): Site => ({ proc: proc(role), engine: null, collector: new SimCollector(opts.plant === 'collector-ignores-stop'), store: null, adminInFlight: null, preempting: false, lastGateReady: true });
+    const site = (role: Role): Site => {
+      const p = proc(role);
+      const ctlProc = new SiteProcess(role, this.sched, rates[role], 0, 1.7e12);
+      const [up, down] = role === 'primary' ? [this.links.pToDns, this.links.dnsToP] : [this.links.drToDns, this.links.dnsToDr];
+      const ctlClient = new SimDnsClient(this, ctlProc, up, down, t.dnsTimeout, t.retries + 1, () => `failoverctl@${role}`, false);
+      return {
+        proc: p,
+        engine: null,
+        collector: new SimCollector(p, this.sched, opts.plant === 'collector-ignores-stop', opts.plant === 'collector-lies'),
+        store: null,
+        adminInFlight: null,
+        preempting: false,
+        lastGateReady: true,
+        ctl: new Witness(ctlClient, { ...DEFAULT_NAMES, ttlSeconds: 30 }, 'A', ctlProc),
+        ctlProc,
+        readyNow: false,
+        readyAt: -Infinity,
+      };
+    };
     this.sites = { primary: site('primary'), dr: site('dr') };
     this.model.load([P_ADDR], { holder: 'primary', epoch: 1, seq: 0, at: 1_800_000_000 }, 'init');
     const exchange = Math.max(t.dnsTimeout * (t.retries + 1), t.healthTimeout);
     this.unseenMax = (Math.max(t.renew, t.health) + exchange + 1000 + exchange) / rates.dr;
     this.liveBound = 3 * (t.ttl + t.skew) + (t.failures + 3) * Math.max(t.health, t.renew) + 6 * t.dnsTimeout * (t.retries + 1);
-    this.hooks = { applied: (by, b, a) => this.onApplied(by, b, a) };
+    const budget = t.dnsTimeout * (t.retries + 1);
+    const slowest = Math.min(rates.primary, rates.dr);
+    this.peerFresh = (2 * t.health + 2 * t.healthTimeout) / slowest + 100;
+    this.holdSlack = 3000 + t.dnsTimeout + Math.max(budget, t.healthTimeout);
+    // README "Simulation", (6) for a handover: the holder's own lease may still be pending (self_fence:
+    // it judges its collector only once its lease counts: ttl + max_skew); the peer's readiness as it
+    // sees it (its next read: the longer of its tick cadences and a DNS budget), the holder's next peer
+    // check (health.interval + timeout) and its next tick (renew_interval + a read); the CAS (a budget);
+    // the peer's next read showing it named; its renewal; its own ttl + max_skew wait; one more round
+    // of each cadence and two budgets for random loss.
+    this.handoverBound = (2 * (t.ttl + t.skew) + 5 * Math.max(t.renew, t.health) + t.healthTimeout + 7 * budget) / slowest + 2000;
+    this.hooks = { applied: (by, b, a, sent) => this.onApplied(by, b, a, sent) };
     this.withinMargin = !marginWarnings(this.config('dr')).some((w) => w.key === 'lease.ttl');
     this.setup = `margin=${this.withinMargin} self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures}/${t.healthTimeout} dns=${t.dnsTimeout}x${t.retries + 1}${opts.plant ? ` plant=${opts.plant}` : ''}`;
     this.note(`seed ${opts.seed}: self_fence=${this.selfFence} ttl=${t.ttl} renew=${t.renew} skew=${t.skew} health=${t.health}x${t.failures} dns=${t.dnsTimeout}x${t.retries + 1} rates P=${rates.primary.toFixed(3)} D=${rates.dr.toFixed(3)} wan=${JSON.stringify(wan)}`);
@@ -602,7 +859,52 @@ export class World {
 
   lite(): SnapshotLite {
     const s = this.model.view();
-    return { addresses: s.addresses, holder: s.lease?.holder ?? null, epoch: s.lease?.epoch ?? null, seq: s.lease?.seq ?? null };
+    return {
+      addresses: s.addresses,
+      holder: s.lease?.holder ?? null,
+      epoch: s.lease?.epoch ?? null,
+      seq: s.lease?.seq ?? null,
+      controlText: s.controlText ? s.controlText.join(' | ') : null,
+      control: s.controlText && !s.controlError ? (s.control ?? null) : null,
+    };
+  }
+
+  /** The DNS server's wall clock (ms): real time, rate 1. */
+  serverWallMs(): number {
+    return SERVER_WALL0 + this.sched.t;
+  }
+
+  /** The pause in force at the witness now; `slackS` > 0 counts it in force that much past its end (-: less). */
+  private pauseAtWitness(control: Control | null, slackS = 0): boolean {
+    const p = control?.pause;
+    return !!p && (p.until === null || this.serverWallMs() / 1000 < p.until + slackS);
+  }
+
+  /**
+   * The core's definition of a broken collector (src/core/decide.ts collectorVerdict), on the
+   * world's truth: the unit really failed, or it really crashed more than restart_limit times within
+   * handover_after (the site's clock).
+   */
+  trulyBroken(role: Role): boolean {
+    const c = this.sites[role].collector;
+    if (c.unit === 'failed') return true;
+    const t = this.timings;
+    // More than restart_limit within the window: the (limit+1)-th most recent one is in it (oldest first).
+    const k = c.realCrashes.length - t.restartLimit - 1;
+    return k >= 0 && (this.sched.t - c.realCrashes[k]!) * this.sites[role].proc.rate <= t.handoverAfter;
+  }
+
+  /** (8)'s readiness of a receiver: its agent runs and its collector unit has not failed. */
+  private readyTruth(role: Role): boolean {
+    const s = this.sites[role];
+    return s.proc.runs() && s.engine !== null && s.collector.unit !== 'failed';
+  }
+
+  /** What held when `role` decided the write it sends now (SimDnsClient.update). */
+  sentFacts(role: Role): SentFacts {
+    const o = this.sites[role === 'primary' ? 'dr' : 'primary'];
+    const readyAt = o.readyNow || this.readyTruth(o === this.sites.dr ? 'dr' : 'primary') ? this.sched.t : o.readyAt;
+    return { at: this.sched.t, writerBroken: this.trulyBroken(role), otherReadyWithin: readyAt >= this.sched.t - this.peerFresh };
   }
 
   note(line: string): void {
@@ -642,6 +944,9 @@ failures = ${t.failures}
 [collector]
 control = "systemd"
 self_fence = ${this.selfFence}
+restart_limit = ${t.restartLimit}
+handover_after = "${t.handoverAfter}ms"
+handover_hold = "${t.hold}ms"
 [vmsync]
 enabled = false
 `;
@@ -676,6 +981,7 @@ enabled = false
       server: 'sim',
       zone: DEFAULT_NAMES.zone,
       health: role === 'dr' ? new SimHealth(this, s.proc, config.health.timeout) : null,
+      peer: new SimPeer(this, role, config.health.timeout),
       collector: s.collector,
       logger: silentLogger(this.trace, role, () => this.sched.t),
       clock: s.proc,
@@ -692,24 +998,52 @@ enabled = false
     void engine.start().catch((err: Error) => s.proc.generation === gen && this.fail(`${role} engine.start threw: ${err.message}`));
   }
 
-  private onApplied(by: string, before: SnapshotLite, after: SnapshotLite): void {
+  private onApplied(by: string, before: SnapshotLite, after: SnapshotLite, sent: SentFacts): void {
     const t = this.timings;
     // (3) epochs only rise, the record names exactly one site.
     if (after.addresses.length !== 1 || (after.addresses[0] !== P_ADDR && after.addresses[0] !== D_ADDR)) this.fail(`(3) the record names ${after.addresses.join(',') || 'nothing'}`);
     if ((after.epoch ?? 0) < (before.epoch ?? 0)) this.fail(`(3) epoch went down ${before.epoch} -> ${after.epoch} (by ${by})`);
     if (by.startsWith('primary')) this.primaryWroteAt = this.sched.t;
+    this.control = after.control;
+    if (after.controlText !== before.controlText && before.addresses[0] === after.addresses[0]) this.note(`control record by ${by}: ${after.controlText ?? 'none'}`);
     const moved = before.addresses[0] !== after.addresses[0];
     if (!moved) return;
-    this.note(`record moved ${before.holder} -> ${after.holder} (epoch ${after.epoch}) by ${by}`);
+    // The op, from what the write did: a new handover entry in the control record is a handover
+    // (src/lease/control.ts); the writers' labels say only who wrote (an admin's label may cover it).
+    const h = after.control?.handover;
+    const handover = !!h && JSON.stringify(h) !== JSON.stringify(before.control?.handover ?? null);
+    const takeover = !handover && by === 'dr' && after.holder === 'dr';
+    this.note(`record moved ${before.holder} -> ${after.holder} (epoch ${after.epoch}) by ${by}${handover ? ' (handover)' : takeover ? ' (takeover)' : ''}`);
+    if (handover || takeover) {
+      // (10) no automatic move while a pause is in force at the witness (as the write found it). A
+      // `--for` pause ends on the server's clock as the mover estimates it: `holdSlack` early.
+      if (this.pauseAtWitness(before.control, -this.holdSlack / 1000)) {
+        this.fail(`(10) automatic ${handover ? 'handover' : 'takeover'} by ${by} while paused at the witness (${before.controlText})`);
+      }
+    }
+    if (handover) {
+      this.stats.handovers!++;
+      const from: Role = after.holder === 'primary' ? 'dr' : 'primary';
+      // (8) only from a holder whose collector was truly broken when it decided, to a receiver that was ready.
+      if (!sent.writerBroken) this.fail(`(8) handover by ${by} (${from} -> ${after.holder}) while the ${from}'s collector was not broken (unit ${this.sites[from].collector.unit}, ${this.sites[from].collector.realCrashes.length} crashes)`);
+      else if (!sent.otherReadyWithin) this.fail(`(8) handover by ${by} to the ${after.holder}, which was not ready within ${Math.round(this.peerFresh)} ms before the decision`);
+      // (9) at most one automatic handover per collector.handover_hold, from decision to decision.
+      const last = this.lastHandover;
+      if (last && sent.at - last.sentAt < t.hold - this.holdSlack) {
+        this.fail(`(9) handover by ${by} ${Math.round((sent.at - last.sentAt) / 1000)} s after the last one (collector.handover_hold ${t.hold / 1000} s)`);
+      }
+      this.lastHandover = { sentAt: sent.at, appliedAt: this.sched.t };
+    }
     if (after.holder === 'primary') {
       this.primaryNamedSince = this.sched.t;
       this.primaryWroteAt = this.sched.t; // a new lease of the primary's, to be watched anew
-      // (4) no preemption; (5) an unforced failback only after READY.
+      // (4) no preemption; (5) an unforced failback only after READY. A handover is neither.
+      if (handover) return;
       if (!by.startsWith('primary admin') && !by.startsWith('dr admin')) this.fail(`(4) the record moved to the primary without an admin action (by ${by})`);
       const site = this.sites[by.startsWith('dr') ? 'dr' : 'primary'];
       if (!by.endsWith('forced') && !site.lastGateReady) this.fail(`(5) an unforced failback was written while the gate said not ready (by ${by})`);
       this.stats.failbacks!++;
-    } else if (by === 'dr') {
+    } else if (takeover) {
       // (7) stability: a takeover only after a real loss of the primary, seen by the DR. Claimed only
       // for timings within the lossy-WAN margin (no check-config warning on lease.ttl): with fewer
       // than 2 renewal rounds to lose, random loss alone may legitimately cost the lease.
@@ -727,7 +1061,7 @@ enabled = false
       const until = w.blindSince !== null && this.sched.t - w.blindSince > this.unseenMax ? w.blindSince : this.sched.t;
       const lost = until - Math.max(this.primaryWroteAt, w.from);
       if (lost < need) this.fail(`(7) takeover without a real loss of the primary (no primary write applied for ${Math.round(lost)} ms while the DR watched < ${Math.round(need)} ms)`);
-    } else {
+    } else if (!handover) {
       this.stats.switchovers!++;
     }
   }
@@ -765,15 +1099,82 @@ enabled = false
     // replaced added a window per failed read and grew with the loss rate: a takeover planted 2x /
     // 3x late (decide's expiry doubled / tripled) failed 1 / 4 of 50 seeds x 4 h; with this bound
     // 7 / 21, and 10,000 unplanted simulated hours stay clean.
-    const from = Math.max(this.lossSince, this.primaryNamedSince);
+    // A pause holds the takeover back (no automatic move while paused): owed only from its end.
+    // So does a DR whose own collector unit has failed (its self-check): owed from its repair.
+    const from = Math.max(this.lossSince, this.primaryNamedSince, this.pausedUntil, this.drUnfitUntil);
     let restartAt = from;
     for (const at of this.drReadFailedAt) if (at >= from) restartAt = Math.max(restartAt, at);
     const bound = restartAt - from + (t.ttl + t.skew + (t.failures + 3) * slowest) / d.proc.rate + 2000;
     const lost = this.sched.t - from;
     if (lost <= bound) return;
-    if (d.collector.failStart || d.collector.unit === 'failed' || d.adminInFlight) return;
+    if (this.pausedUntil >= this.sched.t || d.collector.broken || d.collector.unit === 'failed' || d.adminInFlight) return;
     if (this.model.view().addresses[0] !== P_ADDR) return;
     this.fail(`(6) the primary has been lost for ${Math.round(lost / 1000)} s while the DR reads, and no takeover (bound ${Math.round(bound / 1000)} s, the DR's last failed read ${Math.round((restartAt - from) / 1000)} s after the loss)`);
+  }
+
+  /** The truths (8) and the liveness checks look back on: each site's readiness, the pause at the witness. */
+  private trackJob(): void {
+    for (const role of ['primary', 'dr'] as const) {
+      const s = this.sites[role];
+      const now = this.readyTruth(role);
+      if (now || s.readyNow) s.readyAt = this.sched.t; // it held until this event at least
+      s.readyNow = now;
+    }
+    // In force, counting the agents' estimate of the server's clock (a --for pause may end a little later to them).
+    if (this.pauseAtWitness(this.control, this.holdSlack / 1000)) this.pausedUntil = this.sched.t;
+    const dc = this.sites.dr.collector;
+    if (dc.broken || dc.unit === 'failed') this.drUnfitUntil = this.sched.t;
+  }
+
+  /**
+   * (6) for a handover: while the record names a holder whose collector is truly broken, the other
+   * site is ready to take the job (its agent runs, its collector is not broken, not even latently),
+   * no pause is in force, the last handover's hold is over, no admin move is under way, and every
+   * link and the server are up, the other site must be active and collecting within `handoverBound`.
+   * Once the record names it, only its own troubles (its agent, its path to the witness, its
+   * collector, an admin move) excuse it.
+   */
+  private checkHandoverLiveness(): void {
+    if (!this.withinMargin || this.violation) return;
+    const addr = this.model.view().addresses[0];
+    const named: Role = addr === P_ADDR ? 'primary' : 'dr';
+    const L = this.links;
+    const dnsUp = (r: Role): boolean => !this.serverDown && (r === 'primary' ? L.pToDns.up && L.dnsToP.up : L.drToDns.up && L.dnsToDr.up);
+    const canTake = (r: Role): boolean => {
+      const s = this.sites[r];
+      return s.proc.runs() && s.engine !== null && !s.collector.broken && s.collector.unit !== 'failed' && !s.adminInFlight && !s.preempting && dnsUp(r);
+    };
+    const due = this.handoverDue;
+    if (due === null) {
+      const h = this.sites[named];
+      const to: Role = named === 'primary' ? 'dr' : 'primary';
+      if (!h.proc.runs() || h.engine === null || h.adminInFlight || h.preempting || !this.trulyBroken(named)) return;
+      if (!canTake(to) || !dnsUp(named) || !L.pToDr.up || !L.drToP.up || this.pausedUntil >= this.sched.t) return;
+      if (this.lastHandover && this.sched.t < this.lastHandover.appliedAt + this.timings.hold + this.holdSlack) return;
+      this.handoverDue = { to, since: this.sched.t };
+      return;
+    }
+    const r = this.sites[due.to];
+    const w = named === due.to && r.collector.unit === 'active' ? r.engine?.leaseWindow() : null;
+    const now = r.proc.monotonicMs();
+    if (w && now >= w.from && now < w.until) {
+      this.handoverDue = null; // done
+      return;
+    }
+    // Still the broken holder's: the conditions above must go on holding; the receiver's: its own.
+    const h = this.sites[named];
+    const stillOwed =
+      named === due.to
+        ? canTake(due.to)
+        : h.proc.runs() && h.engine !== null && !h.adminInFlight && !h.preempting && this.trulyBroken(named) && canTake(due.to) && dnsUp(named) && L.pToDr.up && L.drToP.up && this.pausedUntil < this.sched.t;
+    if (!stillOwed) {
+      this.handoverDue = null;
+      return;
+    }
+    const late = this.sched.t - due.since;
+    if (late > this.handoverBound) {
+      this.fail(`(6) the ${named === due.to ? `${due.to} holds the job handed to it` : `${named}'s collector is broken and the ${due.to} ready`}, yet the ${due.to} is not active and collecting ${Math.round(late / 1000)} s on (bound ${Math.round(this.handoverBound / 1000)} s)`);
+    }
   }
 
   /** (1): the two sites' lease windows, in real time, must not overlap before the next event. */
@@ -820,6 +1221,48 @@ enabled = false
       });
   }
 
+  /** How long a collector stays broken: a fault's length, about a hold, or to the end (one site at most). */
+  private breakLength(dur: () => number): number {
+    const r = this.rng.next();
+    if (r < 0.5) return dur();
+    if (r < 0.85) return this.rng.between(0.2, 1.5) * this.timings.hold;
+    return Infinity;
+  }
+
+  /** The world breaks `role`'s collector for `ms` (Infinity: to the end, if no other site is broken for good). */
+  private breakCollector(role: Role, manifest: boolean, ms: number): void {
+    const c = this.sites[role].collector;
+    if (c.broken) return;
+    const forever = ms === Infinity && this.foreverBroken === null;
+    if (forever) this.foreverBroken = role;
+    const d = ms === Infinity && !forever ? this.timings.hold : ms;
+    this.stats.collectorBreaks!++;
+    this.note(`the ${role}'s collector breaks${manifest ? ' (its unit shows it now)' : ''}${forever ? ' for good' : ` for ${Math.round(d / 1000)} s`}`);
+    c.break(manifest);
+    if (!forever) this.schedule(d, `the ${role}'s collector is repaired`, () => c.recover());
+  }
+
+  /** failoverctl pause / resume on `role`'s host (src/admin/pause.ts on its own Witness); a resume is retried until done. */
+  private pauseCtl(role: Role, op: 'pause' | 'resume', forSeconds: number | null): void {
+    const s = this.sites[role];
+    const w = s.ctl;
+    this.note(`failoverctl ${op}${forSeconds !== null ? ` --for ${forSeconds}s` : ''} on the ${role}`);
+    // failoverctl's own io (src/admin/pause.ts), its clock the host's: the server's estimated as the CLI does.
+    runPause(op, { by: `${role}-host/failoverctl`, reason: 'sim', forSeconds }, witnessPauseIo(w, (seen) => s.ctlProc.wallMs() / 1000 + (seen.offsetSeconds ?? 0)))
+      .then((r) => this.note(`failoverctl ${op} on the ${role}: ${r.text}`))
+      .catch((err: Error) => {
+        this.note(`failoverctl ${op} on the ${role} failed: ${err.message}`);
+        if (op === 'resume') this.schedule(5000, `failoverctl resume again on the ${role}`, () => this.pauseCtl(role, 'resume', null));
+      });
+  }
+
+  /** The faults stop: every collector not broken for good is repaired, and any pause is resumed. */
+  private quiet(): void {
+    this.note('quiet from here: faults end');
+    for (const role of ['primary', 'dr'] as const) if (role !== this.foreverBroken) this.sites[role].collector.recover();
+    if (this.control?.pause) this.pauseCtl('primary', 'resume', null);
+  }
+
   /** One random fault starting now; it heals by itself within `maxMs`. */
   private fault(maxMs: number): void {
     const t = this.timings;
@@ -833,7 +1276,7 @@ enabled = false
     };
     const L = this.links;
     if (this.opts.plant === 'preempt') this.preempt();
-    switch (this.rng.pick(['cutP', 'cutD', 'cutPD', 'uneven', 'server', 'crash', 'pause', 'admin', 'collector', 'gate', 'oneway'] as const)) {
+    switch (this.rng.pick(['cutP', 'cutD', 'cutPD', 'uneven', 'server', 'crash', 'pause', 'admin', 'collector', 'gate', 'oneway', 'break', 'break', 'breakBoth', 'ctlPause'] as const)) {
       case 'cutP':
         return cut([L.pToDns, L.dnsToP], 'P<->DNS');
       case 'cutD':
@@ -868,7 +1311,7 @@ enabled = false
         this.stats.crashes!++;
         this.note(`${role} crashes`);
         s.proc.crash();
-        s.collector.unit = 'inactive'; // a power cut: the site's collector stops with it
+        s.collector.powerCut(); // a power cut: the site's collector stops with it
         s.engine = null;
         s.adminInFlight = null;
         s.preempting = false;
@@ -908,9 +1351,36 @@ enabled = false
         return;
       }
       case 'collector': {
-        const s = this.sites[this.rng.pick(['primary', 'dr'] as const)];
-        s.collector.failStart = true;
-        this.schedule(dur(), 'collector starts again', () => (s.collector.failStart = false));
+        // A collector that fails to start for a while (either site, whatever it does now).
+        this.breakCollector(this.rng.pick(['primary', 'dr'] as const), false, dur());
+        return;
+      }
+      case 'break': {
+        // The holder's collector breaks (now and then the other site's): for a while, for about a
+        // hold, or to the end (one site at most).
+        const named: Role = this.model.view().addresses[0] === P_ADDR ? 'primary' : 'dr';
+        const role = this.rng.chance(0.8) ? named : named === 'primary' ? 'dr' : 'primary';
+        this.breakCollector(role, this.rng.chance(0.5), this.breakLength(dur));
+        return;
+      }
+      case 'breakBoth': {
+        // Both collectors: the holder's now, the other's visibly (nothing can move) or latently (it
+        // fails once it has the job: the hold stops the ping-pong). The holder's may heal first.
+        const named: Role = this.model.view().addresses[0] === P_ADDR ? 'primary' : 'dr';
+        this.breakCollector(named, true, this.rng.chance(0.5) ? dur() : this.breakLength(dur));
+        this.breakCollector(named === 'primary' ? 'dr' : 'primary', this.rng.chance(0.5), this.breakLength(dur));
+        return;
+      }
+      case 'ctlPause': {
+        // failoverctl pause on either site's host, until resumed or --for a while.
+        const role = this.rng.pick(['primary', 'dr'] as const);
+        const room = this.quietFrom - 120_000 - this.sched.t;
+        if (room < 30_000 || !this.rng.chance(0.4)) return;
+        const d = this.rng.between(0.1, 1) * Math.min(room, 40 * this.timings.ttl);
+        const forS = this.rng.chance(0.4) ? Math.ceil(d / 1000) : null;
+        this.stats.ctlPauses!++;
+        this.pauseCtl(role, 'pause', forS);
+        if (forS === null) this.schedule(d, `resume due on the ${role}`, () => this.pauseCtl(role, 'resume', null));
         return;
       }
       case 'gate':
@@ -924,7 +1394,12 @@ enabled = false
 
   async run(): Promise<SimResult> {
     const end = this.opts.hours * 3_600_000;
-    const quietFrom = Math.max(0, end - this.liveBound - Math.max(...Object.values(TIMINGS).map((x) => 4 * (x.ttl + x.skew))));
+    // The settled state is owed liveBound after the faults end, and a collector broken for good may
+    // first wait out a handover hold and a handover.
+    const settleIn = this.liveBound + this.timings.hold + this.handoverBound;
+    const quietFrom = Math.max(0, end - settleIn - Math.max(...Object.values(TIMINGS).map((x) => 4 * (x.ttl + x.skew))));
+    this.quietFrom = quietFrom;
+    this.sched.at(quietFrom, () => this.quiet());
     this.boot('primary');
     this.boot('dr');
     // Faults arrive at random, on average one per 3 ttl, until the quiet period before the end.
@@ -940,14 +1415,16 @@ enabled = false
     nextFault();
     // (6) eventually: from liveBound after the last fault on, the settled state must be seen at some
     // event (random loss may still fence the holder for a moment: one instant is not the verdict).
-    const liveFrom = quietFrom + this.liveBound;
+    const liveFrom = quietFrom + settleIn;
     let settled = false;
     let lastSeen = 'never looked';
     // The invariants, after an event and everything it set off.
     const check = (): void => {
       this.trackLoss();
+      this.trackJob();
       this.checkLeases();
       this.checkTakeoverLiveness();
+      this.checkHandoverLiveness();
       if (!settled && this.sched.t >= liveFrom && this.withinMargin) {
         const why = this.settledState();
         if (why === null) settled = true;
@@ -980,7 +1457,7 @@ enabled = false
     // Liveness (6) and stability (7) are claimed within the lossy-WAN margin only: with less, random
     // loss alone costs the lease now and then (what check-config warns about); safety (1-5) always.
     if (!this.violation && this.withinMargin && !settled && end > liveFrom) {
-      this.fail(`(6) ${Math.round(this.liveBound / 1000)} s after the last fault, never one site active and collecting: ${lastSeen}`);
+      this.fail(`(6) ${Math.round((liveFrom - quietFrom) / 1000)} s after the last fault, never one site active and collecting: ${lastSeen}`);
     }
     const stats = { ...this.stats, dnsDropped: this.links.pToDns.dropped + this.links.drToDns.dropped + this.links.dnsToP.dropped + this.links.dnsToDr.dropped };
     return { seed: this.opts.seed, simulatedMs: this.sched.t, events: this.sched.events, violation: this.violation, trace: this.trace, stats, setup: this.setup };
