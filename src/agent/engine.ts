@@ -98,6 +98,22 @@ const MAX_EVENTS = 30;
  * conflict (someone else wrote: the CAS said so).
  */
 const READ_EVERY_RENEWALS = 5;
+/**
+ * After a DNS exchange failed (a lossy path), renewals go out as two copies at once for this long:
+ * the CAS prerequisite makes the second harmless (it finds the first applied: Witness.write sees its
+ * own lease and reports it applied), and a round is then lost only when both are (issue 21).
+ */
+const HEDGE_AFTER_TROUBLE_MS = 10 * 60_000;
+
+/** The first write of two that succeeds; when both fail, a conflict (someone else wrote) wins over a timeout. */
+async function firstApplied(a: Promise<WriteResult>, b: Promise<WriteResult>): Promise<WriteResult> {
+  try {
+    return await Promise.any([a, b]);
+  } catch (err) {
+    const errors = (err as AggregateError).errors;
+    throw errors.find((e) => e instanceof DnsError && e.code === 'DNS_PREREQ_FAILED') ?? errors[0];
+  }
+}
 
 export function coreConfig(c: Config): CoreConfig {
   return {
@@ -149,6 +165,8 @@ export class Engine implements ControlHandler {
   private handovers = 0;
   /** The outcome of this agent's last CAS, and the renewals sent since the last read. */
   private lastWriteOutcome: 'ok' | 'conflict' | 'error' | null = null;
+  /** When a DNS read or write last failed other than by a conflict (monotonic ms): renewals are hedged for a while after. */
+  private dnsTroubleAt: number | null = null;
   private unreadRenewals = 0;
 
   constructor(private readonly deps: EngineDeps) {
@@ -303,6 +321,7 @@ export class Engine implements ControlHandler {
       const message = (err as Error).message;
       this.deps.observer?.dnsError?.(code);
       this.lastDnsError = `${code}: ${message}`;
+      this.dnsTroubleAt = this.clock.monotonicMs();
       return { ok: false, code, message };
     }
   }
@@ -447,7 +466,9 @@ export class Engine implements ControlHandler {
     const sentAt = this.clock.monotonicMs();
     try {
       next = plan();
-      const r = await this.deps.witness.write(seen, next);
+      const intended = next;
+      const hedge = op === 'renew' && this.dnsTroubleAt !== null && sentAt - this.dnsTroubleAt < HEDGE_AFTER_TROUBLE_MS;
+      const r = hedge ? await firstApplied(this.deps.witness.write(seen, intended), this.deps.witness.write(seen, intended)) : await this.deps.witness.write(seen, intended);
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
       // A renewal rewrites the same address: only a move of the record starts a propagation round.
@@ -462,6 +483,7 @@ export class Engine implements ControlHandler {
       this.deps.observer?.dnsError?.(code);
       this.lastWrite = { op, ok: false, wallMs: this.clock.wallMs(), detail: `${code}: ${(err as Error).message}` };
       this.lastWriteOutcome = conflict ? 'conflict' : 'error';
+      if (!conflict) this.dnsTroubleAt = this.clock.monotonicMs();
       const attempted = next && !conflict ? { attempted: { lease: next.lease, sentAt } } : {};
       return { obs: { kind: 'write', op, outcome: { ok: false, conflict, code, message: (err as Error).message, ...attempted } }, error: err };
     }

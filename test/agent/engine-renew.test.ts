@@ -30,6 +30,11 @@ function world() {
     },
     write: async (seen: Snapshot, next: Intended) => {
       const fate = fail(++writes);
+      // A second copy of a write already applied: Witness.write's re-read finds it and reports it applied.
+      if (fate === 'ok' && seen.leaseText![0] !== current.leaseText![0] && formatLease(next.lease) === current.leaseText![0]) {
+        events.push('cas:recovered');
+        return { snapshot: current, rttMs: 1, recovered: true };
+      }
       events.push(`cas:${fate}`);
       if (fate === 'conflict' || seen.leaseText![0] !== current.leaseText![0]) throw new DnsError('DNS_PREREQ_FAILED', 'NXRRSET');
       if (fate === 'timeout') throw new DnsError('DNS_TIMEOUT', 'no answer');
@@ -53,13 +58,29 @@ describe('the holder renews by CAS on its own last write', () => {
   test('after a renewal whose answer never came, and after a conflict, the next tick reads first', async () => {
     const w = world();
     await w.engine.tick(); // read + cas ok
-    w.setFail((n) => (n === 2 ? 'timeout' : n === 4 ? 'conflict' : 'ok'));
+    w.setFail((n) => (n === 2 ? 'timeout' : n === 5 || n === 6 ? 'conflict' : 'ok'));
     await w.engine.tick(); // cas timeout
     expect(w.engine.status().decision).toBe('write-failed');
-    await w.engine.tick(); // read, then the renewal
-    expect(w.events).toEqual(['read', 'cas:ok', 'cas:timeout', 'read', 'cas:ok']);
-    await w.engine.tick(); // conflict
+    await w.engine.tick(); // read, then the renewal (two copies now: the second finds the first applied)
+    expect(w.events).toEqual(['read', 'cas:ok', 'cas:timeout', 'read', 'cas:ok', 'cas:recovered']);
+    await w.engine.tick(); // conflict (both copies)
     await w.engine.tick(); // read first
-    expect(w.events.slice(5)).toEqual(['cas:conflict', 'read', 'cas:ok']);
+    expect(w.events.slice(6, 9)).toEqual(['cas:conflict', 'cas:conflict', 'read']);
+    expect(w.engine.status().decision).not.toBe('write-failed');
+  });
+
+  test('after DNS trouble, renewals go out as two copies: one lost copy does not lose the round', async () => {
+    const w = world();
+    await w.engine.tick(); // read + cas ok (no trouble yet: one copy)
+    expect(w.events).toEqual(['read', 'cas:ok']);
+    w.setFail((n) => (n === 2 || n === 3 ? 'timeout' : 'ok'));
+    await w.engine.tick(); // one copy, lost: trouble
+    await w.engine.tick(); // read, then two copies: #3 lost, #4 applied
+    expect(w.events.slice(2)).toEqual(['cas:timeout', 'read', 'cas:timeout', 'cas:ok']);
+    // the next renewal: two copies again, the second finds the first applied
+    await w.engine.tick();
+    expect(w.events.slice(6)).toEqual(['cas:ok', 'cas:recovered']);
+    expect(w.engine.status().decision).not.toBe('write-failed');
+    expect(w.current().lease!.seq).toBe(4);
   });
 });
