@@ -50,7 +50,6 @@ export interface EngineObserver {
   /** Each loop reports progress (for the watchdog). */
   progress?(loop: 'decide' | 'collector' | 'vmsync', at: number): void;
   notify?(event: string, text: string): void;
-  handover?(reason: string): void;
 }
 
 export interface EngineDeps {
@@ -422,10 +421,8 @@ export class Engine implements ControlHandler {
               ? { ...transferOf(a.seen, 'dr', this.config.sites, wall), guardControl: true }
               : renewalOf(a.seen, wall);
         const { obs } = await this.write(a.op, a.seen, plan);
-        if (a.op === 'handover' && obs.outcome.ok) {
-          this.handovers++;
-          this.deps.observer?.handover?.('collector-failed');
-        }
+        // failover_handovers_total reads this count from the status.
+        if (a.op === 'handover' && obs.outcome.ok) this.handovers++;
         await this.apply(decide(this.core, this.state, obs, this.clock.monotonicMs()));
         // The job moved without the failback gate: the VM sync check runs now and its result is shown.
         if (a.op === 'handover' && obs.outcome.ok) void this.syncNow();

@@ -164,7 +164,6 @@ async function main(argv: string[]): Promise<number> {
       healthCheck: (ok) => metrics.healthCheck(ok),
       progress: (loop, at) => tracker.progress(loop, at),
       notify,
-      handover: () => undefined,
     },
     propagation,
   });
