@@ -14,11 +14,14 @@
 #   faults   the fault suite's networks (test/faults/net.ts): nft drops, iptables NFQUEUE for the
 #            userspace delayer (python3), ping to check it; keepalived beside the agent
 #   senders  the syslog senders' world (test/senders/): unbound as the devices' caching resolver;
-#            rsyslog and syslog-ng, UNPACKED (apt-get download + dpkg-deb -x) into
+#            rsyslog, syslog-ng, busybox (its syslogd applet: what busybox-syslogd runs) and
+#            inetutils-syslogd, UNPACKED (apt-get download + dpkg-deb -x) into
 #            $DEPS_SENDERS/<package>, their libraries installed with apt-get satisfy. Not
-#            installed as packages: both Provide and Conflict with system-log-daemon, so they
-#            exclude each other, and installing either would replace the machine's own logger
-#            (and start it). The tests run the unpacked binaries in their own namespaces.
+#            installed as packages: rsyslog, syslog-ng, busybox-syslogd and inetutils-syslogd all
+#            Provide and Conflict with system-log-daemon, so they exclude each other, and
+#            installing any would replace the machine's own logger (and start it); busybox is
+#            unpacked too, so no applet link lands in the machine's PATH. The tests run the
+#            unpacked binaries in their own namespaces.
 #
 # The Debian roots for the real-systemd tests (debootstrap, systemd-container) are scripts/make-root's.
 
@@ -31,13 +34,15 @@ DEPS_dns=(named:bind9 knotd:knot nsupdate:bind9-dnsutils dig:bind9-dnsutils tsig
 DEPS_build=(/usr/include/systemd/sd-daemon.h:libsystemd-dev pkg-config:pkg-config)
 DEPS_vm=(victoria-metrics:victoria-metrics vmagent:victoria-metrics vmctl:victoria-metrics promtool:prometheus)
 DEPS_faults=(nft:nftables iptables:iptables ping:iputils-ping python3:python3 keepalived:keepalived)
-DEPS_senders=(unbound:unbound unbound-control:unbound unpack:rsyslog unpack:syslog-ng-core)
+DEPS_senders=(unbound:unbound unbound-control:unbound unpack:rsyslog unpack:syslog-ng-core unpack:busybox unpack:inetutils-syslogd)
 
 # the binary by which an unpacked package counts as present
 deps_unpacked_bin() {
   case "$1" in
     rsyslog) echo "$DEPS_SENDERS/rsyslog/usr/sbin/rsyslogd" ;;
     syslog-ng-core) echo "$DEPS_SENDERS/syslog-ng-core/usr/sbin/syslog-ng" ;;
+    busybox) echo "$DEPS_SENDERS/busybox/bin/busybox" ;;
+    inetutils-syslogd) echo "$DEPS_SENDERS/inetutils-syslogd/usr/sbin/syslogd" ;;
     *) echo "$DEPS_SENDERS/$1/.unpacked" ;;
   esac
 }

@@ -13,6 +13,11 @@
  * - syslog-ng: `keep-alive(no)` (a reload closes the connection, so the next one looks the name
  *   up again), `time-reopen(1)` (after an error, reconnect in 1 s instead of 60 s), a reload every
  *   few seconds, and the same kernel settings.
+ * - busybox syslogd (`-R host:port`) and inetutils syslogd (`@host`): UDP only, the name looked up
+ *   once; nothing in their configuration makes them look it up again. `followRecordScript()`
+ *   watches the name and runs a command when its address changes: a restart of busybox syslogd,
+ *   a reload (SIGHUP, which re-reads syslog.conf and so looks the name up again) of inetutils
+ *   syslogd.
  */
 
 /** Messages between two rebinds (rsyslog counts messages, not time). */
@@ -25,6 +30,9 @@ export const SENDER_SYSCTLS: Readonly<Record<string, number>> = {
   'net.ipv4.tcp_syn_retries': 2,
   'net.ipv4.tcp_retries2': 5,
 };
+
+/** Seconds between two lookups of the record by `followRecordScript()`. */
+export const FOLLOW_RECORD_INTERVAL_S = 1;
 
 const quote = (s: string) => JSON.stringify(s);
 
@@ -57,6 +65,31 @@ export function syslogNgDestination(record: string, port = 514, name = 'd_failov
     `          keep-alive(no) time-reopen(1));`,
     `};`,
   ].join('\n');
+}
+
+/**
+ * A POSIX sh script, `follow-record NAME INTERVAL_S COMMAND...`: looks NAME's IPv4 addresses up
+ * (getent, so through the host's resolver and its cache) every INTERVAL_S seconds and runs COMMAND
+ * each time they change. For senders that look the name up only when they start or reload
+ * (busybox syslogd, inetutils syslogd): COMMAND restarts or reloads them.
+ */
+export function followRecordScript(): string {
+  return `#!/bin/sh
+# follow-record NAME INTERVAL_S COMMAND...: run COMMAND each time NAME's IPv4 addresses change
+# (docs/SENDERS.md, "busybox syslogd and inetutils syslogd")
+name=$1
+interval=$2
+shift 2
+lookup() { getent ahostsv4 "$name" | awk '{ print $1 }' | sort -u | tr '\\n' ' '; }
+last=$(lookup)
+while sleep "$interval"; do
+  now=$(lookup)
+  if [ -n "$now" ] && [ "$now" != "$last" ]; then
+    last=$now
+    "$@"
+  fi
+done
+`;
 }
 
 /** The /etc/sysctl.d lines for the sending host. */
@@ -104,5 +137,18 @@ log { source(s_src); destination(d_failover); };
 # a connect to a dead site fails in ~7 s instead of ~127 s; a dead connection is noticed in
 # ~13 s instead of ~15 min (these apply to every TCP connection of the host)
 ${senderSysctls()}
+
+# --- busybox syslogd (-R ${record}:${port}) and inetutils syslogd (@${record} in
+# /etc/syslog.conf; it sends to the syslog port of /etc/services only): they look the name up
+# once. /usr/local/sbin/follow-record looks it up every ${FOLLOW_RECORD_INTERVAL_S} s and, when the address changes,
+# restarts busybox syslogd (lines logged during the restart are lost) or reloads inetutils syslogd.
+${followRecordScript().replace(/^/gm, '#   ').replace(/#   $/, '')}
+# and /etc/systemd/system/follow-record.service (systemctl enable --now follow-record.service):
+#   [Service]
+#   ExecStart=/usr/local/sbin/follow-record ${record} ${FOLLOW_RECORD_INTERVAL_S} systemctl restart busybox-syslogd
+#   # inetutils: ExecStart=/usr/local/sbin/follow-record ${record} ${FOLLOW_RECORD_INTERVAL_S} systemctl reload inetutils-syslogd
+#   Restart=always
+#   [Install]
+#   WantedBy=multi-user.target
 `;
 }
