@@ -433,11 +433,14 @@ describe.sequential('fault matrix: failover-agent', () => {
     }
   }, CASE_MS);
 
-  it('both collectors broken: nothing moves; both sites say no site can collect', async () => {
+  it('both collectors broken: after the one handover to a latently broken DR, nothing moves; both sites say no site can collect', async () => {
     const fromMs = await begin();
     try {
-      // The DR's collector fails first (started by hand into the broken binary: its unit is failed).
-      await world.sites.dr.sh(`${BREAK} && (systemctl start otelcol-contrib.service; true)`);
+      // The DR's collector is broken while stopped (it fails only when started: nothing shows it
+      // before): the primary's collector dies, the job goes to the DR, whose collector fails too.
+      // (Starting the DR's unit by hand to make it visibly failed races the DR agent's drift repair,
+      // which stops it, and a stopped unit is not failed.)
+      await world.sites.dr.sh(BREAK);
       const faultMs = Date.now();
       await world.sites.primary.sh(`${BREAK} && (systemctl restart otelcol-contrib.service; true)`);
       const both = async (): Promise<boolean> => {
@@ -446,11 +449,12 @@ describe.sequential('fault matrix: failover-agent', () => {
       };
       for (let i = 0; i < 60 && !(await both()); i++) await observe(500);
       expect(await both()).toBe(true);
-      // A whole lease and more: no handover, no takeover.
+      const settledMs = Date.now();
+      // A whole lease and more: no handover back, no takeover.
       await observe(10_000);
       const f = record(await measureAll({ name: 'both collectors broken', fromMs, toMs: Date.now(), faultMs, senderTargets: false }));
-      expect(recordChanges(window(fromMs))).toBe(0);
-      expect(drNeverActive(fromMs)).toBe(true);
+      expect(recordChanges(window(fromMs))).toBeLessThanOrEqual(1);
+      expect(recordChanges(window(settledMs))).toBe(0);
       expect(f.split_brain_s).toBe(0);
       f.pass = true;
     } finally {
