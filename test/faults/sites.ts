@@ -108,6 +108,9 @@ unit = "otelcol-contrib.service"
 mode = "when-active"
 interval = "${t.collectorInterval}"
 self_fence = ${t.selfFence}
+# No hold between automatic handovers here: each case starts afresh (\`init --force\` leaves the
+# control record, and a hold one case left would change the next; the hold is the simulator's).
+handover_hold = "0s"
 [vmsync]
 enabled = true
 local_url = "http://${s.address}:${VM_PORT}"
