@@ -54,6 +54,9 @@ const STALL_SLACK_MS = 1000;
  */
 export const HOLDER_RETRY_MS = 250;
 
+/** What estimating the server's clock from whole-second offsets can err by, twice over (s). */
+const HOLD_CLOCK_SLACK_S = 4;
+
 /**
  * Longer than this between two good reads is a read gap too (the process was paused, a GC or the
  * machine stalled): as after a failed read, what the lease did meanwhile was not watched. A tick
@@ -400,7 +403,10 @@ function judgeHandover(
   s.noSiteCanCollect = !!peer?.collectorBroken;
   const serverNow = serverSeconds(obs, snap);
   const h = s.lastHandover;
-  const held = h !== null && config.collector.handover_hold > 0 && (serverNow === undefined || (serverNow - h.at) * 1000 < config.collector.handover_hold);
+  // Both ends of the hold are estimates of the server's clock (whole-second TSIG offsets, `at`
+  // floored): the hold ends HOLD_CLOCK_SLACK_S late rather than ever early.
+  const held =
+    h !== null && config.collector.handover_hold > 0 && (serverNow === undefined || (serverNow - h.at - HOLD_CLOCK_SLACK_S) * 1000 < config.collector.handover_hold);
   // The worst news first: with both collectors broken, nothing else that holds the job back matters.
   const blocked = s.noSiteCanCollect
     ? `no site can collect: the ${to}'s collector is broken too (${peer!.collectorBroken})`
@@ -409,7 +415,7 @@ function judgeHandover(
       : s.paused
         ? `automatic moves are ${pauseWords(s.paused)}`
         : held
-          ? `the last automatic handover (to the ${h.to}, ${iso(h.at)}) is within collector.handover_hold (${secs(config.collector.handover_hold)}): no automatic handover until ${iso(h.at + Math.ceil(config.collector.handover_hold / 1000))}`
+          ? `the last automatic handover (to the ${h.to}, ${iso(h.at)}) is within collector.handover_hold (${secs(config.collector.handover_hold)}): no automatic handover until ${iso(h.at + Math.ceil(config.collector.handover_hold / 1000) + HOLD_CLOCK_SLACK_S)}`
           : !peer
             ? `the ${to}'s agent gave no answer (health.peer_targets): cannot confirm it is ready`
             : !peer.ready
