@@ -105,6 +105,19 @@ export async function loadState(dir: string, logger?: Logger): Promise<VmSyncSta
   }
 }
 
+/** Where VM sync keeps its state: the file (`fileStateStore`), or memory (the simulator). */
+export interface VmSyncStateStore {
+  /** The state; empty when there is none or it cannot be read (logged). Never rejects. */
+  load(logger?: Logger): Promise<VmSyncState>;
+  /** Replaces it atomically. */
+  save(state: VmSyncState): Promise<void>;
+}
+
+/** `<dir>/vmsync.json`. */
+export function fileStateStore(dir: string): VmSyncStateStore {
+  return { load: (logger) => loadState(dir, logger), save: (state) => saveState(dir, state) };
+}
+
 /** Atomically replace `<dir>/vmsync.json` (tmp, write, fsync, rename, fsync dir); creates `dir`. */
 export async function saveState(dir: string, state: VmSyncState): Promise<void> {
   await fs.mkdir(dir, { recursive: true });

@@ -65,14 +65,17 @@ import {
   type BucketWindow,
   type GapRange,
 } from './ranges.js';
-import { emptyState, loadState, saveState, type ErrorRecord, type RangeRecord, type VmSyncState } from './state.js';
+import { emptyState, fileStateStore, type ErrorRecord, type RangeRecord, type VmSyncState, type VmSyncStateStore } from './state.js';
 import { VmClient, VmError, type VmClientOptions, type VmFormat, type VmPort } from './vm-client.js';
 
 export type VmSyncConfig = Config['vmsync'];
 
 export interface VmSyncOptions {
   config: VmSyncConfig;
+  /** The state file's directory (`<stateDir>/vmsync.json`), unless `store` is given. */
   stateDir: string;
+  /** Where the state lives instead of the file (the simulator: memory that outlives a crash). */
+  store?: VmSyncStateStore;
   logger: Logger;
   webhook?: Webhook | null;
   /** The clock: the scan window and stamps (wallMs: tests pin it), durations (monotonicMs), waits; default the system clock. */
@@ -198,6 +201,7 @@ const REPEATED_ERRORS_EVERY = 30;
 export class VmSync {
   private readonly config: VmSyncConfig;
   private readonly stateDir: string;
+  private readonly store: VmSyncStateStore;
   private readonly logger: Logger;
   private readonly webhook: Webhook | null;
   private readonly clock: Clock;
@@ -239,6 +243,7 @@ export class VmSync {
   constructor(opts: VmSyncOptions) {
     this.config = opts.config;
     this.stateDir = opts.stateDir;
+    this.store = opts.store ?? fileStateStore(opts.stateDir);
     this.logger = opts.logger;
     this.webhook = opts.webhook ?? null;
     this.clock = opts.clock ?? systemClock;
@@ -254,7 +259,7 @@ export class VmSync {
 
   /** Reads the state file once (check() does it too); call it at startup so status() shows the file. Never throws. */
   load(): Promise<void> {
-    this.loaded ??= loadState(this.stateDir, this.logger).then((s) => {
+    this.loaded ??= this.store.load(this.logger).then((s) => {
       this.state = s;
     });
     return this.loaded;
@@ -268,13 +273,18 @@ export class VmSync {
     await Promise.all([c?.local.close(), c?.remote.close()]);
   }
 
+  /**
+   * A snapshot for /healthz, /metrics and failoverctl (asked on every peer probe). Shallow: the
+   * cycle never changes a nested value in place, it assigns new ones, so the snapshot's arrays
+   * stay as they were; readers must not change them either.
+   */
   status(): VmSyncStatus {
     return {
-      ...structuredClone(this.state),
+      ...this.state,
       enabled: this.config.enabled,
       running: this.running !== null,
       clean_checks_needed: this.config.clean_checks,
-      ...structuredClone(this.figures),
+      ...this.figures,
     };
   }
 
@@ -531,7 +541,7 @@ export class VmSync {
   /** The state file, atomically; a failure is logged (the next cycle writes again). */
   private async persist(): Promise<void> {
     try {
-      await saveState(this.stateDir, this.state);
+      await this.store.save(this.state);
     } catch (err) {
       this.logger.error('vmsync state could not be written', { event: 'vmsync_state_error', dir: this.stateDir, error: err as Error });
     }
