@@ -4,14 +4,16 @@
  * simulated time line, against an in-memory authoritative server enforcing RFC 2136 prerequisites
  * (test/core/dns-model.ts). Only the edges are simulated: each site's Clock (its own RATE: drift),
  * its DNS client (per-attempt timeouts and retries over lossy links), the DR's health check of the
- * primary, the collector unit, the lease store, the failback gate.
+ * primary, the collector unit, the lease store, the two VictoriaMetrics.
  *
  * Links P↔DNS, DR↔DNS, P↔DR drop, delay (so reorder) and duplicate each message, and hold a few
  * back for up to a minute (an update applied long after its send); an update's answer can be lost
  * after it was applied. Faults: links cut (also unevenly healed witness outages),
  * the DNS server down, process crash + restart (the lease store survives), pauses (SIGSTOP: the
  * process runs nothing, its monotonic clock goes on), admin failback / switchover / --force at random
- * moments, a collector that fails to start, the gate flipping. The job (issue 19): each site's
+ * moments, a collector that fails to start. VM sync (issue 21): each agent runs the real VmSync
+ * against the in-memory VictoriaMetrics of test/sim/vm.ts (down, slow, 500, a device dropped), so
+ * the failback gate is computed, not drawn. The job (issue 19): each site's
  * collector breaks and is repaired (the holder's, the other's, both; visibly or only at its next
  * start; for a fault's length, about a hold, or for good), and `failoverctl pause` / `resume` (with
  * or without `--for`) run on either host (src/admin/pause.ts on that host's own Witness). Each agent
@@ -41,6 +43,8 @@
  * (9) at most one automatic handover per collector.handover_hold (decision to decision, real time,
  *     less `holdSlack`: the agents' estimate of the server's clock);
  * (10) no automatic move (takeover, handover) applied while a pause is in force at the witness;
+ * (11) at the end, over what VM sync's checks covered after the faults ended, every sample either VM
+ *     holds is in both (but for buckets where count detection is blind by design: counted);
  * and (6) for a handover: a truly broken holder with a ready peer (collector not even latently
  *     broken), no pause, no hold, no admin move, links up → the peer active and collecting within
  *     `handoverBound`.
@@ -56,8 +60,7 @@ import type { PeerPort } from '../../src/health/peer.js';
 import { runPause, witnessPauseIo } from '../../src/admin/pause.js';
 import { parseControl, pauseInForce, type Control } from '../../src/lease/control.js';
 import type { CollectorPort } from '../../src/collector/port.js';
-import { Engine, type LeaseStore } from '../../src/agent/engine.js';
-import type { FailbackGate } from '../../src/core/admin.js';
+import { Engine, type LeaseStore, type VmSyncPort } from '../../src/agent/engine.js';
 import type { Config } from '../../src/config/schema.js';
 import { DnsError } from '../../src/dns/errors.js';
 import type { ReadResult, UpdateResult } from '../../src/dns/client.js';
@@ -66,7 +69,10 @@ import type { HealthChecker, HealthResult } from '../../src/health/checks.js';
 import { formatLease, parseLease, type Role } from '../../src/lease/lease.js';
 import { Witness, type WitnessDns } from '../../src/lease/witness.js';
 import type { Logger, LogFields } from '../../src/log/logger.js';
+import { VmSync } from '../../src/vmsync/sync.js';
+import { emptyState, type VmSyncState } from '../../src/vmsync/state.js';
 import { DnsModel, DEFAULT_NAMES } from '../core/dns-model.js';
+import { DEVICES, ntpClock, SAMPLE_MS, SimVm, SimVmPort, type VmNet } from './vm.js';
 
 // ---------------------------------------------------------------------------------------------
 // Randomness and time
@@ -194,6 +200,10 @@ export class SiteProcess implements Clock {
   }
   wallMs(): number {
     return this.wallBase + this.sched.t * this.rate;
+  }
+  /** What this site's monotonic clock read at real time `t` (as monotonicMs() computed it then). */
+  monotonicAt(t: number): number {
+    return this.monoBase + t * this.rate;
   }
   /** Real time at which this site's monotonic clock reads `mono`. */
   realAt(mono: number): number {
@@ -459,7 +469,7 @@ class SimHealth implements HealthChecker {
       const p = this.w.sites.primary;
       this.w.links.drToP.send(() =>
         p.proc.deliver(p.proc.generation, () => {
-          const healthy = p.engine?.status().healthy ?? false;
+          const healthy = p.engine?.healthy() ?? false;
           this.w.links.pToDr.send(() => this.dr.deliver(gen, () => finish(healthy, healthy ? '200' : '503')), true);
         }),
         false,
@@ -588,7 +598,7 @@ class SimPeer implements PeerPort {
       const o = this.w.sites[otherRole];
       there.send(() =>
         o.proc.deliver(o.proc.generation, () => {
-          const job = o.engine?.status().job;
+          const job = o.engine?.job();
           if (!job) return; // the agent is not up yet: no answer
           const r: PeerReport = { ready: job.ready, detail: job.readyDetail, collectorBroken: job.collectorBroken };
           back.send(() => self.deliver(gen, () => finish(r)), true);
@@ -678,6 +688,7 @@ export const PLANTS = {
   'collector-lies': { invariant: 8, what: "each site's healthy, running collector unit reports `failed`" },
   'forget-hold': { invariant: 9, what: "each site's DNS client hides the handover entry of the control record from its reads (so the hold is never seen)" },
   'server-ignores-control': { invariant: 10, what: "the DNS server ignores the control record's prerequisite and the agents' reads hide the pause" },
+  'vm-import-loses': { invariant: 11, what: "each VM drops the first device's samples an import sends it" },
 } as const satisfies Record<string, { invariant: number; what: string }>;
 export type Plant = keyof typeof PLANTS;
 
@@ -701,6 +712,8 @@ interface Site {
   /** Plant `preempt`: a failback of the agent's own is under way (its writes are not an admin's). */
   preempting: boolean;
   lastGateReady: boolean;
+  /** VM sync's state file (it outlives a crash of the agent). */
+  vmState: VmSyncState | null;
   /** failoverctl on this site's host: its own DNS client and Witness over the site's links (pause / resume). */
   ctl: Witness;
   ctlProc: SiteProcess;
@@ -726,6 +739,8 @@ const CONTROL_NAME = `_control.${DEFAULT_NAMES.record}`;
 /** The DNS server's wall clock at real time 0 (ms): it signs its answers on it (rate 1). */
 const SERVER_WALL0 = 1.8e12;
 const P_ADDR = '10.10.10.10';
+/** vmsync.lookback in the simulator: shorter than the default 24 h, so a check's scan stays small (a failover's own start still widens it). */
+const VM_LOOKBACK_MS = 3_600_000;
 const D_ADDR = '10.20.20.20';
 
 export class World {
@@ -739,7 +754,11 @@ export class World {
   readonly timings: Timings;
   readonly hooks: ServerHooks;
   private violation: string | null = null;
-  private gateReady = true;
+  /** Each site's VictoriaMetrics (test/sim/vm.ts). */
+  readonly vms: Record<Role, SimVm>;
+  /** Each site's NTP offset (ms): the wall time its collector stamps samples with and VM sync reads; the agents' lease clocks drift apart from it. */
+  private readonly ntpOffset: Record<Role, number>;
+  private readonly vmNet: VmNet;
   /** Loss of the primary seen from the DR: since when (real ms) it has been lost while the DR could read. */
   private lossSince: number | null = null;
   /** When the DR's reads failed (random loss: its links are up) while the primary was lost: each restarts its window. */
@@ -762,7 +781,7 @@ export class World {
   readonly unseenMax: number;
   /** Since when the record names the primary (a takeover is owed only from then). */
   private primaryNamedSince = 0;
-  readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, handovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0, collectorBreaks: 0, ctlPauses: 0 };
+  readonly stats: Record<string, number> = { takeovers: 0, failbacks: 0, switchovers: 0, handovers: 0, crashes: 0, pauses: 0, cuts: 0, serverDowns: 0, collectorBreaks: 0, ctlPauses: 0, vmFaults: 0, vmChecks: 0, vmFailedChecks: 0, vmRepaired: 0, vmBackfilled: 0, vmTargeted: 0, vmBlindBuckets: 0 };
   readonly liveBound: number;
   /** The control record at the witness as last written (the checker's copy: the pause, the last handover). */
   private control: Control | null = null;
@@ -824,6 +843,7 @@ export class World {
         adminInFlight: null,
         preempting: false,
         lastGateReady: true,
+        vmState: null,
         ctl: new Witness(ctlClient, { ...DEFAULT_NAMES, ttlSeconds: 30 }, 'A', ctlProc),
         ctlProc,
         readyNow: false,
@@ -831,6 +851,20 @@ export class World {
       };
     };
     this.sites = { primary: site('primary'), dr: site('dr') };
+    const vmBase = SERVER_WALL0 - 24 * 3_600_000;
+    this.vms = { primary: new SimVm('primary', vmBase, opts.hours), dr: new SimVm('dr', vmBase, opts.hours) };
+    if (opts.plant === 'vm-import-loses') for (const vm of Object.values(this.vms)) vm.importLoses = true;
+    this.ntpOffset = { primary: this.rng.between(-500, 500), dr: this.rng.between(-500, 500) };
+    this.vmNet = {
+      now: () => this.sched.t,
+      at: (at, fn, settles) => void this.sched.at(at, fn, settles),
+      path: (from, to) => {
+        if (from === to) return 1;
+        const l = from === 'primary' ? this.links.pToDr : this.links.drToP;
+        return l.up ? this.rng.between(l.profile.delayMs[0], l.profile.delayMs[1]) : null;
+      },
+      random: () => this.rng.next(),
+    };
     this.model.load([P_ADDR], { holder: 'primary', epoch: 1, seq: 0, at: 1_800_000_000 }, 'init');
     const exchange = Math.max(t.dnsTimeout * (t.retries + 1), t.healthTimeout);
     this.unseenMax = (Math.max(t.renew, t.health) + exchange + 1000 + exchange) / rates.dr;
@@ -891,7 +925,11 @@ export class World {
     const t = this.timings;
     // More than restart_limit within the window: the (limit+1)-th most recent one is in it (oldest first).
     const k = c.realCrashes.length - t.restartLimit - 1;
-    return k >= 0 && (this.sched.t - c.realCrashes[k]!) * this.sites[role].proc.rate <= t.handoverAfter;
+    // On the site's clock, computed as the agent computes it (now - crash <= handover_after, both
+    // monotonic readings): at the window's edge, converting real time by the rate could round the
+    // other way (seed 3581630: a crash 30,000 ms old to the agent, 30,000.000001 to a conversion).
+    const proc = this.sites[role].proc;
+    return k >= 0 && proc.monotonicMs() - proc.monotonicAt(c.realCrashes[k]!) <= t.handoverAfter;
   }
 
   /** (8)'s readiness of a receiver: its agent runs and its collector unit has not failed. */
@@ -948,7 +986,10 @@ restart_limit = ${t.restartLimit}
 handover_after = "${t.handoverAfter}ms"
 handover_hold = "${t.hold}ms"
 [vmsync]
-enabled = false
+enabled = true
+local_url = "http://127.0.0.1:8428"
+remote_url = "http://${role === 'primary' ? D_ADDR : P_ADDR}:8428"
+lookback = "${VM_LOOKBACK_MS}ms"
 `;
     let config = CONFIGS.get(text);
     if (!config) {
@@ -958,6 +999,108 @@ enabled = false
       CONFIGS.set(text, config);
     }
     return config;
+  }
+
+  /**
+   * A site's VM sync: the real VmSync on the site's timers and NTP's wall time, its state in memory
+   * that outlives the process, its two VMs through SimVmPort. The port the engine sees records the
+   * gate's verdict for (5) (and plant `gate-ignored` tells the engine READY whatever it says).
+   */
+  private vmSync(role: Role, config: Config): VmSyncPort {
+    const s = this.sites[role];
+    const other: Role = role === 'primary' ? 'dr' : 'primary';
+    const sync = new VmSync({
+      config: config.vmsync,
+      stateDir: '/nonexistent',
+      store: {
+        load: async () => (s.vmState ? structuredClone(s.vmState) : emptyState()),
+        save: async (state) => {
+          s.vmState = structuredClone(state);
+        },
+      },
+      logger: silentLogger(this.trace, `${role} vmsync`, () => this.sched.t),
+      clock: ntpClock(s.proc, () => this.ntpWall(role)),
+      site: role,
+      vmClient: (url, o) => new SimVmPort(this.vmNet, s.proc, role, this.vms[url === config.vmsync.remote_url ? other : role], o),
+    });
+    return {
+      load: () => sync.load(),
+      check: async (ctx) => {
+        const r = await sync.check(ctx);
+        const st = this.stats;
+        st.vmChecks!++;
+        if (r.error) st.vmFailedChecks!++;
+        st.vmRepaired! += r.ranges_repaired.length;
+        st.vmBackfilled! += r.ranges_backfilled.length;
+        st.vmTargeted! += r.exports.filter((e) => e.match === 'devices').length;
+        return r;
+      },
+      status: () => sync.status(),
+      close: () => sync.close(),
+      failbackGate: (epoch) => {
+        const g = sync.failbackGate(epoch);
+        s.lastGateReady = g.ready; // what the checker holds an unforced failback to
+        return this.opts.plant === 'gate-ignored' ? { ready: true, detail: 'FAILBACK READY (plant gate-ignored)' } : g;
+      },
+    };
+  }
+
+  /**
+   * (11) VM sync's promise, at the end: over the stretch its checks covered after the faults ended
+   * (from half a lookback before the quiet period to the last bucket a check could still settle,
+   * find and repair), every sample either VM holds is in both. Except where detection is blind by
+   * design: a bucket where each VM misses samples the other has and their counts are equal
+   * (detection compares counts per bucket), counted in `vmBlindBuckets` (README "Simulation").
+   */
+  private checkVmComplete(end: number): void {
+    const vc = this.config('dr').vmsync;
+    const { primary: P, dr: D } = this.vms;
+    const slowest = Math.min(this.sites.primary.proc.rate, this.sites.dr.proc.rate);
+    const S = vc.bucket;
+    const from = Math.ceil((SERVER_WALL0 + this.quietFrom - vc.lookback / 2) / S) * S;
+    const to = Math.floor((SERVER_WALL0 + end - vc.settle - 2 * S - (3 * vc.interval) / slowest - 60_000) / S) * S;
+    for (let b = from + S; b <= to; b += S) {
+      const lo = P.slotOf(b - S) + 1;
+      const hi = P.slotOf(b);
+      let onlyP = 0;
+      let onlyD = 0;
+      let first = '';
+      for (let d = 0; d < DEVICES.length; d++) {
+        for (let slot = lo; slot <= hi; slot++) {
+          const p = P.has(d, slot);
+          if (p === D.has(d, slot)) continue;
+          if (p) onlyP++;
+          else onlyD++;
+          first ||= `${DEVICES[d]} at ${new Date(P.wallOf(slot)).toISOString()} only in the ${p ? 'primary' : 'DR'}'s VM`;
+        }
+      }
+      if (onlyP + onlyD === 0) continue;
+      if (onlyP === onlyD) this.stats.vmBlindBuckets!++;
+      else return this.fail(`(11) after the repair, ${onlyP + onlyD} sample(s) of the bucket ending ${new Date(b).toISOString()} are in one VM only (first: ${first})`);
+    }
+  }
+
+  /** A site's NTP wall time (ms): real time on the server's scale plus its small offset. */
+  ntpWall(role: Role): number {
+    return SERVER_WALL0 + this.sched.t + this.ntpOffset[role];
+  }
+
+  /**
+   * The collectors' writes, every SAMPLE_MS: each running collector scrapes every device and writes
+   * the sample to both VMs, each write lost when that VM is down, the path to it cut, or the VM
+   * drops that device (test/sim/vm.ts).
+   */
+  private scrape(): void {
+    for (const role of ['primary', 'dr'] as const) {
+      if (this.sites[role].collector.unit !== 'active') continue;
+      DEVICES.forEach((device, d) => {
+        for (const vm of Object.values(this.vms)) {
+          if (vm.mode === 'down' || vm.dropping === device) continue;
+          if (vm.site !== role && !(role === 'primary' ? this.links.pToDr.up : this.links.drToP.up)) continue;
+          vm.put(d, vm.slotOf(this.ntpWall(role) + d * 1000));
+        }
+      });
+    }
   }
 
   /** Starts (or restarts) a site's agent: a new Engine on the same process clock and lease store. */
@@ -986,11 +1129,7 @@ enabled = false
       logger: silentLogger(this.trace, role, () => this.sched.t),
       clock: s.proc,
       leaseStore: store,
-      gate: () => {
-        s.lastGateReady = this.gateReady; // what the checker holds an unforced failback to
-        const ready = this.gateReady || this.opts.plant === 'gate-ignored';
-        return { ready, detail: ready ? 'FAILBACK READY (sim)' : 'not ready (sim)' } satisfies FailbackGate;
-      },
+      vmsync: this.vmSync(role, config),
     });
     s.engine = engine;
     const gen = s.proc.generation;
@@ -1261,6 +1400,10 @@ enabled = false
     this.note('quiet from here: faults end');
     for (const role of ['primary', 'dr'] as const) if (role !== this.foreverBroken) this.sites[role].collector.recover();
     if (this.control?.pause) this.pauseCtl('primary', 'resume', null);
+    for (const vm of Object.values(this.vms)) {
+      vm.mode = 'up';
+      vm.dropping = null;
+    }
   }
 
   /** One random fault starting now; it heals by itself within `maxMs`. */
@@ -1276,7 +1419,7 @@ enabled = false
     };
     const L = this.links;
     if (this.opts.plant === 'preempt') this.preempt();
-    switch (this.rng.pick(['cutP', 'cutD', 'cutPD', 'uneven', 'server', 'crash', 'pause', 'admin', 'collector', 'gate', 'oneway', 'break', 'break', 'breakBoth', 'ctlPause'] as const)) {
+    switch (this.rng.pick(['cutP', 'cutD', 'cutPD', 'uneven', 'server', 'crash', 'pause', 'admin', 'collector', 'oneway', 'break', 'break', 'breakBoth', 'ctlPause', 'vm'] as const)) {
       case 'cutP':
         return cut([L.pToDns, L.dnsToP], 'P<->DNS');
       case 'cutD':
@@ -1383,10 +1526,22 @@ enabled = false
         if (forS === null) this.schedule(d, `resume due on the ${role}`, () => this.pauseCtl(role, 'resume', null));
         return;
       }
-      case 'gate':
-        this.gateReady = !this.gateReady;
-        this.note(`gate ${this.gateReady ? 'READY' : 'not ready'}`);
+      case 'vm': {
+        // A VM down, slow, answering 500, or dropping one device's writes, for seconds to minutes.
+        const vm = this.vms[this.rng.pick(['primary', 'dr'] as const)];
+        if (vm.mode !== 'up' || vm.dropping !== null) return;
+        const d = this.rng.between(0.05, 1) * Math.min(maxMs, 600_000);
+        const kind = this.rng.pick(['down', 'slow', 'failing', 'drop'] as const);
+        this.stats.vmFaults!++;
+        if (kind === 'drop') vm.dropping = this.rng.pick(DEVICES);
+        else vm.mode = kind;
+        this.note(`VM of the ${vm.site}: ${kind === 'drop' ? `drops ${vm.dropping}` : kind} for ${Math.round(d)} ms`);
+        this.schedule(d, `VM of the ${vm.site} healed`, () => {
+          vm.mode = 'up';
+          vm.dropping = null;
+        });
         return;
+      }
     }
   }
 
@@ -1402,6 +1557,11 @@ enabled = false
     this.sched.at(quietFrom, () => this.quiet());
     this.boot('primary');
     this.boot('dr');
+    const scrape = (): void => {
+      this.scrape();
+      this.sched.at(this.sched.t + SAMPLE_MS, scrape, false);
+    };
+    this.sched.at(this.rng.between(0, SAMPLE_MS), scrape, false);
     // Faults arrive at random, on average one per 3 ttl, until the quiet period before the end.
     const nextFault = (): void => {
       const gap = this.rng.between(0.5, 5.5) * this.timings.ttl;
@@ -1459,6 +1619,7 @@ enabled = false
     if (!this.violation && this.withinMargin && !settled && end > liveFrom) {
       this.fail(`(6) ${Math.round((liveFrom - quietFrom) / 1000)} s after the last fault, never one site active and collecting: ${lastSeen}`);
     }
+    if (!this.violation) this.checkVmComplete(end);
     const stats = { ...this.stats, dnsDropped: this.links.pToDns.dropped + this.links.drToDns.dropped + this.links.dnsToP.dropped + this.links.dnsToDr.dropped };
     return { seed: this.opts.seed, simulatedMs: this.sched.t, events: this.sched.events, violation: this.violation, trace: this.trace, stats, setup: this.setup };
   }
