@@ -584,10 +584,31 @@ export class Engine implements ControlHandler {
     };
   }
 
+  /** /healthz's verdict alone, as status() has it (the simulator's health check asks it often). */
+  healthy(): boolean {
+    return siteHealth(this.core, this.state, this.clock.monotonicMs(), this.deps.collector.state())[0];
+  }
+
+  /** The job's part of status() alone (what a peer's readiness probe needs), without the rest's copies. */
+  job(): AgentStatus['job'] {
+    return this.jobStatus(this.deps.collector.state());
+  }
+
+  private readonly isoMemo = new Map<number, string>();
+
   private jobStatus(collector: ReturnType<CollectorPort['state']>): AgentStatus['job'] {
     const s = this.state;
     const r = readiness(this.core, s, collector);
-    const isoS = (t: number): string => new Date(t * 1000).toISOString();
+    const isoS = (t: number): string => {
+      // The same instants on every probe of /healthz: formatted once.
+      let v = this.isoMemo.get(t);
+      if (v === undefined) {
+        if (this.isoMemo.size >= 16) this.isoMemo.clear();
+        v = new Date(t * 1000).toISOString();
+        this.isoMemo.set(t, v);
+      }
+      return v;
+    };
     const p = this.peerReport;
     return {
       collectorBroken: s.collectorBroken,

@@ -368,7 +368,17 @@ function serverSeconds(obs: Extract<Observation, { kind: 'tick' }>, snap: Snapsh
   return obs.wallSeconds === undefined ? undefined : obs.wallSeconds + (snap.offsetSeconds ?? 0);
 }
 
-const iso = (unixSeconds: number): string => new Date(unixSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+/** Unix seconds as ISO 8601. Memoized: the same few instants (a pause, the last handover) are written into every tick's reasons. */
+const isoMemo = new Map<number, string>();
+const iso = (unixSeconds: number): string => {
+  let s = isoMemo.get(unixSeconds);
+  if (s === undefined) {
+    if (isoMemo.size >= 64) isoMemo.clear();
+    s = new Date(unixSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+    isoMemo.set(unixSeconds, s);
+  }
+  return s;
+};
 
 /** The pause in words, for reasons. */
 export function pauseWords(p: Pause): string {
