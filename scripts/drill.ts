@@ -650,7 +650,12 @@ export class Drill {
 
   private async must(step: string, role: Role, cmd: string, timeoutMs = 60_000, input?: string): Promise<string> {
     const r = await this.sh(role, cmd, timeoutMs, input);
-    if (r.code !== 0) throw new DrillError(step, `on the ${role} site, \`${cmd}\` failed (exit ${r.code}):\n${(r.stdout + r.stderr).trim().slice(-3000)}`);
+    if (r.code !== 0) {
+      // A unit that failed to start says why in its journal, not in systemctl's answer.
+      const unit = /^systemctl (?:enable --now|start|restart) (\S+)$/.exec(cmd)?.[1];
+      const journal = unit ? (await this.sh(role, `journalctl -u ${unit} -n 25 --no-pager -o cat`, 15_000)).stdout.trim() : '';
+      throw new DrillError(step, `on the ${role} site, \`${cmd}\` failed (exit ${r.code}):\n${(r.stdout + r.stderr).trim().slice(-3000)}${journal ? `\n${unit}'s journal:\n${journal.slice(-3000)}` : ''}`);
+    }
     return r.stdout;
   }
 
