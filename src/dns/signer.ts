@@ -12,6 +12,8 @@ export interface TsigSigner {
   readonly keyName: string;
   /** 'hmac-sha256', 'hmac-sha512' or 'gss-tsig'. */
   readonly algorithm: string;
+  /** GSS-TSIG: the Kerberos principal the server's update policy sees (named in refusals). */
+  readonly principal?: string;
   /** Signs `message` (without a TSIG) at `nowSeconds`, the wall clock. */
   sign(message: Message, nowSeconds: number): SignedRequest;
   /** Verifies an answer against the MAC of the request it answers; never throws. */

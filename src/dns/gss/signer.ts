@@ -26,7 +26,8 @@ export interface MicPort {
 const GSS_S_BAD_SIG = 6 << 16;
 const routineError = (major: number): number => major & 0x00ff0000;
 
-export function gssTsigSigner(keyName: string, mic: MicPort, fudge: number = DEFAULT_FUDGE): TsigSigner {
+export function gssTsigSigner(keyName: string, mic: MicPort, opts: { principal?: string; fudge?: number } = {}): TsigSigner {
+  const fudge = opts.fudge ?? DEFAULT_FUDGE;
   const verifies = (parts: Buffer[], mac: Buffer): { ok: true } | { ok: false; badSig: boolean; why: string } => {
     try {
       mic.verifyMic(Buffer.concat(parts), mac);
@@ -39,6 +40,7 @@ export function gssTsigSigner(keyName: string, mic: MicPort, fudge: number = DEF
   return {
     keyName,
     algorithm: GSS_TSIG,
+    ...(opts.principal !== undefined ? { principal: opts.principal } : {}),
     sign: (message, nowSeconds) => signWith(message, keyName, GSS_TSIG, nowSeconds, fudge, (parts) => mic.getMic(Buffer.concat(parts))),
     verify(buf, decoded, requestMac, nowSeconds): TsigVerdict {
       const c = tsigToCheck(decoded, keyName, GSS_TSIG);
