@@ -9,7 +9,10 @@
 #
 # Groups:
 #   dns      BIND 9 and Knot servers and client tools (test/fixtures/dns-servers.ts)
-#   build    libsystemd-dev + pkg-config (the sd-notify addon compiles during npm ci)
+#   build    libsystemd-dev + pkg-config (the sd-notify addon compiles during npm ci); libkrb5-dev
+#            (the gss addon, native/gss, links MIT libgssapi_krb5)
+#   gss      a local Kerberos realm for GSS-TSIG (test/fixtures/kdc.ts): the MIT KDC, kadmin.local
+#            and kinit (nsupdate -g as the interoperability oracle)
 #   vm       victoria-metrics (also vmagent, vmctl), promtool (package prometheus)
 #   faults   the fault suite's networks (test/faults/net.ts): nft drops, iptables NFQUEUE for the
 #            userspace delayer (python3), ping to check it; keepalived beside the agent
@@ -31,7 +34,8 @@ DEPS_SENDERS=$DEPS_CACHE/senders
 # "what package" pairs; what = a tool in PATH or /usr/sbin, /sbin; an absolute path = a file;
 # unpack:<package> = that package unpacked under $DEPS_SENDERS (checked by its main binary)
 DEPS_dns=(named:bind9 knotd:knot nsupdate:bind9-dnsutils dig:bind9-dnsutils tsig-keygen:bind9-utils kdig:knot-dnsutils)
-DEPS_build=(/usr/include/systemd/sd-daemon.h:libsystemd-dev pkg-config:pkg-config)
+DEPS_build=(/usr/include/systemd/sd-daemon.h:libsystemd-dev pkg-config:pkg-config /usr/include/mit-krb5/gssapi/gssapi_ext.h:libkrb5-dev)
+DEPS_gss=(krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user)
 DEPS_vm=(victoria-metrics:victoria-metrics vmagent:victoria-metrics vmctl:victoria-metrics promtool:prometheus)
 DEPS_faults=(nft:nftables iptables:iptables ping:iputils-ping python3:python3 keepalived:keepalived)
 DEPS_senders=(unbound:unbound unbound-control:unbound unpack:rsyslog unpack:syslog-ng-core unpack:busybox unpack:inetutils-syslogd)

@@ -81,7 +81,10 @@ export class DnsClient {
     const rc = ex.response.rcode;
     const name = rcodeName(rc);
     const detail = { rcode: name, authenticated: ex.authenticated, offsetSeconds: ex.offsetSeconds };
-    return new DnsError(RCODE_ERRORS[rc] ?? 'DNS_RCODE', `${what}: server answered ${name}`, detail);
+    // Who was refused: with GSS-TSIG the policy names a Kerberos principal, not a key the operator wrote.
+    const principal = this.options.signer?.principal;
+    const who = principal !== undefined && (rc === RCODE.REFUSED || rc === RCODE.NOTAUTH) ? ` to ${principal} (GSS-TSIG)` : '';
+    return new DnsError(RCODE_ERRORS[rc] ?? 'DNS_RCODE', `${what}: server answered ${name}${who}`, detail);
   }
 
   /** Authoritative read of one RRset. */

@@ -23,7 +23,8 @@ import net from 'node:net';
 import type { TsigKey } from '../config/keyfile.js';
 import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../clock.js';
 import { DnsError } from './errors.js';
-import { signRequest, verifyResponse, type TsigVerdict } from './tsig.js';
+import { hmacSigner, type TsigSigner } from './signer.js';
+import type { TsigVerdict } from './tsig.js';
 import { decodeMessage, encodeMessage, normalizeName, rcodeName, RCODE, type Decoded, type Message } from './wire.js';
 
 export interface DnsServer {
@@ -35,6 +36,8 @@ export interface TransportOptions {
   server: DnsServer;
   /** Without a key requests go unsigned and unsigned replies are accepted (probes and tests only). */
   key?: TsigKey;
+  /** Signs instead of `key` (GSS-TSIG); `key` alone means HMAC TSIG with it. */
+  signer?: TsigSigner;
   timeoutMs: number;
   retries: number;
   /** Use TCP from the first attempt. */
@@ -98,7 +101,9 @@ export class DnsTransport {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly idle: PooledSocket[] = [];
+  private readonly signer: TsigSigner | undefined;
   constructor(private readonly opts: TransportOptions) {
+    this.signer = opts.signer ?? (opts.key ? hmacSigner(opts.key) : undefined);
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? systemRandom;
   }
@@ -125,7 +130,7 @@ export class DnsTransport {
   private releaseSocket(s: PooledSocket, clean: boolean): void {
     s.socket.removeAllListeners('message');
     const keep =
-      clean && !!this.opts.key && !s.broken && this.idle.length < MAX_IDLE_SOCKETS && this.clock.monotonicMs() - s.createdAt < SOCKET_MAX_AGE_MS;
+      clean && !!this.signer && !s.broken && this.idle.length < MAX_IDLE_SOCKETS && this.clock.monotonicMs() - s.createdAt < SOCKET_MAX_AGE_MS;
     if (!keep) {
       s.socket.close();
       return;
@@ -139,8 +144,8 @@ export class DnsTransport {
     const id = this.random.below(0x10000);
     const msg = { ...request, id };
     const sentAt = this.clock.monotonicMs();
-    if (!this.opts.key) return { wire: encodeMessage(msg), attempt: { id, mac: Buffer.alloc(0), sentAt } };
-    const signed = signRequest(msg, this.opts.key, this.clock.wallMs() / 1000);
+    if (!this.signer) return { wire: encodeMessage(msg), attempt: { id, mac: Buffer.alloc(0), sentAt } };
+    const signed = this.signer.sign(msg, this.clock.wallMs() / 1000);
     return { wire: signed.wire, attempt: { id, mac: signed.mac, sentAt } };
   }
 
@@ -160,8 +165,8 @@ export class DnsTransport {
       return { kind: 'drop', why: 'question does not match' };
     }
     if (m.flags.tc) return { kind: 'truncated' };
-    if (!this.opts.key) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
-    const v: TsigVerdict = verifyResponse(buf, decoded, this.opts.key, attempt.mac, this.clock.wallMs() / 1000);
+    if (!this.signer) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
+    const v: TsigVerdict = this.signer.verify(buf, decoded, attempt.mac, this.clock.wallMs() / 1000);
     switch (v.kind) {
       case 'ok':
         return {
@@ -232,6 +237,10 @@ export class DnsTransport {
 
   /** What an operator checks when the server does not accept our key. */
   private keyChecks(): string {
+    const g = this.signer?.principal;
+    if (g !== undefined) {
+      return `GSS-TSIG context ${this.signer!.keyName} as ${g}: the server may have lost it (a restart), or its update policy does not grant ${g} the failover record and the lease`;
+    }
     const k = this.opts.key;
     const key = k ? `"${k.name}" (${k.algorithm})` : '(none)';
     return `check that the key name ${key} and its secret in dns.key_file are exactly the server's, and that the zone's update policy grants this key the failover record and the lease`;

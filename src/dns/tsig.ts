@@ -19,7 +19,7 @@ const HASH: Record<TsigKey['algorithm'], 'sha256' | 'sha512'> = {
 };
 
 /** The TSIG variables of RFC 8945 §4.3.3, in wire form. */
-function tsigVariables(keyName: string, t: TsigData): Buffer {
+export function tsigVariables(keyName: string, t: TsigData): Buffer {
   const cls = Buffer.alloc(6);
   cls.writeUInt16BE(CLASS.ANY, 0); // class ANY, TTL 0
   const time = Buffer.alloc(8);
@@ -37,6 +37,9 @@ function hmac(key: TsigKey, parts: Buffer[]): Buffer {
   return h.digest();
 }
 
+/** Computes a MAC over the digest's parts, in order (HMAC, or gss_get_mic over their concatenation). */
+export type MacFn = (parts: Buffer[]) => Buffer;
+
 export interface SignedRequest {
   wire: Buffer;
   /** The request MAC, chained into the response's MAC. */
@@ -49,10 +52,15 @@ export interface SignedRequest {
  * The caller passes the wall clock in, so tests can sign in the past.
  */
 export function signRequest(message: Message, key: TsigKey, nowSeconds: number, fudge = DEFAULT_FUDGE): SignedRequest {
+  return signWith(message, key.name, key.algorithm, nowSeconds, fudge, (parts) => hmac(key, parts));
+}
+
+/** Signs with any MAC (RFC 8945 §4.3: the message without TSIG, then the TSIG variables). */
+export function signWith(message: Message, keyName: string, algorithm: string, nowSeconds: number, fudge: number, macOf: MacFn): SignedRequest {
   const unsigned = encodeMessage(message);
   const timeSigned = Math.floor(nowSeconds);
   const vars: TsigData = {
-    algorithm: key.algorithm,
+    algorithm,
     timeSigned,
     fudge,
     mac: Buffer.alloc(0),
@@ -60,8 +68,8 @@ export function signRequest(message: Message, key: TsigKey, nowSeconds: number, 
     error: 0,
     other: Buffer.alloc(0),
   };
-  const mac = hmac(key, [unsigned, tsigVariables(key.name, vars)]);
-  const tsig: ResourceRecord = { name: key.name, type: 'TSIG', class: 'ANY', ttl: 0, data: { ...vars, mac } };
+  const mac = macOf([unsigned, tsigVariables(keyName, vars)]);
+  const tsig: ResourceRecord = { name: keyName, type: 'TSIG', class: 'ANY', ttl: 0, data: { ...vars, mac } };
   // Append the TSIG to the bytes already encoded (ARCOUNT + 1) instead of encoding twice.
   const wire = Buffer.concat([unsigned, encodeRecord(tsig)]);
   wire.writeUInt16BE(unsigned.readUInt16BE(10) + 1, 10);
@@ -69,7 +77,7 @@ export function signRequest(message: Message, key: TsigKey, nowSeconds: number, 
 }
 
 /** The message as it was before the TSIG was added: original ID, ARCOUNT - 1. */
-function unsignedPart(buf: Buffer, tsigOffset: number, t: TsigData): Buffer {
+export function unsignedPart(buf: Buffer, tsigOffset: number, t: TsigData): Buffer {
   const body = Buffer.from(buf.subarray(0, tsigOffset));
   body.writeUInt16BE(t.originalId, 0);
   body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
@@ -96,7 +104,47 @@ export type TsigVerdict =
   | { kind: 'unsigned' } // no TSIG record at all
   | { kind: 'unsigned-error'; error: number } // BADSIG/BADKEY style: TSIG with an error and no MAC
   | { kind: 'bad' ; why: string } // a MAC that does not verify, wrong key or algorithm: treat as spoofed
-  | { kind: 'ok'; tsig: TsigData; offsetSeconds: number; serverTime: number; timeOk: boolean };
+  | { kind: 'ok'; tsig: TsigData; offsetSeconds: number; serverTime: number; timeOk: boolean; quirk?: MacQuirk };
+
+/** A non-RFC MAC layout an answer verified with (GSS-TSIG from Samba: the request MAC without its length). */
+export type MacQuirk = 'request-mac-without-length';
+
+/**
+ * The checks every signed answer gets before its MAC: the TSIG record's
+ * place, class, TTL, key name and algorithm. Returns a final verdict, or the
+ * TSIG whose MAC the caller checks.
+ */
+export function tsigToCheck(decoded: Decoded, keyName: string, algorithm: string): Exclude<TsigVerdict, { kind: 'ok' }> | { kind: 'check'; tsig: TsigData } {
+  if (decoded.tsigOffset === undefined) return { kind: 'unsigned' };
+  const rr = decoded.message.additionals[decoded.message.additionals.length - 1]!;
+  const t = rr.data as TsigData;
+  // RFC 8945 §4.2: CLASS ANY, TTL 0. The MAC covers constants in their place
+  // (§4.3.3), so any other value would otherwise go unnoticed.
+  if (rr.class !== 'ANY' || rr.ttl !== 0) return { kind: 'bad', why: `TSIG with class ${rr.class} TTL ${rr.ttl}` };
+  if (t.mac.length === 0) {
+    return t.error !== 0 ? { kind: 'unsigned-error', error: t.error } : { kind: 'bad', why: 'empty MAC' };
+  }
+  if (normalizeName(rr.name) !== normalizeName(keyName)) return { kind: 'bad', why: `signed with key ${rr.name}` };
+  if (normalizeName(t.algorithm) !== normalizeName(algorithm)) return { kind: 'bad', why: `algorithm ${t.algorithm}` };
+  return { kind: 'check', tsig: t };
+}
+
+/** The verdict on an answer whose MAC verified: the server's clock and our time check. */
+export function verifiedVerdict(t: TsigData, nowSeconds: number, quirk?: MacQuirk): Extract<TsigVerdict, { kind: 'ok' }> {
+  // BADTIME replies carry the server's own clock in Other Data (§5.2.3).
+  const serverTime = t.error === RCODE.BADTIME && t.other.length === 6 ? t.other.readUIntBE(0, 6) : t.timeSigned;
+  // TSIG time has one-second resolution: so does the offset.
+  const offsetSeconds = Math.round(serverTime - nowSeconds);
+  const v = { kind: 'ok' as const, tsig: t, offsetSeconds, serverTime, timeOk: Math.abs(t.timeSigned - nowSeconds) <= t.fudge };
+  return quirk ? { ...v, quirk } : v;
+}
+
+/** u16 length of the request MAC, then the request MAC (RFC 8945 §4.3.1). */
+export function requestMacPart(requestMac: Buffer): Buffer[] {
+  const prefix = Buffer.alloc(2);
+  prefix.writeUInt16BE(requestMac.length, 0);
+  return [prefix, requestMac];
+}
 
 /**
  * Verifies a response against the request MAC. `buf` is the raw response and
@@ -109,31 +157,16 @@ export function verifyResponse(
   requestMac: Buffer,
   nowSeconds: number,
 ): TsigVerdict {
-  if (decoded.tsigOffset === undefined) return { kind: 'unsigned' };
-  const rr = decoded.message.additionals[decoded.message.additionals.length - 1]!;
-  const t = rr.data as TsigData;
-  // RFC 8945 §4.2: CLASS ANY, TTL 0. The MAC covers constants in their place
-  // (§4.3.3), so any other value would otherwise go unnoticed.
-  if (rr.class !== 'ANY' || rr.ttl !== 0) return { kind: 'bad', why: `TSIG with class ${rr.class} TTL ${rr.ttl}` };
-  if (t.mac.length === 0) {
-    return t.error !== 0 ? { kind: 'unsigned-error', error: t.error } : { kind: 'bad', why: 'empty MAC' };
-  }
-  if (normalizeName(rr.name) !== normalizeName(key.name)) return { kind: 'bad', why: `signed with key ${rr.name}` };
-  if (normalizeName(t.algorithm) !== key.algorithm) return { kind: 'bad', why: `algorithm ${t.algorithm}` };
+  const c = tsigToCheck(decoded, key.name, key.algorithm);
+  if (c.kind !== 'check') return c;
+  const t = c.tsig;
   // RFC 8945 §5.2.2.1 allows truncated MACs; we require the full length: both
   // BIND and Knot send it, and accepting less only weakens the check.
   const mlen = HASH[key.algorithm] === 'sha256' ? 32 : 64;
   if (t.mac.length !== mlen) return { kind: 'bad', why: `MAC of ${t.mac.length} bytes` };
 
-  const body = unsignedPart(buf, decoded.tsigOffset, t);
-  const prefix = Buffer.alloc(2);
-  prefix.writeUInt16BE(requestMac.length, 0);
-  const expected = hmac(key, [prefix, requestMac, body, tsigVariables(key.name, t)]);
+  const body = unsignedPart(buf, decoded.tsigOffset!, t);
+  const expected = hmac(key, [...requestMacPart(requestMac), body, tsigVariables(key.name, t)]);
   if (!timingSafeEqual(expected, t.mac)) return { kind: 'bad', why: 'MAC does not verify' };
-
-  // BADTIME replies carry the server's own clock in Other Data (§5.2.3).
-  const serverTime = t.error === RCODE.BADTIME && t.other.length === 6 ? t.other.readUIntBE(0, 6) : t.timeSigned;
-  // TSIG time has one-second resolution: so does the offset.
-  const offsetSeconds = Math.round(serverTime - nowSeconds);
-  return { kind: 'ok', tsig: t, offsetSeconds, serverTime, timeOk: Math.abs(t.timeSigned - nowSeconds) <= t.fudge };
+  return verifiedVerdict(t, nowSeconds);
 }

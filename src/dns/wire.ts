@@ -4,7 +4,7 @@
  * Built on dns-packet's name and rdata codecs, but with our own message
  * framing because dns-packet cannot express what RFC 2136 and RFC 8945 need:
  * class NONE (254), records with empty rdata (RRset deletes and
- * value-independent prerequisites), TSIG records, and TXT strings over 255
+ * value-independent prerequisites), TSIG and TKEY records, and TXT strings over 255
  * bytes (which it truncates silently: we refuse them instead).
  *
  * The decoder is defensive: every length is bounds-checked, every rdata must
@@ -38,6 +38,7 @@ export const TYPE = {
   TXT: 16,
   AAAA: 28,
   OPT: 41,
+  TKEY: 249,
   TSIG: 250,
   ANY: 255,
 } as const;
@@ -92,15 +93,30 @@ export interface TsigData {
   other: Buffer;
 }
 
+/** TKEY modes (RFC 2930 §2.5); GSS-TSIG negotiates with GSSAPI (RFC 3645 §3.1). */
+export const TKEY_MODE = { SERVER_ASSIGNED: 1, DH: 2, GSSAPI: 3, RESOLVER_ASSIGNED: 4, DELETE: 5 } as const;
+
+/** TKEY rdata (RFC 2930 §2); with GSS-API the key data is the context token. */
+export interface TkeyData {
+  algorithm: string;
+  /** 32-bit seconds since the epoch (serial-number arithmetic, RFC 2930 §2.3). */
+  inception: number;
+  expiration: number;
+  mode: number;
+  error: number;
+  key: Buffer;
+  other: Buffer;
+}
+
 /** Typed rdata by record type; `null` is an empty rdata (rdlength 0). */
-export type RData = string | string[] | SoaData | TsigData | Buffer | null;
+export type RData = string | string[] | SoaData | TsigData | TkeyData | Buffer | null;
 
 export interface ResourceRecord {
   name: string;
   type: RRType | number;
   class: RRClass | number;
   ttl: number;
-  /** A/AAAA/NS/CNAME: string, TXT: string[], SOA: SoaData, TSIG: TsigData, other: raw Buffer, empty: null. */
+  /** A/AAAA/NS/CNAME: string, TXT: string[], SOA: SoaData, TSIG: TsigData, TKEY: TkeyData, other: raw Buffer, empty: null. */
   data: RData;
 }
 
@@ -218,6 +234,19 @@ export function encodeTsigRdata(t: TsigData): Buffer {
   return Buffer.concat([alg, fixed, t.mac, tail, t.other]);
 }
 
+export function encodeTkeyRdata(t: TkeyData): Buffer {
+  if (t.key.length > 65535 || t.other.length > 65535) throw new DnsError('DNS_ENCODE', 'TKEY key or other data over 65535 bytes');
+  const fixed = Buffer.alloc(14);
+  fixed.writeUInt32BE(t.inception >>> 0, 0);
+  fixed.writeUInt32BE(t.expiration >>> 0, 4);
+  fixed.writeUInt16BE(t.mode, 8);
+  fixed.writeUInt16BE(t.error, 10);
+  fixed.writeUInt16BE(t.key.length, 12);
+  const otherLen = Buffer.alloc(2);
+  otherLen.writeUInt16BE(t.other.length, 0);
+  return Buffer.concat([encodeName(t.algorithm), fixed, t.key, otherLen, t.other]);
+}
+
 /** rdata without its length prefix. */
 function encodeRdata(type: number, data: RData): Buffer {
   if (data === null) return Buffer.alloc(0);
@@ -237,6 +266,8 @@ function encodeRdata(type: number, data: RData): Buffer {
       return strip(dnsPacket.soa.encode(data as SoaData));
     case TYPE.TSIG:
       return encodeTsigRdata(data as TsigData);
+    case TYPE.TKEY:
+      return encodeTkeyRdata(data as TkeyData);
     default:
       throw new DnsError('DNS_ENCODE', `no encoder for type ${type}; pass rdata as a Buffer`);
   }
@@ -345,13 +376,32 @@ function decodeTsigRdata(r: Reader, end: number): TsigData {
   return { algorithm, timeSigned, fudge, mac, originalId, error, other };
 }
 
+function decodeTkeyRdata(r: Reader, end: number): TkeyData {
+  const algorithm = r.name();
+  const inception = r.u32();
+  const expiration = r.u32();
+  const mode = r.u16();
+  const error = r.u16();
+  const keyLen = r.u16();
+  r.need(keyLen);
+  const key = Buffer.from(r.buf.subarray(r.pos, r.pos + keyLen));
+  r.pos += keyLen;
+  const otherLen = r.u16();
+  r.need(otherLen);
+  const other = Buffer.from(r.buf.subarray(r.pos, r.pos + otherLen));
+  r.pos += otherLen;
+  if (r.pos > end) throw malformed('TKEY rdata overruns its length');
+  return { algorithm, inception, expiration, mode, error, key, other };
+}
+
 function decodeRdata(r: Reader, type: number, rdlength: number): RData {
   const start = r.pos; // at the rdata, after the rdlength field
   const end = start + rdlength;
   r.need(rdlength);
   if (rdlength === 0) {
-    // Empty rdata is for RFC 2136 deletes and prerequisites; a TSIG always has rdata.
+    // Empty rdata is for RFC 2136 deletes and prerequisites; a TSIG or TKEY always has rdata.
     if (type === TYPE.TSIG) throw malformed('TSIG record without rdata');
+    if (type === TYPE.TKEY) throw malformed('TKEY record without rdata');
     return null;
   }
   let data: RData;
@@ -388,6 +438,9 @@ function decodeRdata(r: Reader, type: number, rdlength: number): RData {
     }
     case TYPE.TSIG:
       data = decodeTsigRdata(r, end);
+      break;
+    case TYPE.TKEY:
+      data = decodeTkeyRdata(r, end);
       break;
     default:
       data = Buffer.from(r.buf.subarray(start, end));
