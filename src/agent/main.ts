@@ -8,7 +8,6 @@
 import { buildInfo, versionLine } from '../build-info.js';
 import { systemClock, type Clock } from '../clock.js';
 import { loadConfig } from '../config/load.js';
-import { loadKeyFile } from '../config/keyfile.js';
 import { configPathForInstance, type Config } from '../config/schema.js';
 import { NoCollector, type CollectorPort } from '../collector/port.js';
 import { SystemdCollector } from '../collector/systemd.js';
@@ -21,6 +20,7 @@ import type { PeerPort } from '../health/peer.js';
 import { HttpServer } from '../http/server.js';
 import { Metrics } from '../http/metrics.js';
 import { openWitness } from '../lease/open.js';
+import { describeSigning, loadSigning } from '../dns/signing.js';
 import { openPropagation } from '../propagation/open.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createNotifier, watchdogUsec } from '../notify/notify.js';
@@ -109,7 +109,8 @@ async function main(argv: string[]): Promise<number> {
   const file = configFile(argv);
   let config = loadConfig(file);
   const logger: Logger = createLogger({ level: config.log.level });
-  const key = loadKeyFile(config.dns.key_file);
+  // The key file, or the keytab and the gss addon (GSS_ADDON_UNAVAILABLE: exit 78, never unsigned).
+  const signing = loadSigning(config);
   const notifier = createNotifier(process.env, {
     fallback: { onError: (err) => logger.error(`sd_notify through systemd-notify failed: ${err.message}`, { event: 'notify_failed' }) },
   });
@@ -124,7 +125,17 @@ async function main(argv: string[]): Promise<number> {
   // The one clock of this process: every loop, timer, deadline and stamp below reads or waits on it.
   const clock = systemClock;
   const collector = collectorFor(config, logger, clock);
-  const opened = await openWitness(config, key, { clock });
+  const opened = await openWitness(config, signing, {
+    clock,
+    onGssEvent: (e) =>
+      e.kind === 'negotiated'
+        ? logger.info(`GSS-TSIG context ${e.keyName} negotiated (${e.why}) in ${Math.round(e.tookMs)} ms, valid ${Math.round(e.lifetimeMs / 1000)} s`, {
+            event: 'gss_negotiated',
+            why: e.why,
+            key_name: e.keyName,
+          })
+        : logger.warning(`GSS-TSIG negotiation (${e.why}) failed: ${e.error.message}`, { event: 'gss_failed', why: e.why, code: (e.error as { code?: string }).code ?? 'INTERNAL' }),
+  });
   const tracker = new LivenessTracker(deadlines(config), clock);
   const server = `${opened.server.host}:${opened.server.port}`;
   // Loaded only when configured: they bring undici, which a site without them never needs.
@@ -174,6 +185,7 @@ async function main(argv: string[]): Promise<number> {
     server,
     zone: opened.zone,
     record: config.dns.record,
+    signing: describeSigning(signing),
     // how agent.js ran this bundle: with its V8 code cache (used), or compiled it (src/agent/boot.ts)
     code_cache: process.env[CODE_CACHE_ENV] ?? 'off',
   });

@@ -4,7 +4,7 @@
  * key file when the agent is down (and say so).
  */
 import { loadConfig } from '../config/load.js';
-import { loadKeyFile } from '../config/keyfile.js';
+import { loadSigning } from '../dns/signing.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
 import { callAgent, socketPath } from '../control/client.js';
 import type { AdminResult, AgentStatus, ControlRequest, ControlResults, ReloadResult, ServerSync, SyncResult } from '../control/protocol.js';
@@ -129,7 +129,7 @@ export function renderAdmin(r: AdminResult): string {
 
 /** Without the agent: the same procedure (admin/run.ts), the CAS with the key file. */
 async function adminDirect(config: Config, op: AdminOp, opts: { force: boolean; dryRun: boolean }): Promise<AdminResult> {
-  const w = await openWitness(config, loadKeyFile(config.dns.key_file));
+  const w = await openWitness(config, loadSigning(config));
   return runAdmin(op, config, opts, 'direct', {
     read: () => w.witness.read(),
     // The gate as the agent last persisted it (vmsync.json in its state directory).

@@ -3,12 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { loadConfig } from '../config/load.js';
-import { loadKeyFile, type TsigKey } from '../config/keyfile.js';
 import { marginWarnings, type MarginWarning } from '../config/margins.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import { ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
+import { describeSigning, loadSigning, type DnsSigning } from '../dns/signing.js';
 import type { Output } from './output.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
 
@@ -18,11 +18,13 @@ const RTT_SAMPLES = 3;
 export async function checkConfigCommand(args: ConfigSelector, out: Output, env: NodeJS.ProcessEnv, polkitDirs: readonly string[] = POLKIT_RULE_DIRS): Promise<number> {
   const file = selectConfigFile(args, env);
   const config = loadConfig(file); // ConfigError: exit 78, every problem listed
-  const key = loadKeyFile(config.dns.key_file); // KeyFileError: exit 77 (mode) or 78 (content)
-  const rtt = await measureRtt(config, key);
+  // KeyFileError: exit 77 (mode) or 78 (content); GSS_ADDON_UNAVAILABLE: 78 (never unsigned)
+  const signing = loadSigning(config);
+  const rtt = await measureRtt(config, signing);
   const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs), ...handoverWarnings(config)];
   const lines = [
-    `${file}: OK (instance ${config.instance}, role ${config.role}, key ${key.name} ${key.algorithm})`,
+    `${file}: OK (instance ${config.instance}, role ${config.role}, ${signing.auth === 'tsig' ? `key ${signing.key.name} ${signing.key.algorithm}` : `gss-tsig as ${signing.config.principal}`})`,
+    `signing: ${describeSigning(signing)}`,
     typeof rtt === 'number' ? `DNS round trip: ${rtt.toFixed(1)} ms (median of ${RTT_SAMPLES} signed reads)` : `DNS round trip: not measured (${rtt.error})`,
     handoverLine(config),
     ...warnings.map((w) => `warning: ${w.key}: ${w.message}`),
@@ -32,7 +34,10 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
     file,
     instance: config.instance,
     role: config.role,
-    key: { name: key.name, algorithm: key.algorithm, file: config.dns.key_file },
+    auth: signing.auth,
+    ...(signing.auth === 'tsig'
+      ? { key: { name: signing.key.name, algorithm: signing.key.algorithm, file: signing.file } }
+      : { gss: { principal: signing.config.principal, keytab: signing.config.keytab, server_principal: signing.config.server_principal ?? null } }),
     dnsRttMs: typeof rtt === 'number' ? rtt : null,
     warnings,
   });
@@ -66,17 +71,23 @@ export function handoverWarnings(c: Pick<Config, 'collector' | 'health' | 'sites
 }
 
 /** The median time of a signed read of the witness, or why it could not be measured (never fatal here). */
-async function measureRtt(config: Config, key: TsigKey): Promise<number | { error: string }> {
+async function measureRtt(config: Config, signing: DnsSigning): Promise<number | { error: string }> {
   try {
     // One attempt per read: an unreachable server costs one dns.timeout here, not the agent's full budget.
-    const { witness } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, key);
-    const samples: number[] = [];
-    for (let i = 0; i < RTT_SAMPLES; i++) {
-      const t0 = performance.now();
-      await witness.read();
-      samples.push(performance.now() - t0);
+    const { witness, gss } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, signing);
+    try {
+      // GSS-TSIG: the context is negotiated by the first read (or finding the zone), not timed.
+      if (gss) await witness.read();
+      const samples: number[] = [];
+      for (let i = 0; i < RTT_SAMPLES; i++) {
+        const t0 = performance.now();
+        await witness.read();
+        samples.push(performance.now() - t0);
+      }
+      return samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!;
+    } finally {
+      gss?.close();
     }
-    return samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!;
   } catch (err) {
     return { error: (err as Error).message };
   }

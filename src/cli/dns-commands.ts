@@ -1,6 +1,6 @@
 /** failoverctl dns / init: straight to the DNS server with the key file. */
 import { loadConfig } from '../config/load.js';
-import { loadKeyFile } from '../config/keyfile.js';
+import { loadSigning } from '../dns/signing.js';
 import type { Config } from '../config/schema.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness, type OpenedWitness } from '../lease/open.js';
@@ -17,8 +17,7 @@ import { selectConfigFile, type ConfigSelector } from './select-config.js';
 
 async function open(sel: ConfigSelector, env: NodeJS.ProcessEnv, tcp = false): Promise<{ config: Config; w: OpenedWitness }> {
   const config = loadConfig(selectConfigFile(sel, env));
-  const key = loadKeyFile(config.dns.key_file);
-  return { config, w: await openWitness(config, key, { tcp }) };
+  return { config, w: await openWitness(config, loadSigning(config), { tcp }) };
 }
 
 function describe(snap: Snapshot, config: Config): string[] {

@@ -6,7 +6,7 @@ import os from 'node:os';
 
 import { runPause, witnessPauseIo, type PauseOp, type PauseResult } from '../admin/pause.js';
 import { loadConfig } from '../config/load.js';
-import { loadKeyFile } from '../config/keyfile.js';
+import { loadSigning } from '../dns/signing.js';
 import { parseDuration } from '../config/duration.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
@@ -29,7 +29,7 @@ export async function pauseCommand(op: PauseOp, args: PauseArgs, out: Output, en
     }
     if (forSeconds <= 0) throw new AgentError('USAGE', '--for: must be longer than 0 s', ExitCode.CONFIG);
   }
-  const { witness } = await openWitness(config, loadKeyFile(config.dns.key_file));
+  const { witness } = await openWitness(config, loadSigning(config));
   let result: PauseResult;
   try {
     result = await runPause(op, { by: `${os.hostname()}/${config.instance}`, reason: args.reason ?? '', forSeconds }, witnessPauseIo(witness, (seen) => Date.now() / 1000 + (seen.offsetSeconds ?? 0)));

@@ -376,7 +376,7 @@ export async function setupCommand(
   writeFile(files.dr, siteToml(a, 'dr'), 0o644);
   if (polkit?.written) writeFile(polkit.file, polkit.rule, 0o644);
   // What check-config does, on what was written.
-  for (const f of [files.primary, files.dr]) loadKeyFile(loadConfig(f).dns.key_file);
+  for (const f of [files.primary, files.dr]) loadKeyFile(loadConfig(f).dns.key_file!);
 
   out.result(
     [

@@ -42,14 +42,70 @@ const UNSAFE_BITS = 0o026;
 
 /** Read a key file after checking its permissions. */
 export function loadKeyFile(file: string): TsigKey {
+  checkSecretFile(file, TSIG_KEY_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw unreadable(file, err, TSIG_KEY_FILE);
+  }
+  return parseKeyFile(text, file);
+}
+
+/** What a secret file is called in messages, and how to make one. */
+interface SecretKind {
+  label: string;
+  /** What it holds, after "it holds". */
+  holds: string;
+  create: string;
+}
+
+const TSIG_KEY_FILE: SecretKind = {
+  label: 'TSIG key file',
+  holds: 'the secret that can move the failover record',
+  create: 'create it with "tsig-keygen -a hmac-sha256 NAME > FILE", the same key the DNS server has',
+};
+
+const KEYTAB: SecretKind = {
+  label: 'Kerberos keytab',
+  holds: 'the keys of the principal that can move the failover record',
+  create: 'export the principal\'s keys into it: "ktadd -k FILE PRINCIPAL" in kadmin, or "ktpass" / "samba-tool domain exportkeytab" for Active Directory',
+};
+
+/**
+ * The GSS-TSIG keytab (dns.gss.keytab): the same ownership and mode rules as the key file, and it
+ * must be a keytab (MIT's format: 0x05 then version 1 or 2); the library reads it, not us.
+ */
+export function checkKeytab(file: string): void {
+  checkSecretFile(file, KEYTAB);
+  let head: Buffer;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      head = Buffer.alloc(2);
+      const n = fs.readSync(fd, head, 0, 2, 0);
+      head = head.subarray(0, n);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw unreadable(file, err, KEYTAB);
+  }
+  if (head.length < 2 || head[0] !== 0x05 || (head[1] !== 0x01 && head[1] !== 0x02)) {
+    throw new KeyFileError('KEYFILE_INVALID', file, `Kerberos keytab ${file} is not a keytab (it does not start with the keytab format's 0x05 0x01/0x02): ${KEYTAB.create}`);
+  }
+}
+
+/** Exists, is a regular file, and neither others may read it nor anyone but its owner change it. */
+function checkSecretFile(file: string, kind: SecretKind): void {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
   } catch (err) {
-    throw unreadable(file, err);
+    throw unreadable(file, err, kind);
   }
   if (!st.isFile()) {
-    throw new KeyFileError('KEYFILE_UNREADABLE', file, `TSIG key file ${file} is not a regular file`);
+    throw new KeyFileError('KEYFILE_UNREADABLE', file, `${kind.label} ${file} is not a regular file`);
   }
   const mode = st.mode & 0o7777;
   if (mode & UNSAFE_BITS) {
@@ -61,28 +117,21 @@ export function loadKeyFile(file: string): TsigKey {
     throw new KeyFileError(
       'KEYFILE_PERMS',
       file,
-      `TSIG key file ${file} has mode ${octal(mode)} (${what.join(', ')}); it holds the secret that can move the ` +
-        `failover record, so it must not be: run "chown root:failover-agent ${file} && chmod 0640 ${file}"`,
+      `${kind.label} ${file} has mode ${octal(mode)} (${what.join(', ')}); it holds ${kind.holds}, so it must not be: ` +
+        `run "chown root:failover-agent ${file} && chmod 0640 ${file}"`,
     );
   }
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw unreadable(file, err);
-  }
-  return parseKeyFile(text, file);
 }
 
-function unreadable(file: string, err: unknown): KeyFileError {
+function unreadable(file: string, err: unknown, kind: SecretKind): KeyFileError {
   const e = err as NodeJS.ErrnoException;
   const why =
     e.code === 'ENOENT'
-      ? 'does not exist (create it with "tsig-keygen -a hmac-sha256 NAME > FILE", the same key the DNS server has)'
+      ? `does not exist (${kind.create})`
       : e.code === 'EACCES'
         ? 'is not readable by this user (it should be owner root, group failover-agent, mode 0640)'
         : `cannot be read: ${e.message}`;
-  return new KeyFileError('KEYFILE_UNREADABLE', file, `TSIG key file ${file} ${why}`, undefined, { cause: err });
+  return new KeyFileError('KEYFILE_UNREADABLE', file, `${kind.label} ${file} ${why}`, undefined, { cause: err });
 }
 
 function octal(mode: number): string {

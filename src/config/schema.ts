@@ -27,7 +27,8 @@ export interface HostPort {
  * - DNS names are lowercase without a trailing dot; IPs are in canonical form;
  * - `dns.server` is parsed (port 53 by default) or undefined (use the zone's SOA MNAME);
  * - `http.listen` is parsed (port 9465 by default) or null when set to "" (listener disabled);
- * - `dns.key_file` is absolute (a relative path is taken from the config file's directory);
+ * - `dns.key_file` and `dns.gss.keytab` are absolute (a relative path is taken from the config file's
+ *   directory); exactly one is set, as `dns.auth` says;
  * - URLs lose trailing slashes so paths can be appended.
  */
 export interface Config {
@@ -43,7 +44,12 @@ export interface Config {
     zone: string | undefined;
     /** undefined: the zone's SOA MNAME, port 53. */
     server: HostPort | undefined;
-    key_file: string;
+    /** How requests are signed and answers verified (SPEC §2a): HMAC TSIG with key_file, or GSS-TSIG with gss. */
+    auth: DnsAuth;
+    /** auth "tsig": the TSIG key file; undefined with "gss-tsig". */
+    key_file: string | undefined;
+    /** auth "gss-tsig": the Kerberos identity; undefined with "tsig". */
+    gss: GssConfig | undefined;
     record_ttl: number;
     lease_name: string;
     /** TXT record of the pause and the last automatic handover (default `_control.<record>`). */
@@ -111,6 +117,19 @@ export interface Config {
 }
 
 export type Role = 'primary' | 'dr';
+
+export const DNS_AUTHS = ['tsig', 'gss-tsig'] as const;
+export type DnsAuth = (typeof DNS_AUTHS)[number];
+
+/** `[dns.gss]`: GSS-TSIG (RFC 3645) with Kerberos credentials from a keytab. */
+export interface GssConfig {
+  /** The client principal, e.g. failover-agent@EXAMPLE.COM (the server's update policy names it). */
+  principal: string;
+  /** Absolute path of the keytab holding `principal`'s keys (same checks as dns.key_file). */
+  keytab: string;
+  /** The DNS server's service principal; undefined: `DNS/<the zone's SOA MNAME>`, found at start (as nsupdate -g). */
+  server_principal: string | undefined;
+}
 
 /** A problem found in the parsed TOML; `missing` marks a required key that is absent. */
 export interface Problem {
@@ -240,7 +259,16 @@ const sections = {
     record: dnsName,
     zone: dnsName.optional(),
     server: hostPort(DEFAULT_DNS_PORT).optional(),
-    key_file: z.string().min(1, { message: 'must not be empty' }),
+    auth: z.enum(DNS_AUTHS).default('tsig'),
+    // Exactly one of key_file and [dns.gss], as auth says (crossChecks).
+    key_file: z.string().min(1, { message: 'must not be empty' }).optional(),
+    gss: z
+      .strictObject({
+        principal: z.string().regex(/^[^\s@]+@[^\s@]+$/, { message: 'must be a Kerberos principal with its realm, like "failover-agent@EXAMPLE.COM"' }),
+        keytab: z.string().min(1, { message: 'must not be empty' }),
+        server_principal: z.string().regex(/^[^\s@/]+\/[^\s@/]+(@[^\s@]+)?$/, { message: 'must be a service principal like "DNS/ns1.example.com"' }).optional(),
+      })
+      .optional(),
     // DNS TTLs are whole seconds, at most 2^31-1 (RFC 2181 §8).
     record_ttl: duration('30s', { min: 0, max: (2 ** 31 - 1) * 1000, wholeSeconds: true }),
     lease_name: dnsName.optional(),
@@ -348,6 +376,8 @@ const role = z.enum(['primary', 'dr']);
 export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   '': ['role', ...SECTION_NAMES],
   ...Object.fromEntries(SECTION_NAMES.map((s) => [s, Object.keys(sections[s].shape)])),
+  // Sub-tables: a key of its parent's list is a table of its own here.
+  'dns.gss': Object.keys(sections.dns.shape.gss.unwrap().shape),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -379,7 +409,7 @@ export function checkConfig(raw: Record<string, unknown>, file: string): { confi
     else problems.push(...zodProblems(res.error, [name], raw));
   }
 
-  problems.push(...crossChecks(parsed));
+  problems.push(...crossChecks(parsed), ...authChecks(raw.dns));
 
   if (problems.length > 0 || roleValue === undefined) return { problems };
   const s = parsed as Sections;
@@ -399,7 +429,12 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
       record: dns.record,
       zone: dns.zone,
       server: dns.server,
-      key_file: path.resolve(path.dirname(abs), dns.key_file),
+      auth: dns.auth,
+      key_file: dns.key_file === undefined ? undefined : path.resolve(path.dirname(abs), dns.key_file),
+      gss:
+        dns.gss === undefined
+          ? undefined
+          : { principal: dns.gss.principal, keytab: path.resolve(path.dirname(abs), dns.gss.keytab), server_principal: dns.gss.server_principal },
       record_ttl: dns.record_ttl,
       lease_name: dns.lease_name ?? `_lease.${dns.record}`,
       control_name: dns.control_name ?? `_control.${dns.record}`,
@@ -442,6 +477,29 @@ function assemble(roleValue: Role, s: Sections, file: string): Config {
     http: s.http,
     log: s.log,
   };
+}
+
+/**
+ * The two ways to sign are exclusive: exactly the one dns.auth names is configured. Judged on the
+ * raw [dns] table (only presence matters), so a key_file missing is reported beside the [dns]
+ * table's other problems, as a required key is.
+ */
+function authChecks(rawDns: unknown): Problem[] {
+  const dns = isTable(rawDns) ? rawDns : {};
+  const auth = dns.auth ?? 'tsig';
+  if (!(DNS_AUTHS as readonly unknown[]).includes(auth)) return []; // the enum reports it
+  const hasKey = dns.key_file !== undefined;
+  const hasGss = dns.gss !== undefined;
+  const missing = (why: string): string => (isTable(rawDns) ? `required key is missing (${why})` : 'required key is missing (and there is no [dns] table)');
+  const out: Problem[] = [];
+  if (auth === 'tsig') {
+    if (!hasKey) out.push({ path: ['dns', 'key_file'], message: missing('dns.auth = "tsig", the default, signs with a TSIG key file'), missing: true });
+    if (hasGss) out.push({ path: ['dns', 'gss'], message: '[dns.gss] is for dns.auth = "gss-tsig"; with "tsig" (the default) requests are signed with dns.key_file: set auth = "gss-tsig" or remove [dns.gss]' });
+  } else {
+    if (hasKey) out.push({ path: ['dns', 'key_file'], message: 'must not be set with dns.auth = "gss-tsig" (the two are exclusive: GSS-TSIG signs with the [dns.gss] principal and keytab)' });
+    if (!hasGss) out.push({ path: ['dns', 'gss'], message: missing('dns.auth = "gss-tsig" needs a [dns.gss] table with principal and keytab'), missing: true });
+  }
+  return out;
 }
 
 /** Checks that involve more than one key; only sections that parsed take part. */

@@ -82,7 +82,7 @@ export class DnsClient {
     const name = rcodeName(rc);
     const detail = { rcode: name, authenticated: ex.authenticated, offsetSeconds: ex.offsetSeconds };
     // Who was refused: with GSS-TSIG the policy names a Kerberos principal, not a key the operator wrote.
-    const principal = this.options.signer?.principal;
+    const principal = this.options.session?.principal ?? this.options.signer?.principal;
     const who = principal !== undefined && (rc === RCODE.REFUSED || rc === RCODE.NOTAUTH) ? ` to ${principal} (GSS-TSIG)` : '';
     return new DnsError(RCODE_ERRORS[rc] ?? 'DNS_RCODE', `${what}: server answered ${name}${who}`, detail);
   }

@@ -20,6 +20,19 @@ export interface TsigSigner {
   verify(buf: Buffer, decoded: Decoded, requestMac: Buffer, nowSeconds: number): TsigVerdict;
 }
 
+/**
+ * A signer that changes over time (GSS-TSIG: a negotiated context, renewed and renegotiated). The
+ * transport asks for the signer before each exchange and, when the server answers BADKEY or BADSIG
+ * unsigned (it forgot the context), invalidates it and retries that request ONCE with a new one.
+ */
+export interface SignerSession {
+  /** The principal refusals name. */
+  readonly principal?: string;
+  acquire(): Promise<TsigSigner>;
+  /** The server refused `used`: drop it (no-op if already replaced). */
+  invalidate(used: TsigSigner): void;
+}
+
 /** HMAC TSIG: exactly signRequest / verifyResponse. */
 export function hmacSigner(key: TsigKey, fudge: number = DEFAULT_FUDGE): TsigSigner {
   return {

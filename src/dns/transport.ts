@@ -23,7 +23,7 @@ import net from 'node:net';
 import type { TsigKey } from '../config/keyfile.js';
 import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../clock.js';
 import { DnsError } from './errors.js';
-import { hmacSigner, type TsigSigner } from './signer.js';
+import { hmacSigner, type SignerSession, type TsigSigner } from './signer.js';
 import type { TsigVerdict } from './tsig.js';
 import { decodeMessage, encodeMessage, normalizeName, rcodeName, RCODE, type Decoded, type Message } from './wire.js';
 
@@ -38,6 +38,12 @@ export interface TransportOptions {
   key?: TsigKey;
   /** Signs instead of `key` (GSS-TSIG); `key` alone means HMAC TSIG with it. */
   signer?: TsigSigner;
+  /**
+   * Signs instead of `key` and `signer`: the signer is asked for before each exchange, and a
+   * request the server refuses with an unsigned BADKEY/BADSIG is retried ONCE after
+   * `invalidate` (GSS-TSIG: the server forgot the context). Never unsigned.
+   */
+  session?: SignerSession;
   timeoutMs: number;
   retries: number;
   /** Use TCP from the first attempt. */
@@ -102,8 +108,11 @@ export class DnsTransport {
   private readonly random: Random;
   private readonly idle: PooledSocket[] = [];
   private readonly signer: TsigSigner | undefined;
+  /** Whether requests are signed (kept sockets need every reply to carry a MAC). */
+  private readonly signed: boolean;
   constructor(private readonly opts: TransportOptions) {
     this.signer = opts.signer ?? (opts.key ? hmacSigner(opts.key) : undefined);
+    this.signed = this.signer !== undefined || opts.session !== undefined;
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? systemRandom;
   }
@@ -130,7 +139,7 @@ export class DnsTransport {
   private releaseSocket(s: PooledSocket, clean: boolean): void {
     s.socket.removeAllListeners('message');
     const keep =
-      clean && !!this.signer && !s.broken && this.idle.length < MAX_IDLE_SOCKETS && this.clock.monotonicMs() - s.createdAt < SOCKET_MAX_AGE_MS;
+      clean && this.signed && !s.broken && this.idle.length < MAX_IDLE_SOCKETS && this.clock.monotonicMs() - s.createdAt < SOCKET_MAX_AGE_MS;
     if (!keep) {
       s.socket.close();
       return;
@@ -140,16 +149,16 @@ export class DnsTransport {
     this.idle.push(s);
   }
 
-  private sign(request: Message): { wire: Buffer; attempt: Attempt } {
+  private sign(request: Message, signer: TsigSigner | undefined): { wire: Buffer; attempt: Attempt } {
     const id = this.random.below(0x10000);
     const msg = { ...request, id };
     const sentAt = this.clock.monotonicMs();
-    if (!this.signer) return { wire: encodeMessage(msg), attempt: { id, mac: Buffer.alloc(0), sentAt } };
-    const signed = this.signer.sign(msg, this.clock.wallMs() / 1000);
+    if (!signer) return { wire: encodeMessage(msg), attempt: { id, mac: Buffer.alloc(0), sentAt } };
+    const signed = signer.sign(msg, this.clock.wallMs() / 1000);
     return { wire: signed.wire, attempt: { id, mac: signed.mac, sentAt } };
   }
 
-  private judge(buf: Buffer, request: Message, attempts: Attempt[]): Judgement {
+  private judge(buf: Buffer, request: Message, attempts: Attempt[], signer: TsigSigner | undefined): Judgement {
     let decoded: Decoded;
     try {
       decoded = decodeMessage(buf);
@@ -165,8 +174,8 @@ export class DnsTransport {
       return { kind: 'drop', why: 'question does not match' };
     }
     if (m.flags.tc) return { kind: 'truncated' };
-    if (!this.signer) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
-    const v: TsigVerdict = this.signer.verify(buf, decoded, attempt.mac, this.clock.wallMs() / 1000);
+    if (!signer) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
+    const v: TsigVerdict = signer.verify(buf, decoded, attempt.mac, this.clock.wallMs() / 1000);
     switch (v.kind) {
       case 'ok':
         return {
@@ -194,6 +203,20 @@ export class DnsTransport {
    * DNS_TIMEOUT, DNS_UNREACHABLE, DNS_TSIG_BADSIG/BADKEY (unauthenticated), DNS_TSIG_UNSIGNED.
    */
   async exchange(request: Message): Promise<Exchange> {
+    const session = this.opts.session;
+    if (!session) return this.exchangeWith(request, this.signer);
+    const signer = await session.acquire();
+    try {
+      return await this.exchangeWith(request, signer);
+    } catch (err) {
+      // Unsigned BADKEY/BADSIG: the server does not know (any more) the context we signed with.
+      if (!(err instanceof DnsError) || err.authenticated || (err.code !== 'DNS_TSIG_BADKEY' && err.code !== 'DNS_TSIG_BADSIG')) throw err;
+      session.invalidate(signer);
+      return this.exchangeWith(request, await session.acquire());
+    }
+  }
+
+  private async exchangeWith(request: Message, signer: TsigSigner | undefined): Promise<Exchange> {
     const started = this.clock.monotonicMs();
     const budget = this.opts.timeoutMs * (this.opts.retries + 1);
     const deadline = started + budget;
@@ -201,21 +224,21 @@ export class DnsTransport {
     let useTcp = this.opts.tcp ?? false;
     let result: Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | 'truncated' | undefined;
     if (!useTcp) {
-      result = await this.udp(request, deadline, state);
+      result = await this.udp(request, signer, deadline, state);
       if (result === 'truncated') useTcp = true;
     }
-    if (useTcp) result = await this.tcpLoop(request, deadline, state);
-    if (!result || result === 'truncated') throw this.timeoutError(budget, state.lastDropped);
+    if (useTcp) result = await this.tcpLoop(request, signer, deadline, state);
+    if (!result || result === 'truncated') throw this.timeoutError(budget, state.lastDropped, signer);
     return { ...result, transport: useTcp ? 'tcp' : 'udp', attempts: state.attempts, rttMs: this.clock.monotonicMs() - started };
   }
 
-  private timeoutError(budget: number, lastDropped: string | undefined): DnsError {
+  private timeoutError(budget: number, lastDropped: string | undefined, signer: TsigSigner | undefined): DnsError {
     const s = this.opts.server;
     if (lastDropped?.startsWith('unsigned')) {
       return new DnsError(
         'DNS_TSIG_UNSIGNED',
         `${s.host}:${s.port} answered only without a valid TSIG signature (${lastDropped}); not trusted. ` +
-          `The server did not accept our signed request (some, e.g. PowerDNS, say so with an unsigned NOTAUTH or REFUSED): ${this.keyChecks()}`,
+          `The server did not accept our signed request (some, e.g. PowerDNS, say so with an unsigned NOTAUTH or REFUSED): ${this.keyChecks(signer)}`,
       );
     }
     return new DnsError(
@@ -225,21 +248,21 @@ export class DnsTransport {
     );
   }
 
-  private unsignedError(m: Message, error: number): DnsError {
+  private unsignedError(m: Message, error: number, signer: TsigSigner | undefined): DnsError {
     const name = rcodeName(error);
     const code = error === RCODE.BADKEY ? 'DNS_TSIG_BADKEY' : error === RCODE.BADSIG ? 'DNS_TSIG_BADSIG' : 'DNS_TSIG_UNSIGNED';
     const hint = error === RCODE.BADKEY ? 'the server does not know this key name/algorithm' : 'the key secret does not match the server';
-    return new DnsError(code, `TSIG ${name} from ${this.opts.server.host}:${this.opts.server.port}: ${hint} (unsigned reply, not trusted): ${this.keyChecks()}`, {
+    return new DnsError(code, `TSIG ${name} from ${this.opts.server.host}:${this.opts.server.port}: ${hint} (unsigned reply, not trusted): ${this.keyChecks(signer)}`, {
       rcode: rcodeName(m.rcode),
       authenticated: false,
     });
   }
 
   /** What an operator checks when the server does not accept our key. */
-  private keyChecks(): string {
-    const g = this.signer?.principal;
+  private keyChecks(signer: TsigSigner | undefined): string {
+    const g = signer?.principal;
     if (g !== undefined) {
-      return `GSS-TSIG context ${this.signer!.keyName} as ${g}: the server may have lost it (a restart), or its update policy does not grant ${g} the failover record and the lease`;
+      return `GSS-TSIG context ${signer!.keyName} as ${g}: the server may have lost it (a restart), or its update policy does not grant ${g} the failover record and the lease`;
     }
     const k = this.opts.key;
     const key = k ? `"${k.name}" (${k.algorithm})` : '(none)';
@@ -248,6 +271,7 @@ export class DnsTransport {
 
   private async udp(
     request: Message,
+    signer: TsigSigner | undefined,
     deadline: number,
     state: { attempts: number; lastDropped: string | undefined },
   ): Promise<Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | 'truncated' | undefined> {
@@ -272,7 +296,7 @@ export class DnsTransport {
       const send = (): void => {
         const remaining = deadline - this.clock.monotonicMs();
         if (state.attempts > retries || remaining <= 0) return finish(() => resolve(undefined));
-        const { wire, attempt } = this.sign(request);
+        const { wire, attempt } = this.sign(request, signer);
         attempts.push(attempt);
         state.attempts++;
         socket.send(wire, server.port, server.host, (err) => {
@@ -288,7 +312,7 @@ export class DnsTransport {
           this.opts.onDropped?.(`reply from ${rinfo.address}:${rinfo.port}`);
           return;
         }
-        const j = this.judge(buf, request, attempts);
+        const j = this.judge(buf, request, attempts, signer);
         switch (j.kind) {
           case 'drop':
             dropped = true;
@@ -298,7 +322,7 @@ export class DnsTransport {
           case 'truncated':
             return finish(() => resolve('truncated'));
           case 'unsigned-error':
-            return finish(() => reject(this.unsignedError(j.message, j.error)));
+            return finish(() => reject(this.unsignedError(j.message, j.error, signer)));
           case 'accept':
             return finish(() => resolve(j.exchange), true);
         }
@@ -309,6 +333,7 @@ export class DnsTransport {
 
   private async tcpLoop(
     request: Message,
+    signer: TsigSigner | undefined,
     deadline: number,
     state: { attempts: number; lastDropped: string | undefined },
   ): Promise<Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | undefined> {
@@ -319,7 +344,7 @@ export class DnsTransport {
       state.attempts++;
       const timeout = Math.min(this.opts.timeoutMs, Math.max(1, deadline - this.clock.monotonicMs()));
       try {
-        const r = await this.tcpOnce(request, timeout, state);
+        const r = await this.tcpOnce(request, signer, timeout, state);
         if (r) return r;
       } catch (err) {
         if (err instanceof DnsError) throw err;
@@ -339,11 +364,12 @@ export class DnsTransport {
 
   private tcpOnce(
     request: Message,
+    signer: TsigSigner | undefined,
     timeoutMs: number,
     state: { lastDropped: string | undefined },
   ): Promise<Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> | undefined> {
     const { server } = this.opts;
-    const { wire, attempt } = this.sign(request);
+    const { wire, attempt } = this.sign(request, signer);
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host: server.host, port: server.port });
       let buffered = Buffer.alloc(0);
@@ -369,9 +395,9 @@ export class DnsTransport {
           const n = buffered.readUInt16BE(0);
           const msg = buffered.subarray(2, 2 + n);
           buffered = buffered.subarray(2 + n);
-          const j = this.judge(msg, request, [attempt]);
+          const j = this.judge(msg, request, [attempt], signer);
           if (j.kind === 'accept') return done(() => resolve(j.exchange));
-          if (j.kind === 'unsigned-error') return done(() => reject(this.unsignedError(j.message, j.error)));
+          if (j.kind === 'unsigned-error') return done(() => reject(this.unsignedError(j.message, j.error, signer)));
           state.lastDropped = j.kind === 'drop' ? j.why : 'truncated reply over TCP';
           this.opts.onDropped?.(state.lastDropped);
         }

@@ -5,9 +5,10 @@
  */
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
-import type { TsigKey } from '../config/keyfile.js';
 import { DnsClient } from '../dns/client.js';
 import { resolveServer } from '../dns/discover.js';
+import { GssSession, type GssSessionEvent } from '../dns/gss/context.js';
+import type { DnsSigning } from '../dns/signing.js';
 import type { DnsServer } from '../dns/transport.js';
 import { Witness } from './witness.js';
 
@@ -16,6 +17,8 @@ export interface OpenedWitness {
   witness: Witness;
   server: DnsServer;
   zone: string;
+  /** GSS-TSIG: the context every message is signed with (undefined with HMAC TSIG). */
+  gss?: GssSession;
 }
 
 export interface OpenOptions {
@@ -23,20 +26,39 @@ export interface OpenOptions {
   clock?: Clock;
   onDropped?: (why: string) => void;
   tcp?: boolean;
+  /** GSS-TSIG: negotiations, renewals and their failures. */
+  onGssEvent?: (e: GssSessionEvent) => void;
 }
 
-export async function openWitness(config: Config, key: TsigKey, opts: OpenOptions = {}): Promise<OpenedWitness> {
+export async function openWitness(config: Config, signing: DnsSigning, opts: OpenOptions = {}): Promise<OpenedWitness> {
   const { dns } = config;
   const server = await resolveServer(dns.server, dns.zone ?? dns.record);
-  const client = new DnsClient({
+  const base = {
     server,
-    key,
     timeoutMs: dns.timeout,
     retries: dns.retries,
     ...(opts.tcp !== undefined ? { tcp: opts.tcp } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.onDropped ? { onDropped: opts.onDropped } : {}),
-  });
+  };
+  let gss: GssSession | undefined;
+  if (signing.auth === 'gss-tsig') {
+    const g = signing.config;
+    gss = new GssSession({
+      gss: signing.gss,
+      principal: g.principal,
+      keytab: g.keytab,
+      server,
+      // As nsupdate -g: the service of the zone's primary master, named by its SOA (read unsigned:
+      // it only picks the name; mutual authentication then proves the server holds its key).
+      serverPrincipal: g.server_principal ?? (() => soaMnamePrincipal(new DnsClient(base), dns.zone ?? dns.record, dns.zone !== undefined)),
+      // Credentials (the KDC) and the TKEY exchange: the budget of one DNS request, at least 5 s.
+      timeoutMs: Math.max(5_000, dns.timeout * (dns.retries + 1)),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.onGssEvent ? { onEvent: opts.onGssEvent } : {}),
+    });
+  }
+  const client = new DnsClient(signing.auth === 'tsig' ? { ...base, key: signing.key } : { ...base, session: gss! });
   const zone = dns.zone ?? (await client.findZone(dns.record));
   const witness = new Witness(
     client,
@@ -44,5 +66,12 @@ export async function openWitness(config: Config, key: TsigKey, opts: OpenOption
     Witness.addressTypeFor(config.sites),
     opts.clock,
   );
-  return { client, witness, server, zone };
+  return { client, witness, server, zone, ...(gss ? { gss } : {}) };
+}
+
+/** `DNS/<SOA MNAME>` of the zone (or of the zone holding `name`), asked unsigned of the server. */
+async function soaMnamePrincipal(unsigned: DnsClient, name: string, isZone: boolean): Promise<string> {
+  const zone = isZone ? name : await unsigned.findZone(name);
+  const soa = await unsigned.soa(zone);
+  return `DNS/${soa.mname.replace(/\.$/, '').toLowerCase()}`;
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
-import { KeyFileError, loadKeyFile, parseKeyFile } from '../../src/config/keyfile.js';
+import { checkKeytab, KeyFileError, loadKeyFile, parseKeyFile } from '../../src/config/keyfile.js';
 import { ExitCode } from '../../src/errors.js';
 
 const TSIG_KEYGEN = '/usr/sbin/tsig-keygen';
@@ -160,5 +160,43 @@ describe('loadKeyFile permissions', () => {
   test.skipIf(process.getuid?.() === 0)('a file this user cannot read: KEYFILE_UNREADABLE', () => {
     const { file } = keygen('hmac-sha256', 'noread', 0o000);
     expect(caught(() => loadKeyFile(file)).code).toBe('KEYFILE_UNREADABLE');
+  });
+});
+
+describe('checkKeytab (dns.gss.keytab): the key file\'s rules, and a keytab', () => {
+  const KEYTAB = Buffer.from([0x05, 0x02, 0, 0, 0, 0x40]);
+  const keytab = (name: string, mode: number, bytes: Buffer = KEYTAB): string => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, bytes);
+    fs.chmodSync(file, mode);
+    return file;
+  };
+
+  test('0600 and 0640 keytabs pass', () => {
+    expect(() => checkKeytab(keytab('ok.keytab', 0o600))).not.toThrow();
+    expect(() => checkKeytab(keytab('group.keytab', 0o640))).not.toThrow();
+  });
+
+  test('world-readable or group-writable: KEYFILE_PERMS, exit 77, saying how to fix it', () => {
+    const file = keytab('open.keytab', 0o644);
+    const err = (() => {
+      try {
+        checkKeytab(file);
+      } catch (e) {
+        return e as KeyFileError;
+      }
+    })()!;
+    expect(err).toMatchObject({ code: 'KEYFILE_PERMS', exitCode: ExitCode.NOPERM });
+    expect(err.message).toBe(
+      `Kerberos keytab ${file} has mode 0644 (world-readable); it holds the keys of the principal that can move the failover record, so it must not be: ` +
+        `run "chown root:failover-agent ${file} && chmod 0640 ${file}"`,
+    );
+    expect(() => checkKeytab(keytab('gw.keytab', 0o660))).toThrow(/group-writable/);
+  });
+
+  test('missing: KEYFILE_UNREADABLE saying how to export one; not a keytab: KEYFILE_INVALID (78)', () => {
+    expect(() => checkKeytab(path.join(dir, 'none.keytab'))).toThrow(/Kerberos keytab .* does not exist \(export the principal's keys into it/);
+    const text = keytab('text.keytab', 0o600, Buffer.from('key "x" {};'));
+    expect(() => checkKeytab(text)).toThrow(expect.objectContaining({ code: 'KEYFILE_INVALID', exitCode: ExitCode.CONFIG }));
   });
 });

@@ -84,7 +84,9 @@ describe('defaults (SPEC §8)', () => {
         record: 'syslog.example.com',
         zone: undefined,
         server: undefined,
+        auth: 'tsig',
         key_file: '/etc/failover-agent/tsig.key',
+        gss: undefined,
         record_ttl: 30_000,
         lease_name: '_lease.syslog.example.com',
         control_name: '_control.syslog.example.com',
@@ -319,6 +321,64 @@ describe('every problem at once, with lines', () => {
     expect(formatIssue({ file: 'f.toml', key: 'a.b', line: 3, message: 'm' })).toBe('f.toml:3: a.b: m');
     expect(formatIssue({ file: 'f.toml', key: 'a.b', message: 'm' })).toBe('f.toml: a.b: m');
     expect(formatIssue({ file: 'f.toml', key: '', line: 3, message: 'm' })).toBe('f.toml:3: m');
+  });
+});
+
+describe('dns.auth: HMAC TSIG or GSS-TSIG, exclusive (SPEC §2a)', () => {
+  const GSS = `role = "dr"
+[sites]
+primary = "10.10.10.10"
+dr = "10.20.20.20"
+[dns]
+record = "syslog.example.com"
+auth = "gss-tsig"
+[dns.gss]
+principal = "failover-agent@EXAMPLE.COM"
+keytab = "failover.keytab"
+`;
+
+  test('gss-tsig: the principal, the keytab (relative to the file) and the server principal left to the SOA', () => {
+    const c = loadConfig('/etc/failover-agent/dr.toml', { text: GSS });
+    expect(c.dns).toMatchObject({ auth: 'gss-tsig', key_file: undefined });
+    expect(c.dns.gss).toEqual({ principal: 'failover-agent@EXAMPLE.COM', keytab: '/etc/failover-agent/failover.keytab', server_principal: undefined });
+    const named = loadConfig('/etc/failover-agent/dr.toml', { text: `${GSS}server_principal = "DNS/ns1.example.com"\n` });
+    expect(named.dns.gss!.server_principal).toBe('DNS/ns1.example.com');
+  });
+
+  test('gss-tsig with key_file set: an error naming file, key and line', () => {
+    const text = GSS.replace('auth = "gss-tsig"', 'auth = "gss-tsig"\nkey_file = "/etc/failover-agent/tsig.key"');
+    expect(brief(issuesOf(text))).toEqual(['8 dns.key_file: must not be set with dns.auth = "gss-tsig" (the two are exclusive: GSS-TSIG signs with the [dns.gss] principal and keytab)']);
+    const err = (() => {
+      try {
+        loadConfig('/etc/failover-agent/dr.toml', { text });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(exitCodeOf(err)).toBe(ExitCode.CONFIG);
+    expect((err as Error).message).toBe('/etc/failover-agent/dr.toml:8: dns.key_file: must not be set with dns.auth = "gss-tsig" (the two are exclusive: GSS-TSIG signs with the [dns.gss] principal and keytab)');
+  });
+
+  test('tsig without key_file (the default auth), and tsig with [dns.gss]', () => {
+    expect(brief(issuesOf(MINIMAL.replace('key_file = "/etc/failover-agent/tsig.key"\n', '')))).toEqual([
+      '7 dns.key_file: required key is missing (dns.auth = "tsig", the default, signs with a TSIG key file)',
+    ]);
+    expect(brief(issuesOf(GSS.replace('auth = "gss-tsig"', 'auth = "tsig"\nkey_file = "k"')))).toEqual([
+      '9 dns.gss: [dns.gss] is for dns.auth = "gss-tsig"; with "tsig" (the default) requests are signed with dns.key_file: set auth = "gss-tsig" or remove [dns.gss]',
+    ]);
+  });
+
+  test('gss-tsig without [dns.gss]; a broken [dns.gss]; an unknown auth', () => {
+    expect(brief(issuesOf(GSS.replace(/\[dns\.gss\][^]*$/, '')))).toEqual([
+      '5 dns.gss: required key is missing (dns.auth = "gss-tsig" needs a [dns.gss] table with principal and keytab)',
+    ]);
+    expect(brief(issuesOf(GSS.replace('principal = "failover-agent@EXAMPLE.COM"', 'principal = "failover-agent"\nkeytabs = "x"').replace('keytab = "failover.keytab"\n', '')))).toEqual([
+      '9 dns.gss.principal: must be a Kerberos principal with its realm, like "failover-agent@EXAMPLE.COM"',
+      '8 dns.gss.keytab: required key is missing',
+      '10 dns.gss.keytabs: unknown key; did you mean "keytab"?',
+    ].sort((a, b) => parseInt(a) - parseInt(b)));
+    expect(brief(issuesOf(GSS.replace('"gss-tsig"', '"kerberos"')))[0]).toMatch(/^7 dns\.auth: must be one of "tsig", "gss-tsig"/);
   });
 });
 

@@ -12,16 +12,26 @@ export interface ExampleKey {
   doc: string[];
 }
 
-/** Keys of the example in order, each with the comment lines just above it. */
+/**
+ * Keys of the example in order, each with the comment lines just above it. A table the example
+ * leaves commented out (one of two exclusive choices, e.g. `#[dns.gss]`) has its header and keys
+ * written `#[table]` and `#key = value`: documented, yet the example stays valid.
+ */
 export function exampleKeys(text: string): { intro: string[]; keys: ExampleKey[] } {
   const intro: string[] = [];
   const keys: ExampleKey[] = [];
   let section = '';
+  let commented = false;
   let doc: string[] = [];
   let seenKey = false;
-  for (const line of text.split('\n')) {
+  for (const raw of text.split('\n')) {
+    const off = /^#(\[[\w.]+\])$/.exec(raw);
+    if (off) commented = true;
+    else if (/^\[/.test(raw)) commented = false;
+    // Inside a commented-out table, "#key = value" is a key.
+    const line = off ? off[1]! : commented && /^#\w+ = /.test(raw) ? raw.slice(1) : raw;
     const comment = /^#\s?(.*)$/.exec(line);
-    const header = /^\[(\w+)\]$/.exec(line);
+    const header = /^\[([\w.]+)\]$/.exec(line);
     const kv = /^(\w+) = (.*)$/.exec(line);
     if (comment) doc.push(comment[1]!);
     else if (header) {
