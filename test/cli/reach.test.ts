@@ -82,6 +82,10 @@ const HELP: Record<string, Evidence[]> = {
   'setup --probe': [e('cli/setup.test.ts', '--handover no, --probe, --handover-hold are what the files say', "'--probe'")],
   'setup --handover-hold': [e('cli/setup.test.ts', '--handover no, --probe, --handover-hold are what the files say', "'--handover-hold', '1h'")],
   'setup --polkit-dir': [e('cli/setup-polkit.test.ts', 'the rule is printed instead', "'--polkit-dir'")],
+  'setup --auth': [e('cli/setup-gss.test.ts', 'bad answers: exit 78 naming each flag', "'--auth', 'gss-tsig'", "'--auth', 'kerberos'")],
+  'setup --principal': [e('cli/setup-gss.test.ts', 'bad answers: exit 78 naming each flag', "'--principal', 'failover-agent'")],
+  'setup --keytab': [e('cli/setup-gss.test.ts', '--server-principal and --keytab are what the files say', "'--keytab', kt")],
+  'setup --server-principal': [e('cli/setup-gss.test.ts', '--server-principal and --keytab are what the files say', "'--server-principal', 'DNS/dc1.example.com'")],
   pause: [
     e('cli/pause.int.test.ts', 'pause --reason writes the control record at the witness', "'pause'"),
     e('drill/handover.int.test.ts', 'then the agent of the primary stopped', "'dr', 'pause"),

@@ -88,6 +88,7 @@ describe('setup through a pseudo-terminal', () => {
     await w.answer(/Local health probe of the collector \(empty: none; otelcol's health_check is http:\/\/127\.0\.0\.1:13133\/\): $/, 'http://127.0.0.1:13133/');
     await w.answer(/Minimum time between automatic handovers \[30m\]: $/, '');
     await w.answer(/Port of \/healthz and \/metrics on each site \[9465\]: $/, '');
+    await w.answer(/How to sign the updates: .* \[tsig\]: $/, '');
     await w.answer(/TSIG key name \[failover\]: $/, '');
     await w.answer(new RegExp(`Where to write the TSIG key file \\[${escape(dir)}/tsig\\.key\\]: $`), '');
     expect(await w.exited, w.screen()).toBe(0);
@@ -125,6 +126,7 @@ describe('setup through a pseudo-terminal', () => {
     await w.answer(/Webhook URL for notifications \(empty: none\): $/, '');
     // --collector none: no collector, so no handover questions.
     await w.answer(/\nPort of \/healthz and \/metrics on each site \[9465\]: $/, '');
+    await w.answer(/How to sign the updates: .* \[tsig\]: $/, '');
     await w.answer(/TSIG key name \[failover\]: $/, '');
     await w.answer(new RegExp(`Where to write the TSIG key file \\[${escape(dir)}/tsig\\.key\\]: $`), '');
     expect(await w.exited, w.screen()).toBe(0);
