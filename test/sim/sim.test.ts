@@ -87,13 +87,13 @@ describe('simulator: the real Engine of both sites under faults', () => {
   });
 
   // (2)-(11): a fault planted in what the agents talk to must be reported as its invariant. Seeds are
-  // searched (up to 12, 4 h each; a run ends at its first violation) until 3 report one; a violation
+  // searched (up to 24, 4 h each; a run ends at its first violation) until 3 report one; a violation
   // naming any other invariant fails. (2) needs collector.self_fence: only those seeds are run.
   for (const [plant, { invariant, what }] of Object.entries(PLANTS) as [Plant, (typeof PLANTS)[Plant]][]) {
     it(`the checker catches (${invariant}) when ${what} (--plant ${plant})`, { timeout: 120_000 }, async () => {
       const found: string[] = [];
       let ran = 0;
-      for (let seed = 1; seed <= 40 && ran < 12 && found.length < 3; seed++) {
+      for (let seed = 1; seed <= 80 && ran < 24 && found.length < 3; seed++) {
         if (plant === 'collector-ignores-stop' && !new World({ seed, hours: 4 }).selfFence) continue;
         ran++;
         const r = await simulate({ seed, hours: 4, plant });
