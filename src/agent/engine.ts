@@ -79,6 +79,16 @@ export interface EngineDeps {
   peer?: PeerPort | null;
   /** collector.probe, checked every collector.interval while the collector should run. */
   probe?: HealthChecker | null;
+  /** The signing context's state for the status (GSS-TSIG); none with HMAC TSIG. */
+  signing?: SigningStatusPort | null;
+}
+
+/**
+ * How DNS messages are signed, as the status shows it: GssSession provides it under
+ * dns.auth = "gss-tsig" (the engine only passes it through; it knows nothing of GSS).
+ */
+export interface SigningStatusPort {
+  status(): NonNullable<AgentStatus['gss']>;
 }
 
 /** What the engine needs from VM sync (VmSync implements it). */
@@ -553,6 +563,7 @@ export class Engine implements ControlHandler {
         lastError: this.lastDnsError,
         offsetSeconds: seen?.offsetSeconds ?? null,
       },
+      gss: this.deps.signing?.status() ?? null,
       lease: {
         holder: seen?.lease?.holder ?? null,
         epoch: seen?.lease?.epoch ?? null,

@@ -177,6 +177,7 @@ async function main(argv: string[]): Promise<number> {
       notify,
     },
     propagation,
+    signing: opened.gss ?? null,
   });
   logger.notice('starting', {
     event: 'start',

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { BuildInfo } from '../build-info.js';
 import type { AdminOp, Precondition } from '../core/admin.js';
 import type { CollectorState, Phase } from '../core/decide.js';
+import type { GssContextStatus } from '../dns/gss/context.js';
 import type { Role } from '../lease/lease.js';
 import type { SyncReport, VmSyncStatus } from '../vmsync/sync.js';
 
@@ -112,6 +113,11 @@ export interface AgentStatus {
     /** Server clock minus ours (s), from TSIG; null when unknown. */
     offsetSeconds: number | null;
   };
+  /**
+   * dns.auth = "gss-tsig": the GSS-TSIG context every message is signed with (negotiated and
+   * expiry times, the last failed renewal); null with HMAC TSIG.
+   */
+  gss: GssContextStatus | null;
   lease: {
     holder: Role | null;
     epoch: number | null;

@@ -267,6 +267,18 @@ export class Metrics {
       },
     });
 
+    // GSS-TSIG (absent with HMAC TSIG): a KDC outage shows before the context runs out.
+    this.value(
+      'failover_gss_context_expiry_timestamp_seconds',
+      'Unix time the GSS-TSIG context stops being usable: its expiry, or when the server refused it (absent before the first context and with HMAC TSIG).',
+      (s) => (s.gss?.expiresAt ? Date.parse(s.gss.expiresAt) / 1000 : null),
+    );
+    this.total(
+      'failover_gss_renewal_failures_total',
+      'GSS-TSIG context negotiations that failed (renewal with the KDC down, after expiry, after a refusal, the first) since the agent started.',
+      (s) => s.gss?.renewalFailures ?? null,
+    );
+
     // Propagation to the authoritative servers (absent before the first check): informational only.
     new Gauge({
       name: 'failover_dns_server_in_sync',

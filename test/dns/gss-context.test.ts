@@ -7,6 +7,12 @@
  */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Engine, type WitnessPort } from '../../src/agent/engine.js';
+import { NoCollector } from '../../src/collector/port.js';
+import { loadConfig } from '../../src/config/load.js';
+import { Metrics } from '../../src/http/metrics.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { minimalToml } from '../fixtures/minimal-config.js';
 import type { Clock, TimerHandle } from '../../src/clock.js';
 import { DnsClient } from '../../src/dns/client.js';
 import { DnsError } from '../../src/dns/errors.js';
@@ -215,6 +221,100 @@ describe('GssSession on a fake addon and TKEY', () => {
     await s.acquire();
     expect(asked).toBe(1);
     expect(t.made.map((m) => m.target)).toEqual(['DNS/ns1.example.test', 'DNS/ns1.example.test']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// What the agent's status and /metrics show of the context (AgentStatus.gss).
+
+const WALL0 = 1_700_000_000_000;
+const iso = (monotonicMs: number): string => new Date(WALL0 + monotonicMs).toISOString();
+
+describe('GssSession.status: negotiated and expiry times, the last failed renewal', () => {
+  it('before the first negotiation: who and to whom, no context yet; the target null until found', async () => {
+    const clock = new ManualClock();
+    const t = fakeNegotiate(clock, 3_600_000);
+    expect(session({ gss: fakeAddon(), clock, negotiate: t.negotiate }).status()).toEqual({
+      principal: 'agent@EXAMPLE.TEST',
+      target: 'DNS/ns.example.test',
+      keyName: null,
+      live: false,
+      negotiatedAt: null,
+      expiresAt: null,
+      negotiations: 0,
+      renewalFailures: 0,
+      lastRenewalError: null,
+    });
+    const found = session({ gss: fakeAddon(), clock, negotiate: t.negotiate, serverPrincipal: async () => 'DNS/ns1.example.test' });
+    expect(found.status().target).toBeNull();
+    await found.acquire();
+    expect(found.status().target).toBe('DNS/ns1.example.test');
+  });
+
+  it('a KDC down at renewal: the failure and its error shown, the live context and its expiry kept; after expiry, failures go on; the KDC back moves the expiry', async () => {
+    const clock = new ManualClock();
+    const kdcDown = Object.assign(new Error('Cannot contact any KDC for realm'), { code: 'GSS_ERROR' });
+    const t = fakeNegotiate(clock, 1_000_000, []);
+    const s = session({ gss: fakeAddon(), clock, negotiate: t.negotiate });
+    await s.acquire();
+    expect(s.status()).toMatchObject({ keyName: 'ctx1', live: true, negotiatedAt: iso(1_000), expiresAt: iso(1_001_000), negotiations: 1, renewalFailures: 0 });
+
+    clock.advance(800_000);
+    const failing = fakeNegotiate(clock, 1_000_000, [kdcDown, kdcDown, kdcDown]);
+    (s as unknown as { negotiateFn: typeof failing.negotiate }).negotiateFn = failing.negotiate;
+    await s.acquire();
+    await flush();
+    let st = s.status();
+    expect(st).toMatchObject({ keyName: 'ctx1', live: true, expiresAt: iso(1_001_000), negotiations: 1, renewalFailures: 1 });
+    expect(st.lastRenewalError).toEqual({ text: expect.stringMatching(/^GSS-TSIG context with 127\.0\.0\.1:53 \(DNS\/ns\.example\.test\) as agent@EXAMPLE\.TEST: Cannot contact any KDC/), at: iso(801_000), why: 'renewal' });
+
+    // Expired: every request needs a new context and fails; the expiry shown stays in the past.
+    clock.advance(200_000);
+    await expect(s.acquire()).rejects.toThrow(/Cannot contact any KDC/);
+    st = s.status();
+    expect(st).toMatchObject({ keyName: 'ctx1', live: false, expiresAt: iso(1_001_000), renewalFailures: 2, lastRenewalError: { at: iso(1_001_000), why: 'expired' } });
+    clock.advance(5_000);
+    await expect(s.acquire()).rejects.toThrow(/Cannot contact any KDC/);
+    expect(s.status().renewalFailures).toBe(3);
+
+    // The KDC is back: a new context, a new expiry; the last failure stays for the record.
+    expect((await s.acquire()).keyName).toBe('ctx1'); // the failing fake's first context
+    expect(s.status()).toMatchObject({ live: true, negotiatedAt: iso(1_006_000), expiresAt: iso(2_006_000), negotiations: 2, renewalFailures: 3, lastRenewalError: { why: 'expired' } });
+  });
+
+  it('a context the server refused ends when refused: its expiry moves to then, no longer live', async () => {
+    const clock = new ManualClock();
+    const t = fakeNegotiate(clock, 3_600_000);
+    const s = session({ gss: fakeAddon(), clock, negotiate: t.negotiate });
+    const first = await s.acquire();
+    clock.advance(60_000);
+    s.invalidate(first);
+    expect(s.status()).toMatchObject({ keyName: 'ctx1', live: false, negotiatedAt: iso(1_000), expiresAt: iso(61_000) });
+    await s.acquire();
+    expect(s.status()).toMatchObject({ keyName: 'ctx2', live: true, negotiatedAt: iso(61_000), expiresAt: iso(3_661_000) });
+  });
+
+  it('through the engine and /metrics: the status carries it (null with HMAC TSIG), the expiry as unix seconds, the failures as a counter', async () => {
+    const clock = new ManualClock();
+    const kdcDown = Object.assign(new Error('Cannot contact any KDC for realm'), { code: 'GSS_ERROR' });
+    const t = fakeNegotiate(clock, 1_000_000, []);
+    const s = session({ gss: fakeAddon(), clock, negotiate: t.negotiate, renewFraction: 0.5 });
+    await s.acquire();
+    clock.advance(500_000);
+    (s as unknown as { negotiateFn: typeof t.negotiate }).negotiateFn = fakeNegotiate(clock, 1_000_000, [kdcDown]).negotiate;
+    await s.acquire();
+    await flush();
+
+    const config = loadConfig('/etc/failover-agent/dr.toml', { text: minimalToml('dr') });
+    const witness: WitnessPort = { read: () => Promise.reject(new Error('not read')), write: () => Promise.reject(new Error('not written')) };
+    const deps = { config, witness, server: '127.0.0.1:53', zone: 'example.test', health: null, collector: new NoCollector(), logger: nullLogger(), clock };
+    const engine = new Engine({ ...deps, signing: s });
+    expect(engine.status().gss).toEqual(s.status());
+    expect(new Engine(deps).status().gss).toBeNull();
+
+    const body = (await new Metrics({ instance: 'dr', role: 'dr' }, () => engine.status(), { defaultMetrics: false }).render()).body.split('\n');
+    expect(body).toContain(`failover_gss_context_expiry_timestamp_seconds ${(WALL0 + 1_001_000) / 1000}`);
+    expect(body).toContain('failover_gss_renewal_failures_total 1');
   });
 });
 

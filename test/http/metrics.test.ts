@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DROPPED_DEFAULT_METRICS, Metrics } from '../../src/http/metrics.js';
 import type { WebhookStats } from '../../src/vmsync/notify.js';
-import { fakeStatus, fakeVmSync } from '../fixtures/status.js';
+import { fakeGss, fakeStatus, fakeVmSync } from '../fixtures/status.js';
 
 async function scrape(m: Metrics): Promise<string> {
   return (await m.render()).body;
@@ -58,5 +58,37 @@ describe('/metrics types and series', () => {
     const totals = [...body.matchAll(/^# TYPE (\w+_total) (\w+)$/gm)];
     expect(totals.length).toBeGreaterThan(3);
     for (const [, name, type] of totals) expect(type, name).toBe('counter');
+  });
+
+  it('GSS-TSIG: the context expiry as a unix timestamp and the failed renewals as a counter', async () => {
+    let gss = fakeGss();
+    const m = new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus({ gss }), { defaultMetrics: false });
+    let body = await scrape(m);
+    expect(body).toMatch(/^# HELP failover_gss_context_expiry_timestamp_seconds Unix time the GSS-TSIG context stops being usable/m);
+    expect(body).toMatch(/^# TYPE failover_gss_context_expiry_timestamp_seconds gauge$/m);
+    expect(body).toMatch(/^# TYPE failover_gss_renewal_failures_total counter$/m);
+    const lines = body.split('\n');
+    expect(lines).toContain(`failover_gss_context_expiry_timestamp_seconds ${Date.parse('2025-01-01T10:00:00.000Z') / 1000}`);
+    expect(lines).toContain('failover_gss_renewal_failures_total 1');
+    gss = fakeGss({ renewalFailures: 7, expiresAt: '2025-01-01T18:00:00.000Z' });
+    body = await scrape(m);
+    expect(body.split('\n')).toContain('failover_gss_renewal_failures_total 7');
+    expect(body.split('\n')).toContain(`failover_gss_context_expiry_timestamp_seconds ${Date.parse('2025-01-01T18:00:00.000Z') / 1000}`);
+  });
+
+  it('GSS-TSIG before the first context: no expiry (never NaN), the failures counted from 0', async () => {
+    const body = await scrape(
+      new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus({ gss: fakeGss({ keyName: null, live: false, negotiatedAt: null, expiresAt: null, negotiations: 0, renewalFailures: 0, lastRenewalError: null }) }), {
+        defaultMetrics: false,
+      }),
+    );
+    expect(body).not.toMatch(/^failover_gss_context_expiry_timestamp_seconds /m);
+    expect(body).not.toContain('NaN');
+    expect(body.split('\n')).toContain('failover_gss_renewal_failures_total 0');
+  });
+
+  it('HMAC TSIG: no failover_gss_* series at all', async () => {
+    const body = await scrape(new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus(), { defaultMetrics: false }));
+    expect(body).not.toMatch(/^failover_gss_\w+ /m);
   });
 });

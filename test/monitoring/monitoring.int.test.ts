@@ -18,7 +18,7 @@ import { AgentProcess, ROOT, ensureBuilt, witnessOf } from '../agent/harness.js'
 import { dnsTable, freePort, requireBinary, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
 import { installAgent, writeAgentFiles } from '../fixtures/agent-in-container.js';
 import { bootContainer, type Container } from '../fixtures/nspawn.js';
-import { fakeStatus, fakeVmSync } from '../fixtures/status.js';
+import { fakeGss, fakeStatus, fakeVmSync } from '../fixtures/status.js';
 import { generate, startVm, waitQuiet, type VmFixture } from '../fixtures/vm.js';
 
 const SITES = { primary: '127.0.0.71', dr: '127.0.0.72' };
@@ -157,8 +157,8 @@ describe('promtool', { timeout: 60_000 }, () => {
     }
   });
 
-  it('check metrics: zero findings with every optional series present (VM sync, webhook, DR health)', async () => {
-    const m = new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus({ vmsync: fakeVmSync(), health: { consecutiveFailures: 1, threshold: 3, last: 'timeout' } }), {
+  it('check metrics: zero findings with every optional series present (VM sync, GSS-TSIG, webhook, DR health)', async () => {
+    const m = new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus({ vmsync: fakeVmSync(), gss: fakeGss(), health: { consecutiveFailures: 1, threshold: 3, last: 'timeout' } }), {
       webhook: () => ({ sent: 1, failed: 1, dropped: 1, queued: 1 }),
     });
     const r = await promtool(['check', 'metrics'], (await m.render()).body);
@@ -166,7 +166,7 @@ describe('promtool', { timeout: 60_000 }, () => {
   });
 
   it('docs/METRICS.md names every failover_* series, and names none that does not exist', async () => {
-    const full = new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus({ vmsync: fakeVmSync(), health: { consecutiveFailures: 1, threshold: 3, last: null } }), {
+    const full = new Metrics({ instance: 'dr', role: 'dr' }, () => fakeStatus({ vmsync: fakeVmSync(), gss: fakeGss(), health: { consecutiveFailures: 1, threshold: 3, last: null } }), {
       webhook: () => ({ sent: 0, failed: 0, dropped: 0, queued: 0 }),
       defaultMetrics: false,
     });

@@ -12,6 +12,10 @@
  * starts a renegotiation in the background and keeps using the live context; once it has expired,
  * requests wait for the new one. A failed background renewal is retried no sooner than
  * RENEW_RETRY_MS later (a KDC outage: the live context keeps working until it expires).
+ *
+ * `status()` is what the agent's status (and /metrics, and the FailoverGssContextExpiring alert)
+ * shows of it: when the context was negotiated and when it expires on the wall clock, and the last
+ * failed negotiation, so an operator learns of a KDC outage before the context runs out.
  */
 import { systemClock, systemRandom, type Clock, type Random } from '../../clock.js';
 import { AgentError, ExitCode } from '../../errors.js';
@@ -43,8 +47,35 @@ export interface GssSessionOptions {
 }
 
 export type GssSessionEvent =
-  | { kind: 'negotiated'; why: 'first' | 'renewal' | 'expired' | 'rejected'; keyName: string; lifetimeMs: number; tookMs: number }
-  | { kind: 'failed'; why: 'first' | 'renewal' | 'expired' | 'rejected'; error: Error };
+  | { kind: 'negotiated'; why: GssNegotiationReason; keyName: string; lifetimeMs: number; tookMs: number }
+  | { kind: 'failed'; why: GssNegotiationReason; error: Error };
+
+/** What the agent's status shows of the GSS-TSIG context (AgentStatus.gss; times ISO, UTC, wall clock). */
+export interface GssContextStatus {
+  /** The Kerberos principal the agent signs as. */
+  principal: string;
+  /** The acceptor asked for (DNS/ns1.example.com); null until found (DNS/<SOA MNAME>). */
+  target: string | null;
+  /** TSIG key name of the last context negotiated; null before the first. */
+  keyName: string | null;
+  /** A context is live: negotiated, not expired, not refused by the server. */
+  live: boolean;
+  /** When the last context was negotiated; null before the first. */
+  negotiatedAt: string | null;
+  /**
+   * When it stops being usable: its expiry, or when the server refused it (earlier); null before
+   * the first. Stays in the past while no new one can be negotiated.
+   */
+  expiresAt: string | null;
+  /** Negotiations that succeeded since start (the first, renewals, renegotiations). */
+  negotiations: number;
+  /** Negotiations that failed since start (a renewal with the KDC down, after expiry, the first). */
+  renewalFailures: number;
+  /** The last failed negotiation: the error in words, when, and which one; null if none failed. */
+  lastRenewalError: { text: string; at: string; why: GssNegotiationReason } | null;
+}
+
+export type GssNegotiationReason = 'first' | 'renewal' | 'expired' | 'rejected';
 
 interface Live {
   ctx: GssTsigContext;
@@ -66,6 +97,10 @@ export class GssSession implements SignerSession {
   private rejected = false;
   /** Contexts negotiated so far (tests, status). */
   negotiations = 0;
+  private failures = 0;
+  private lastFailure: { text: string; atWallMs: number; why: GssNegotiationReason } | null = null;
+  /** The last context negotiated, on the wall clock (its end moved earlier if the server refused it). */
+  private lastContext: { keyName: string; negotiatedWallMs: number; endsWallMs: number } | null = null;
 
   constructor(private readonly o: GssSessionOptions) {
     this.principal = o.principal;
@@ -102,11 +137,24 @@ export class GssSession implements SignerSession {
     this.live = undefined;
     this.rejected = true;
     this.free(old);
+    if (this.lastContext) this.lastContext.endsWallMs = Math.min(this.lastContext.endsWallMs, this.clock.wallMs());
   }
 
-  /** The live context's name and when it expires (monotonic ms), if any. */
-  status(): { keyName: string; expiresAtMs: number } | undefined {
-    return this.live ? { keyName: this.live.ctx.keyName, expiresAtMs: this.live.ctx.expiresAtMs } : undefined;
+  /** The context as the agent's status shows it (GssContextStatus). */
+  status(): GssContextStatus {
+    const last = this.lastContext;
+    const f = this.lastFailure;
+    return {
+      principal: this.principal,
+      target: this.servicePrincipal ?? null,
+      keyName: last?.keyName ?? null,
+      live: this.live !== undefined && this.clock.monotonicMs() < this.live.ctx.expiresAtMs,
+      negotiatedAt: last ? new Date(last.negotiatedWallMs).toISOString() : null,
+      expiresAt: last ? new Date(last.endsWallMs).toISOString() : null,
+      negotiations: this.negotiations,
+      renewalFailures: this.failures,
+      lastRenewalError: f && { text: f.text, at: new Date(f.atWallMs).toISOString(), why: f.why },
+    };
   }
 
   close(): void {
@@ -136,6 +184,8 @@ export class GssSession implements SignerSession {
       },
       (err: unknown) => {
         if (this.pending === p) this.pending = undefined;
+        this.failures++;
+        this.lastFailure = { text: err instanceof Error ? err.message : String(err), atWallMs: this.clock.wallMs(), why: reason };
         this.o.onEvent?.({ kind: 'failed', why: reason, error: err as Error });
         throw err;
       },
@@ -144,7 +194,7 @@ export class GssSession implements SignerSession {
     return p;
   }
 
-  private async negotiateOnce(why: 'first' | 'renewal' | 'expired' | 'rejected'): Promise<Live> {
+  private async negotiateOnce(why: GssNegotiationReason): Promise<Live> {
     const started = this.clock.monotonicMs();
     const deadline = started + this.o.timeoutMs;
     const where = `${this.o.server.host}:${this.o.server.port}`;
@@ -169,6 +219,9 @@ export class GssSession implements SignerSession {
       const now = this.clock.monotonicMs();
       const lifetime = Math.max(0, ctx.expiresAtMs - started);
       this.negotiations++;
+      // The wall time it expires, fixed once: the monotonic lifetime left, from the wall clock now.
+      const wall = this.clock.wallMs();
+      this.lastContext = { keyName: ctx.keyName, negotiatedWallMs: wall, endsWallMs: wall + Math.max(0, ctx.expiresAtMs - now) };
       this.o.onEvent?.({ kind: 'negotiated', why, keyName: ctx.keyName, lifetimeMs: lifetime, tookMs: now - started });
       return { ctx, establishedAt: started, renewAt: started + lifetime * (this.o.renewFraction ?? DEFAULT_RENEW_FRACTION) };
     } catch (err) {
