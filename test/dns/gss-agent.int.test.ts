@@ -17,8 +17,8 @@ import { loadSigning } from '../../src/dns/signing.js';
 import { openWitness, type OpenedWitness } from '../../src/lease/open.js';
 import { renewalOf } from '../../src/lease/witness.js';
 import { runInProcess } from '../cli/in-process.js';
-import { requireBinary, runCommand, startBind, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { requireKerberosTools, startKdc, type KdcFixture } from '../fixtures/kdc.js';
+import { requireBinary, runCommand, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
 
 const AGENT = 'failover-agent@EXAMPLE.TEST';
 const SERVICE = 'DNS/ns.example.test';
@@ -38,18 +38,11 @@ beforeAll(async () => {
   Object.assign(process.env, kdc.env);
   const serverKeytab = await kdc.addPrincipal(`${SERVICE}@EXAMPLE.TEST`);
   const agentKeytab = await kdc.addPrincipal(AGENT);
-  bind = await startBind({
-    bindOptions: [`tkey-gssapi-keytab "${serverKeytab}";`],
-    serverConfig: `zone "example.test" {
-  type primary;
-  file "example.test.zone";
-  update-policy {
-    grant ${AGENT} name syslog.example.test. A AAAA;
-    grant ${AGENT} name _lease.syslog.example.test. TXT;
-    grant ${AGENT} name _control.syslog.example.test. TXT;
-  };
-};`,
-  });
+  bind = await startGssBind(serverKeytab, [
+    { principal: AGENT, name: 'syslog.example.test.', types: 'A AAAA' },
+    { principal: AGENT, name: '_lease.syslog.example.test.', types: 'TXT' },
+    { principal: AGENT, name: '_control.syslog.example.test.', types: 'TXT' },
+  ]);
   dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'fa-gss-agent-'));
   const keytab = path.join(dir, 'failover.keytab');
   await fsp.copyFile(agentKeytab, keytab);

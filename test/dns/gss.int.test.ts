@@ -16,8 +16,8 @@ import { GssError, loadGssAddon, type GssApi, type GssCredentials } from '../../
 import { negotiate, type GssTsigContext } from '../../src/dns/gss/tkey.js';
 import { change, prereq } from '../../src/dns/update.js';
 import { decodeMessage, NO_FLAGS } from '../../src/dns/wire.js';
-import { requireBinary, runCommand, startBind, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { requireKerberosTools, startKdc, type KdcFixture } from '../fixtures/kdc.js';
+import { requireBinary, runCommand, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
 
 const AGENT = 'failover-agent@EXAMPLE.TEST';
 const INTRUDER = 'intruder@EXAMPLE.TEST';
@@ -44,17 +44,10 @@ beforeAll(async () => {
   const serverKeytab = await kdc.addPrincipal(`${SERVICE}@EXAMPLE.TEST`);
   keytabs[AGENT] = await kdc.addPrincipal(AGENT);
   keytabs[INTRUDER] = await kdc.addPrincipal(INTRUDER);
-  bind = await startBind({
-    bindOptions: [`tkey-gssapi-keytab "${serverKeytab}";`],
-    serverConfig: `zone "example.test" {
-  type primary;
-  file "example.test.zone";
-  update-policy {
-    grant ${AGENT} name syslog.example.test. A AAAA;
-    grant ${AGENT} name _lease.syslog.example.test. TXT;
-  };
-};`,
-  });
+  bind = await startGssBind(serverKeytab, [
+    { principal: AGENT, name: 'syslog.example.test.', types: 'A AAAA' },
+    { principal: AGENT, name: '_lease.syslog.example.test.', types: 'TXT' },
+  ]);
   scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'fa-gss-int-'));
 }, 60_000);
 
