@@ -6,11 +6,13 @@ import { loadConfig } from '../config/load.js';
 import { marginWarnings, type MarginWarning } from '../config/margins.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
-import { ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../errors.js';
 import { openWitness } from '../lease/open.js';
+import type { Snapshot } from '../lease/witness.js';
 import { describeSigning, loadSigning, type DnsSigning } from '../dns/signing.js';
 import type { Output } from './output.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
+import { signerName, writeAccessRefusal } from './write-access.js';
 
 /** Reads of the witness timed to measure the round trip (the median is taken). */
 const RTT_SAMPLES = 3;
@@ -20,12 +22,15 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
   const config = loadConfig(file); // ConfigError: exit 78, every problem listed
   // KeyFileError: exit 77 (mode) or 78 (content); GSS_ADDON_UNAVAILABLE: 78 (never unsigned)
   const signing = loadSigning(config);
-  const rtt = await measureRtt(config, signing);
+  const { rtt, access } = await checkWitness(config, signing);
+  // A record this site may not change (AD: owned by the other site's account) fails the check: 77.
+  if (access && typeof access !== 'string' && 'refusal' in access) throw access.refusal;
   const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs), ...handoverWarnings(config)];
   const lines = [
     `${file}: OK (instance ${config.instance}, role ${config.role}, ${signing.auth === 'tsig' ? `key ${signing.key.name} ${signing.key.algorithm}` : `gss-tsig as ${signing.config.principal}`})`,
     `signing: ${describeSigning(signing)}`,
     typeof rtt === 'number' ? `DNS round trip: ${rtt.toFixed(1)} ms (median of ${RTT_SAMPLES} signed reads)` : `DNS round trip: not measured (${rtt.error})`,
+    ...(access === null ? [] : [`write access: ${typeof access === 'string' ? access : access.text}`]),
     handoverLine(config),
     ...warnings.map((w) => `warning: ${w.key}: ${w.message}`),
   ];
@@ -39,6 +44,7 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
       ? { key: { name: signing.key.name, algorithm: signing.key.algorithm, file: signing.file } }
       : { gss: { principal: signing.config.principal, keytab: signing.config.keytab, server_principal: signing.config.server_principal ?? null } }),
     dnsRttMs: typeof rtt === 'number' ? rtt : null,
+    writeAccess: access === null ? null : typeof access === 'string' ? { checked: false, text: access } : { checked: true, text: access.text, names: access.names },
     warnings,
   });
   return ExitCode.OK;
@@ -70,27 +76,52 @@ export function handoverWarnings(c: Pick<Config, 'collector' | 'health' | 'sites
   return out;
 }
 
-/** The median time of a signed read of the witness, or why it could not be measured (never fatal here). */
-async function measureRtt(config: Config, signing: DnsSigning): Promise<number | { error: string }> {
+type Access = string | { text: string; names: string[] } | { refusal: AgentError };
+
+/**
+ * The median time of a signed read of the witness, or why it could not be measured (never fatal
+ * here). With GSS-TSIG also whether this site may change the names that exist (write-access.ts):
+ * in Active Directory the account that created a record owns it. Null access: not asked (HMAC).
+ */
+async function checkWitness(config: Config, signing: DnsSigning): Promise<{ rtt: number | { error: string }; access: Access | null }> {
+  const gssAccess = signing.auth === 'gss-tsig';
   try {
     // One attempt per read: an unreachable server costs one dns.timeout here, not the agent's full budget.
     const { witness, gss } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, signing);
     try {
       // GSS-TSIG: the context is negotiated by the first read (or finding the zone), not timed.
-      if (gss) await witness.read();
+      const first = gss ? await witness.read() : undefined;
       const samples: number[] = [];
       for (let i = 0; i < RTT_SAMPLES; i++) {
         const t0 = performance.now();
         await witness.read();
         samples.push(performance.now() - t0);
       }
-      return samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!;
+      const rtt = samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!;
+      if (!gssAccess || !first) return { rtt, access: null };
+      return { rtt, access: await access(witness, first, config, signing) };
     } finally {
       gss?.close();
     }
   } catch (err) {
-    return { error: (err as Error).message };
+    const error = (err as Error).message;
+    return { rtt: { error }, access: gssAccess ? `not checked (${error})` : null };
   }
+}
+
+async function access(witness: Awaited<ReturnType<typeof openWitness>>['witness'], seen: Snapshot, config: Config, signing: DnsSigning): Promise<Access> {
+  const who = signerName(signing);
+  const names = [seen.addresses.length ? config.dns.record : null, seen.leaseText ? config.dns.lease_name : null, seen.controlText ? witness.controlName : null].filter(
+    (n): n is string => n !== null,
+  );
+  if (names.length === 0) return `nothing to check yet: failoverctl init creates the record, the lease and the control record (in Active Directory the account that creates them owns them)`;
+  try {
+    const refusal = await writeAccessRefusal(witness, seen, config, signing);
+    if (refusal) return { refusal };
+  } catch (err) {
+    return `not checked (${(err as Error).message})`;
+  }
+  return { text: `${who} may change ${names.join(', ')} (asked by an update that changes nothing)`, names };
 }
 
 /** Where polkitd reads rules; a file in the first masks one of the same name in the second. */
