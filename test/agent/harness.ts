@@ -134,11 +134,11 @@ export async function agentStatus(agent: AgentProcess): Promise<AgentStatus> {
   return JSON.parse(r.stdout) as AgentStatus;
 }
 
-/** Reads the witness directly, for assertions. */
-export function witnessOf(srv: DnsServerFixture): Witness {
+/** Reads the witness directly, for assertions: signed with the fixture's key, or unsigned (a GSS-TSIG server knows no HMAC key). */
+export function witnessOf(srv: DnsServerFixture, o: { unsigned?: boolean } = {}): Witness {
   const client = new DnsClient({
     server: { host: srv.host, port: srv.port },
-    key: { name: srv.key.name, algorithm: srv.key.algorithm, secret: Buffer.from(srv.key.secret, 'base64') },
+    ...(o.unsigned ? {} : { key: { name: srv.key.name, algorithm: srv.key.algorithm, secret: Buffer.from(srv.key.secret, 'base64') } }),
     timeoutMs: 500,
     retries: 1,
   });

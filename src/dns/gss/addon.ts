@@ -93,9 +93,10 @@ function sync<T>(f: () => T): T {
   }
 }
 
-/** Where the .node file may be: next to the bundle, then the tree's build. */
+/** Where the .node file may be: next to the bundle, then the tree's build (from dist/ or from src/dns/gss/). */
 export function defaultAddonPaths(dir: string = __dirname): string[] {
-  return [path.join(dir, 'gss.node'), path.resolve(dir, '../../../native/gss/build/Release/gss.node')];
+  const built = 'native/gss/build/Release/gss.node';
+  return [path.join(dir, 'gss.node'), path.resolve(dir, '..', built), path.resolve(dir, '../../..', built)];
 }
 
 const REQUIRED = ['acquireCredentials', 'releaseCredentials', 'createContext', 'initSecContext', 'getMic', 'verifyMic', 'deleteContext'] as const;
