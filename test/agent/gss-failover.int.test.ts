@@ -3,7 +3,8 @@
  * failover-agent@EXAMPLE.TEST) against a REAL local realm: MIT krb5kdc whose tickets live 30 s
  * (so a context expires within the test) and BIND 9 with tkey-gssapi-keytab, on 127.0.0.0/8.
  * In order, as an operator would see it: failoverctl init; the primary renews over one context;
- * SIGKILL → the DR takes over; restarted, the primary stands by; failback; the KDC down while the
+ * SIGKILL → the DR takes over; restarted, the primary stands by; failback; named restarted with its
+ * contexts lost → both renegotiate, no takeover; the KDC down while the
  * contexts live → nothing changes until they expire (renewal failures counted, the expiry on
  * /metrics: what FailoverGssContextExpiring fires on), then a clear error and nobody moves the
  * record; the KDC back → both renegotiate and the primary holds again.
@@ -185,6 +186,25 @@ describe('two agents signing with GSS-TSIG (MIT krb5kdc + BIND 9)', { timeout: 6
     expect(r.stdout).toContain('failback done');
     await waitWitness(witness, (s) => names(PRIMARY)(s) && s.lease!.holder === 'primary' && s.lease!.epoch === epoch + 1, 3000);
     await statusUntil(dr, (s) => s.phase === 'monitoring', 5000);
+  });
+
+  it('named restarted with its contexts lost: both agents renegotiate (BADKEY, once), no takeover', async () => {
+    const before = await witness.read();
+    const negotiated = { p: (await status(primary)).gss!.negotiations, d: (await status(dr)).gss!.negotiations };
+    const fromP = primary.lines.length;
+    const fromD = dr.lines.length;
+    // named keeps TKEY-made keys across a clean restart (<view>.tsigkeys): lose them, as a crash would.
+    await bind.restart({
+      whileDown: async () => {
+        for (const f of fs.readdirSync(bind.dir).filter((n) => n.endsWith('.tsigkeys'))) fs.rmSync(path.join(bind.dir, f));
+      },
+    });
+    await primary.waitLog(/event=gss_negotiated .*why=rejected|why=rejected.*event=gss_negotiated/, 10_000, fromP);
+    await dr.waitLog(/event=gss_negotiated .*why=rejected|why=rejected.*event=gss_negotiated/, 10_000, fromD);
+    await waitWitness(witness, (s) => names(PRIMARY)(s) && s.lease!.epoch === before.lease!.epoch && s.lease!.seq >= before.lease!.seq + 4, 5000);
+    expect((await status(primary)).gss!.negotiations).toBeGreaterThan(negotiated.p);
+    expect((await status(dr)).gss!.negotiations).toBeGreaterThan(negotiated.d);
+    expect((await status(dr)).takeovers).toBe(1);
   });
 
   it('the KDC down while the contexts live: renewals go on until they expire, then a clear error and an alert; nobody moves the record; the KDC back, both recover', async () => {
