@@ -7,6 +7,31 @@ import { spawn, spawnSync } from 'node:child_process';
 import { formatLease, type Lease } from '../src/lease/lease.js';
 import type { Snapshot, Witness } from '../src/lease/witness.js';
 import { requireBinary, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
+import { intFlag, UsageError } from './args.js';
+
+/** The flags both DNS benches take: timed CAS renewals, warm-up, rounds, nsupdate processes. */
+export const CAS_FLAGS = ['n', 'warmup', 'rounds', 'n-proc', 'proc-warmup'] as const;
+
+export interface CasOptions {
+  n: number;
+  warmup: number;
+  rounds: number;
+  nProc: number;
+  procWarmup: number;
+}
+
+/** CAS_FLAGS' values with their defaults (`nProc`: the bench's own default process count). */
+export function casOptions(v: Partial<Record<(typeof CAS_FLAGS)[number], string>>, nProc: number): CasOptions {
+  const o: CasOptions = {
+    n: intFlag('n', v.n, 1, 300),
+    warmup: intFlag('warmup', v.warmup, 0, 20),
+    rounds: intFlag('rounds', v.rounds, 1, 10),
+    nProc: intFlag('n-proc', v['n-proc'], 1, nProc),
+    procWarmup: intFlag('proc-warmup', v['proc-warmup'], 0, 3),
+  };
+  if (o.rounds > o.n) throw new UsageError(`--rounds ${o.rounds} exceeds --n ${o.n}`);
+  return o;
+}
 
 export interface Stats {
   n: number;

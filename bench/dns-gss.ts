@@ -36,19 +36,12 @@ import { formatLease, renewed, type Lease } from '../src/lease/lease.js';
 import { Witness, type Snapshot } from '../src/lease/witness.js';
 import { requireBinary, runCommand, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
 import { requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../test/fixtures/kdc.js';
-import { intFlag, parseBenchArgs, parseOrUsage, UsageError, type CommonOptions } from './args.js';
-import { BenchError, digLease, expectSeq, f2, nsupdateOnce, r3, SITES, stats, TTL, type Stats } from './dns-common.js';
+import { intFlag, parseBenchArgs, parseOrUsage, type CommonOptions } from './args.js';
+import { BenchError, CAS_FLAGS, casOptions, digLease, expectSeq, f2, nsupdateOnce, r3, SITES, stats, TTL, type CasOptions, type Stats } from './dns-common.js';
 import { machineInfo } from './machine.js';
 import { appendPerfRow } from './perf-md.js';
 
-interface Options extends CommonOptions {
-  n: number;
-  warmup: number;
-  rounds: number;
-  nProc: number;
-  procWarmup: number;
-  nTkey: number;
-}
+type Options = CasOptions & CommonOptions & { nTkey: number };
 
 const USAGE = `usage: scripts/bench dns --auth gss-tsig [--n N] [--warmup W] [--rounds R] [--n-proc P] [--proc-warmup Q] [--n-tkey T] [--out FILE] [--perf-md FILE] [--no-write]
   --n N            timed renewals over the GSS-TSIG context and with the HMAC key, each (default 300)
@@ -62,22 +55,12 @@ const USAGE = `usage: scripts/bench dns --auth gss-tsig [--n N] [--warmup W] [--
   --no-write       print only; write neither file`;
 
 function parseOptions(argv: string[]): Options {
-  const { values: v, common, help } = parseBenchArgs(argv, ['n', 'warmup', 'rounds', 'n-proc', 'proc-warmup', 'n-tkey'] as const, 'bench/results/dns-gss.json');
+  const { values: v, common, help } = parseBenchArgs(argv, [...CAS_FLAGS, 'n-tkey'] as const, 'bench/results/dns-gss.json');
   if (help) {
     console.log(USAGE);
     process.exit(0);
   }
-  const o: Options = {
-    n: intFlag('n', v.n, 1, 300),
-    warmup: intFlag('warmup', v.warmup, 0, 20),
-    rounds: intFlag('rounds', v.rounds, 1, 10),
-    nProc: intFlag('n-proc', v['n-proc'], 1, 30),
-    procWarmup: intFlag('proc-warmup', v['proc-warmup'], 0, 3),
-    nTkey: intFlag('n-tkey', v['n-tkey'], 1, 20),
-    ...common,
-  };
-  if (o.rounds > o.n) throw new UsageError(`--rounds ${o.rounds} exceeds --n ${o.n}`);
-  return o;
+  return { ...casOptions(v, 30), nTkey: intFlag('n-tkey', v['n-tkey'], 1, 20), ...common };
 }
 
 const AGENT = 'failover-agent@EXAMPLE.TEST';

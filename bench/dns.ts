@@ -27,7 +27,7 @@
  * (server not starting, an update refused, a seq mismatch) exits non-zero.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { intFlag, parseBenchArgs, parseOrUsage, UsageError, type CommonOptions } from './args.js';
+import { parseBenchArgs, parseOrUsage, type CommonOptions } from './args.js';
 import { machineInfo } from './machine.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
@@ -37,17 +37,11 @@ import { DnsClient } from '../src/dns/client.js';
 import { formatLease, renewed, type Lease } from '../src/lease/lease.js';
 import { Witness, type Snapshot } from '../src/lease/witness.js';
 import { requireBinary, startBind, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
-import { BenchError, digLease, expectSeq, f2, nsupdateBlock, nsupdateOnce, nsupdatePreamble, r3, SITES, stats, TTL, type Stats } from './dns-common.js';
+import { BenchError, CAS_FLAGS, casOptions, digLease, expectSeq, f2, nsupdateBlock, nsupdateOnce, nsupdatePreamble, r3, SITES, stats, TTL, type CasOptions, type Stats } from './dns-common.js';
 
 // ------------------------------------------------------------------------------------ options
 
-interface Options extends CommonOptions {
-  n: number;
-  warmup: number;
-  nProc: number;
-  procWarmup: number;
-  rounds: number;
-}
+type Options = CasOptions & CommonOptions;
 
 const USAGE = `usage: scripts/bench dns [--n N] [--warmup W] [--rounds R] [--n-proc P] [--proc-warmup Q] [--out FILE] [--perf-md FILE] [--no-write]
   --n N            timed updates for ours and for the persistent nsupdate (default 300)
@@ -62,21 +56,12 @@ const USAGE = `usage: scripts/bench dns [--n N] [--warmup W] [--rounds R] [--n-p
   --no-write       print only; write neither file`;
 
 function parseOptions(argv: string[]): Options {
-  const { values: v, common, help } = parseBenchArgs(argv, ['n', 'warmup', 'n-proc', 'proc-warmup', 'rounds'] as const, 'bench/results/dns.json');
+  const { values: v, common, help } = parseBenchArgs(argv, CAS_FLAGS, 'bench/results/dns.json');
   if (help) {
     console.log(USAGE);
     process.exit(0);
   }
-  const o: Options = {
-    n: intFlag('n', v.n, 1, 300),
-    warmup: intFlag('warmup', v.warmup, 0, 20),
-    nProc: intFlag('n-proc', v['n-proc'], 1, 50),
-    procWarmup: intFlag('proc-warmup', v['proc-warmup'], 0, 3),
-    rounds: intFlag('rounds', v.rounds, 1, 10),
-    ...common,
-  };
-  if (o.rounds > o.n) throw new UsageError(`--rounds ${o.rounds} exceeds --n ${o.n}`);
-  return o;
+  return { ...casOptions(v, 50), ...common };
 }
 
 

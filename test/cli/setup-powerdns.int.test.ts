@@ -8,45 +8,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../src/cli/failoverctl.js';
+import { runInProcess as ctl } from './in-process.js';
 import { loadConfig } from '../../src/config/load.js';
 import { loadKeyFile } from '../../src/config/keyfile.js';
 import { DnsClient } from '../../src/dns/client.js';
-import { DnsError } from '../../src/dns/errors.js';
 import { loadSigning } from '../../src/dns/signing.js';
 import { openWitness } from '../../src/lease/open.js';
 import { Witness, type Snapshot } from '../../src/lease/witness.js';
+import { data, rejection } from '../fixtures/dns-assert.js';
 import { freePort, parsePowerDnsConfig, requireBinary, runCommand, startPowerDns, type DnsServerFixture } from '../fixtures/dns-servers.js';
 
 const SITES = { primary: '127.0.0.1', dr: '127.0.0.2' };
 const OUTSIDER = '127.0.0.3';
-
-async function ctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [o, e] = [new PassThrough(), new PassThrough()];
-  let stdout = '';
-  let stderr = '';
-  o.on('data', (c) => (stdout += String(c)));
-  e.on('data', (c) => (stderr += String(c)));
-  const code = await run(args, { stdin: Object.assign(new PassThrough(), { isTTY: false }), stdout: o, stderr: e });
-  return { code, stdout, stderr };
-}
-
-async function rejection(p: Promise<unknown>): Promise<DnsError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DnsError);
-  return err as DnsError;
-}
-
-/** A snapshot without the clock offset, which moves between reads. */
-function data(s: Snapshot): Omit<Snapshot, 'offsetSeconds'> {
-  const { offsetSeconds: _o, ...rest } = s;
-  return rest;
-}
 
 describe('setup output applied to a real PowerDNS (gsqlite3)', () => {
   let dir: string;
