@@ -6,7 +6,9 @@ import { loadConfig } from '../config/load.js';
 import { marginWarnings, type MarginWarning } from '../config/margins.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
-import { ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../errors.js';
+import type { GssSession, GssSessionEvent } from '../dns/gss/context.js';
+import { GssError } from '../dns/gss/addon.js';
 import { openWitness } from '../lease/open.js';
 import { describeSigning, loadSigning, type DnsSigning } from '../dns/signing.js';
 import type { Output } from './output.js';
@@ -20,11 +22,14 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
   const config = loadConfig(file); // ConfigError: exit 78, every problem listed
   // KeyFileError: exit 77 (mode) or 78 (content); GSS_ADDON_UNAVAILABLE: 78 (never unsigned)
   const signing = loadSigning(config);
-  const rtt = await measureRtt(config, signing);
+  // GSS-TSIG: a Kerberos failure (credentials, the service principal, the KDC, a TKEY refused)
+  // is thrown from here: exit 77, or 69 when no KDC answers.
+  const { rtt, gss } = await measureRtt(config, signing);
   const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs), ...handoverWarnings(config)];
   const lines = [
     `${file}: OK (instance ${config.instance}, role ${config.role}, ${signing.auth === 'tsig' ? `key ${signing.key.name} ${signing.key.algorithm}` : `gss-tsig as ${signing.config.principal}`})`,
     `signing: ${describeSigning(signing)}`,
+    ...(gss ? [`gss: context with ${gss.target} negotiated (credentials from the keytab, TKEY) in ${gss.tookMs.toFixed(0)} ms, valid for ${formatDuration(gss.lifetimeMs)}`] : []),
     typeof rtt === 'number' ? `DNS round trip: ${rtt.toFixed(1)} ms (median of ${RTT_SAMPLES} signed reads)` : `DNS round trip: not measured (${rtt.error})`,
     handoverLine(config),
     ...warnings.map((w) => `warning: ${w.key}: ${w.message}`),
@@ -39,6 +44,7 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
       ? { key: { name: signing.key.name, algorithm: signing.key.algorithm, file: signing.file } }
       : { gss: { principal: signing.config.principal, keytab: signing.config.keytab, server_principal: signing.config.server_principal ?? null } }),
     dnsRttMs: typeof rtt === 'number' ? rtt : null,
+    ...(signing.auth === 'gss-tsig' ? { gssNegotiation: gss ?? null } : {}),
     warnings,
   });
   return ExitCode.OK;
@@ -70,27 +76,52 @@ export function handoverWarnings(c: Pick<Config, 'collector' | 'health' | 'sites
   return out;
 }
 
-/** The median time of a signed read of the witness, or why it could not be measured (never fatal here). */
-async function measureRtt(config: Config, signing: DnsSigning): Promise<number | { error: string }> {
+/** GSS-TSIG: the context check-config negotiated, as its first read did it. */
+export interface GssNegotiation {
+  target: string;
+  keyName: string;
+  tookMs: number;
+  lifetimeMs: number;
+}
+
+/**
+ * The median time of a signed read of the witness, or why it could not be measured: a DNS server
+ * that does not answer is not fatal here (the agent may run where check-config cannot reach it).
+ * With GSS-TSIG the first read acquires credentials from the keytab and negotiates the context
+ * (TKEY): a Kerberos failure there IS fatal (thrown: GssError, exit 77, or 69 with no KDC), as is
+ * a server that refuses the context (77): the agent could sign nothing.
+ */
+async function measureRtt(config: Config, signing: DnsSigning): Promise<{ rtt: number | { error: string }; gss?: GssNegotiation }> {
+  let negotiated: GssNegotiation | undefined;
+  const onGssEvent = (e: GssSessionEvent): void => {
+    if (e.kind === 'negotiated') negotiated = { target: '', keyName: e.keyName, tookMs: e.tookMs, lifetimeMs: e.lifetimeMs };
+  };
+  let session: GssSession | undefined;
   try {
     // One attempt per read: an unreachable server costs one dns.timeout here, not the agent's full budget.
-    const { witness, gss } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, signing);
-    try {
-      // GSS-TSIG: the context is negotiated by the first read (or finding the zone), not timed.
-      if (gss) await witness.read();
-      const samples: number[] = [];
-      for (let i = 0; i < RTT_SAMPLES; i++) {
-        const t0 = performance.now();
-        await witness.read();
-        samples.push(performance.now() - t0);
-      }
-      return samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!;
-    } finally {
-      gss?.close();
+    const { witness, gss } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, signing, { onGssEvent });
+    session = gss;
+    // GSS-TSIG: the context is negotiated by the first read (or finding the zone), not timed.
+    if (gss) await witness.read();
+    const samples: number[] = [];
+    for (let i = 0; i < RTT_SAMPLES; i++) {
+      const t0 = performance.now();
+      await witness.read();
+      samples.push(performance.now() - t0);
     }
+    const gssDone = negotiated && session ? { ...negotiated, target: session.status().target ?? '' } : undefined;
+    return { rtt: samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!, ...(gssDone ? { gss: gssDone } : {}) };
   } catch (err) {
-    return { error: (err as Error).message };
+    if (signing.auth === 'gss-tsig' && gssFatal(err)) throw err;
+    return { rtt: { error: (err as Error).message } };
+  } finally {
+    session?.close();
   }
+}
+
+/** A GSS-TSIG failure check-config stops on: Kerberos itself, or the server refusing us (not its silence). */
+function gssFatal(err: unknown): boolean {
+  return err instanceof GssError || (err instanceof AgentError && err.exitCode === ExitCode.NOPERM);
 }
 
 /** Where polkitd reads rules; a file in the first masks one of the same name in the second. */
