@@ -17,8 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../src/control/protocol.js';
 import type { Snapshot, Witness } from '../../src/lease/witness.js';
 import { freePort, requireBinary, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
-import { AgentProcess, HealthPath, runCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
+import { agentGrants, gssDnsTable, requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
+import { AgentProcess, HealthPath, pairConfig, runCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
 const ACCOUNT = 'failover-agent@EXAMPLE.TEST';
 const SERVICE = 'DNS/ns.example.test';
@@ -44,39 +44,14 @@ let pathToPrimary: HealthPath;
 const ports = { primaryHttp: 0, drHttp: 0 };
 
 function configText(role: 'primary' | 'dr'): string {
-  const listen = role === 'primary' ? `${PRIMARY}:${ports.primaryHttp}` : `${DR}:${ports.drHttp}`;
-  return `role = "${role}"
-[sites]
-primary = "${PRIMARY}"
-dr = "${DR}"
-[dns]
-record = "${bind.record}"
-zone = "${bind.zone}"
-server = "${bind.host}:${bind.port}"
-auth = "gss-tsig"
-timeout = "300ms"
-retries = 1
-verify_servers = ["${bind.host}:${bind.port}"]
-[dns.gss]
-principal = "${ACCOUNT}"
-keytab = "failover.keytab"
-server_principal = "${SERVICE}"
-[lease]
-ttl = "${TTL}ms"
-renew_interval = "${INTERVAL}ms"
-max_skew = "${SKEW}ms"
-[health]
-targets = ["http://${PATH_HOST}:${pathToPrimary.port}/healthz"]
-interval = "${INTERVAL}ms"
-timeout = "200ms"
-failures = ${FAILURES}
-[collector]
-control = "none"
-[vmsync]
-enabled = false
-[http]
-listen = "${listen}"
-`;
+  return pairConfig({
+    role,
+    sites: { primary: PRIMARY, dr: DR },
+    dns: gssDnsTable(bind, { principal: ACCOUNT, serverPrincipal: SERVICE, timeout: '300ms' }),
+    lease: { ttl: `${TTL}ms`, renew: `${INTERVAL}ms`, skew: `${SKEW}ms` },
+    health: { target: `http://${PATH_HOST}:${pathToPrimary.port}/healthz`, interval: `${INTERVAL}ms`, timeout: '200ms', failures: FAILURES },
+    listen: role === 'primary' ? `${PRIMARY}:${ports.primaryHttp}` : `${DR}:${ports.drHttp}`,
+  });
 }
 
 const names = (site: string) => (s: Snapshot) => s.addresses.length === 1 && s.addresses[0] === site;
@@ -115,11 +90,7 @@ beforeAll(async () => {
   Object.assign(process.env, kdc.env);
   const serverKeytab = await kdc.addPrincipal(`${SERVICE}@EXAMPLE.TEST`);
   const accountKeytab = await kdc.addPrincipal(ACCOUNT);
-  bind = await startGssBind(serverKeytab, [
-    { principal: ACCOUNT, name: 'syslog.example.test.', types: 'A AAAA' },
-    { principal: ACCOUNT, name: '_lease.syslog.example.test.', types: 'TXT' },
-    { principal: ACCOUNT, name: '_control.syslog.example.test.', types: 'TXT' },
-  ]);
+  bind = await startGssBind(serverKeytab, agentGrants(ACCOUNT));
   witness = witnessOf(bind, { unsigned: true });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fa-gss-failover-'));
   ports.primaryHttp = await freePort();

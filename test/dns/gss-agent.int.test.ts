@@ -18,7 +18,7 @@ import { openWitness, type OpenedWitness } from '../../src/lease/open.js';
 import { renewalOf } from '../../src/lease/witness.js';
 import { runInProcess } from '../cli/in-process.js';
 import { requireBinary, runCommand, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
+import { agentGrants, gssDnsTable, requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
 
 const AGENT = 'failover-agent@EXAMPLE.TEST';
 const SERVICE = 'DNS/ns.example.test';
@@ -38,11 +38,7 @@ beforeAll(async () => {
   Object.assign(process.env, kdc.env);
   const serverKeytab = await kdc.addPrincipal(`${SERVICE}@EXAMPLE.TEST`);
   const agentKeytab = await kdc.addPrincipal(AGENT);
-  bind = await startGssBind(serverKeytab, [
-    { principal: AGENT, name: 'syslog.example.test.', types: 'A AAAA' },
-    { principal: AGENT, name: '_lease.syslog.example.test.', types: 'TXT' },
-    { principal: AGENT, name: '_control.syslog.example.test.', types: 'TXT' },
-  ]);
+  bind = await startGssBind(serverKeytab, agentGrants(AGENT));
   dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'fa-gss-agent-'));
   const keytab = path.join(dir, 'failover.keytab');
   await fsp.copyFile(agentKeytab, keytab);
@@ -55,17 +51,7 @@ beforeAll(async () => {
 [sites]
 primary = "${PRIMARY}"
 dr = "${DR}"
-[dns]
-record = "${bind.record}"
-zone = "${bind.zone}"
-server = "${bind.host}:${bind.port}"
-auth = "gss-tsig"
-timeout = "2s"
-retries = 1
-verify_servers = ["${bind.host}:${bind.port}"]
-[dns.gss]
-principal = "${AGENT}"
-keytab = "failover.keytab"
+${gssDnsTable(bind, { principal: AGENT, timeout: '2s' })}
 [collector]
 control = "none"
 `,

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runInProcess } from '../cli/in-process.js';
 import { freePort, requireBinary, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
+import { gssDnsTable, requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
 
 const AGENT = 'failover-agent@EXAMPLE.TEST';
 const SERVICE = 'DNS/ns.example.test';
@@ -48,16 +48,7 @@ async function config(name: string, o: { serverPrincipal?: string; server?: stri
 [sites]
 primary = "10.10.10.10"
 dr = "10.20.20.20"
-[dns]
-record = "${bind.record}"
-zone = "${bind.zone}"
-server = "${o.server ?? `${bind.host}:${bind.port}`}"
-auth = "gss-tsig"
-timeout = "1s"
-[dns.gss]
-principal = "${AGENT}"
-keytab = "failover.keytab"
-${o.serverPrincipal ? `server_principal = "${o.serverPrincipal}"` : ''}
+${gssDnsTable(bind, { principal: AGENT, ...o })}
 [collector]
 control = "none"
 `,
