@@ -27,7 +27,7 @@
  * (server not starting, an update refused, a seq mismatch) exits non-zero.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { intFlag, parseBenchArgs, parseOrUsage, UsageError, type CommonOptions } from './args.js';
+import { parseBenchArgs, parseOrUsage, type CommonOptions } from './args.js';
 import { machineInfo } from './machine.js';
 import { appendPerfRow } from './perf-md.js';
 import fs from 'node:fs';
@@ -37,16 +37,11 @@ import { DnsClient } from '../src/dns/client.js';
 import { formatLease, renewed, type Lease } from '../src/lease/lease.js';
 import { Witness, type Snapshot } from '../src/lease/witness.js';
 import { requireBinary, startBind, type DnsServerFixture } from '../test/fixtures/dns-servers.js';
+import { BenchError, CAS_FLAGS, casOptions, digLease, expectSeq, f2, nsupdateBlock, nsupdateOnce, nsupdatePreamble, r3, SITES, stats, TTL, type CasOptions, type Stats } from './dns-common.js';
 
 // ------------------------------------------------------------------------------------ options
 
-interface Options extends CommonOptions {
-  n: number;
-  warmup: number;
-  nProc: number;
-  procWarmup: number;
-  rounds: number;
-}
+type Options = CasOptions & CommonOptions;
 
 const USAGE = `usage: scripts/bench dns [--n N] [--warmup W] [--rounds R] [--n-proc P] [--proc-warmup Q] [--out FILE] [--perf-md FILE] [--no-write]
   --n N            timed updates for ours and for the persistent nsupdate (default 300)
@@ -61,66 +56,16 @@ const USAGE = `usage: scripts/bench dns [--n N] [--warmup W] [--rounds R] [--n-p
   --no-write       print only; write neither file`;
 
 function parseOptions(argv: string[]): Options {
-  const { values: v, common, help } = parseBenchArgs(argv, ['n', 'warmup', 'n-proc', 'proc-warmup', 'rounds'] as const, 'bench/results/dns.json');
+  const { values: v, common, help } = parseBenchArgs(argv, CAS_FLAGS, 'bench/results/dns.json');
   if (help) {
     console.log(USAGE);
     process.exit(0);
   }
-  const o: Options = {
-    n: intFlag('n', v.n, 1, 300),
-    warmup: intFlag('warmup', v.warmup, 0, 20),
-    nProc: intFlag('n-proc', v['n-proc'], 1, 50),
-    procWarmup: intFlag('proc-warmup', v['proc-warmup'], 0, 3),
-    rounds: intFlag('rounds', v.rounds, 1, 10),
-    ...common,
-  };
-  if (o.rounds > o.n) throw new UsageError(`--rounds ${o.rounds} exceeds --n ${o.n}`);
-  return o;
+  return { ...casOptions(v, 50), ...common };
 }
 
-
-// ------------------------------------------------------------------------------------ stats
-
-export interface Stats {
-  n: number;
-  median_ms: number;
-  p99_ms: number;
-  mean_ms: number;
-  p90_ms: number;
-  min_ms: number;
-  max_ms: number;
-}
-
-/** Nearest-rank percentile (p in 0..100) of sorted samples. */
-function percentile(sorted: number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
-}
-
-function median(sorted: number[]): number {
-  const m = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
-}
-
-const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  return {
-    n: s.length,
-    median_ms: r3(median(s)),
-    p99_ms: r3(percentile(s, 99)),
-    mean_ms: r3(s.reduce((a, b) => a + b, 0) / s.length),
-    p90_ms: r3(percentile(s, 90)),
-    min_ms: r3(s[0]!),
-    max_ms: r3(s[s.length - 1]!),
-  };
-}
 
 // ------------------------------------------------------------------------------------ helpers
-
-const SITES = { primary: '10.10.10.10', dr: '10.20.20.20' };
-const TTL = 30;
 
 function tsigKey(srv: DnsServerFixture): TsigKey {
   return { name: srv.key.name, algorithm: srv.key.algorithm, secret: Buffer.from(srv.key.secret, 'base64') };
@@ -130,40 +75,6 @@ function log(msg: string): void {
   process.stderr.write(`bench dns: ${msg}\n`);
 }
 
-class BenchError extends Error {}
-
-/** Reads the lease with our client and checks it is the primary's with the expected seq. */
-async function expectSeq(witness: Witness, seq: number, phase: string): Promise<Snapshot> {
-  const snap = await witness.read();
-  if (!snap.lease) throw new BenchError(`${phase}: lease unreadable after the phase (${snap.leaseError ?? 'absent'})`);
-  if (snap.lease.seq !== seq || snap.lease.holder !== 'primary' || snap.addresses.join() !== SITES.primary) {
-    throw new BenchError(
-      `${phase}: expected seq=${seq} held by primary at ${SITES.primary}, the witness holds ${JSON.stringify(snap.leaseText)} ${snap.addresses.join()}`,
-    );
-  }
-  return snap;
-}
-
-/**
- * The nsupdate commands for one renewal: the same prerequisites and updates
- * that Witness.renew puts in its one UPDATE message (see witness.ts cas()).
- */
-function nsupdateBlock(srv: DnsServerFixture, current: Lease, next: Lease): string {
-  const fqdn = (n: string): string => `${n}.`;
-  return [
-    `prereq yxrrset ${fqdn(srv.record)} A ${SITES.primary}`,
-    `prereq yxrrset ${fqdn(srv.leaseName)} TXT "${formatLease(current)}"`,
-    `update delete ${fqdn(srv.record)} A`,
-    `update add ${fqdn(srv.record)} ${TTL} A ${SITES.primary}`,
-    `update delete ${fqdn(srv.leaseName)} TXT`,
-    `update add ${fqdn(srv.leaseName)} ${TTL} TXT "${formatLease(next)}"`,
-    'send',
-  ].join('\n');
-}
-
-function nsupdatePreamble(srv: DnsServerFixture): string {
-  return `server ${srv.host} ${srv.port}\nzone ${srv.zone}.\n`;
-}
 
 // ------------------------------------------------------------------------------------ phases
 
@@ -287,30 +198,6 @@ class PersistentNsupdate {
   }
 }
 
-/** One nsupdate process for one update: spawn, feed the script, wait for exit 0. */
-function nsupdateOnce(srv: DnsServerFixture, nsupdate: string, keyFile: string, current: Lease, next: Lease): Promise<number> {
-  const script = `${nsupdatePreamble(srv)}${nsupdateBlock(srv, current, next)}\nquit\n`;
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(nsupdate, ['-k', keyFile], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      const dt = performance.now() - t0;
-      clearTimeout(timer);
-      if (code !== 0) reject(new BenchError(`nsupdate (one per update) exited code=${code} signal=${signal}: ${stderr.trim()}`));
-      else resolve(dt);
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(script);
-  });
-}
-
 async function benchPerProcess(
   srv: DnsServerFixture,
   keyFile: string,
@@ -323,21 +210,11 @@ async function benchPerProcess(
   let lease = start;
   for (let i = 0; i < warmup + n; i++) {
     const next = renewed(lease, Date.now() / 1000);
-    const dt = await nsupdateOnce(srv, nsupdate, keyFile, lease, next);
+    const dt = await nsupdateOnce(srv, nsupdate, ['-k', keyFile], lease, next);
     lease = next;
     if (i >= warmup) samples.push(dt);
   }
   return { samples, last: lease };
-}
-
-/** `dig` cross-check of the final lease (independent of our decoder). */
-function digLease(srv: DnsServerFixture): string {
-  const r = spawnSync(requireBinary('dig'), ['+short', '+norec', '-p', String(srv.port), `@${srv.host}`, srv.leaseName, 'TXT'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  if (r.status !== 0) throw new BenchError(`dig failed (${r.status}): ${r.stderr}`);
-  return r.stdout.trim();
 }
 
 // ------------------------------------------------------------------------------------ output
@@ -367,8 +244,6 @@ const MD_INTRO = [
 ];
 
 
-
-const f2 = (x: number): string => x.toFixed(2);
 
 // ------------------------------------------------------------------------------------ main
 

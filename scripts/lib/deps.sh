@@ -8,7 +8,11 @@
 #   deps_explain GROUP...   names each missing tool and the command that installs it; 1 if any
 #
 # Groups:
-#   dns      BIND 9 and Knot servers and client tools (test/fixtures/dns-servers.ts)
+#   dns      BIND 9, Knot and PowerDNS (gsqlite3 backend; sqlite3 makes its database) servers and
+#            client tools (test/fixtures/dns-servers.ts). The backend counts as present by the
+#            schema it ships (the fixture reads it; the .so's path depends on the architecture).
+#            On a host booted with systemd, installing pdns-server also starts Debian's pdns.service
+#            on port 53; the fixtures run their own pdns_server and never use it.
 #   build    libsystemd-dev + pkg-config (the sd-notify addon compiles during npm ci); libkrb5-dev
 #            (the gss addon, native/gss, links MIT libgssapi_krb5)
 #   gss      a local Kerberos realm for GSS-TSIG (test/fixtures/kdc.ts): the MIT KDC, kadmin.local
@@ -39,7 +43,8 @@ DEPS_SENDERS=$DEPS_CACHE/senders
 
 # "what package" pairs; what = a tool in PATH or /usr/sbin, /sbin; an absolute path = a file;
 # unpack:<package> = that package unpacked under $DEPS_SENDERS (checked by its main binary)
-DEPS_dns=(named:bind9 knotd:knot nsupdate:bind9-dnsutils dig:bind9-dnsutils tsig-keygen:bind9-utils kdig:knot-dnsutils)
+DEPS_dns=(named:bind9 knotd:knot nsupdate:bind9-dnsutils dig:bind9-dnsutils tsig-keygen:bind9-utils kdig:knot-dnsutils
+  pdns_server:pdns-server pdnsutil:pdns-server /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql:pdns-backend-sqlite3 sqlite3:sqlite3)
 DEPS_build=(/usr/include/systemd/sd-daemon.h:libsystemd-dev pkg-config:pkg-config /usr/include/mit-krb5/gssapi/gssapi_ext.h:libkrb5-dev)
 DEPS_gss=(krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user)
 DEPS_samba=(samba:samba samba-tool:samba-common-bin /usr/share/samba/setup/ad-schema/AD_DS_Attributes__Windows_Server_2012_R2.ldf:samba-ad-provision "/usr/lib/$(uname -m)-linux-gnu/samba/ldb/acl.so:samba-dsdb-modules")

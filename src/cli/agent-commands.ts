@@ -6,6 +6,8 @@
 import { loadConfig } from '../config/load.js';
 import { loadSigning } from '../dns/signing.js';
 import { instanceFromPath, type Config } from '../config/schema.js';
+import { formatDuration } from '../config/duration.js';
+import type { GssContextStatus } from '../dns/gss/context.js';
 import { callAgent, socketPath } from '../control/client.js';
 import type { AdminResult, AgentStatus, ControlRequest, ControlResults, ReloadResult, ServerSync, SyncResult } from '../control/protocol.js';
 import { runAdmin } from '../admin/run.js';
@@ -48,7 +50,30 @@ export function renderServers(servers: readonly ServerSync[]): string[] {
   );
 }
 
-export function renderStatus(s: AgentStatus): string {
+/**
+ * The GSS-TSIG context in one line (dns.auth = "gss-tsig"): for whom, until when, and the failed
+ * renewals, so a KDC outage shows while the live context still works. `nowMs`: the wall clock.
+ */
+export function renderGss(g: GssContextStatus, nowMs: number = Date.now()): string {
+  const who = `${g.principal}${g.target ? ` with ${g.target}` : ''}`;
+  const left = g.expiresAt === null ? NaN : Date.parse(g.expiresAt) - nowMs;
+  const state =
+    g.negotiatedAt === null
+      ? `no context yet for ${who}`
+      : g.live && left > 0
+        ? `context for ${who}, expires in ${roughDuration(left)} (${g.expiresAt})`
+        : `NO live context for ${who}: the last one ${g.expiresAt !== null && left <= 0 ? `ended ${roughDuration(-left)} ago (${g.expiresAt})` : 'was refused'}`;
+  const failures = `${g.renewalFailures} renewal failure${g.renewalFailures === 1 ? '' : 's'}`;
+  const last = g.lastRenewalError ? `; last error (${g.lastRenewalError.why}, ${g.lastRenewalError.at}): ${g.lastRenewalError.text}` : '';
+  return `gss      ${state}, ${failures}${last}`;
+}
+
+/** Whole minutes from one minute on ("9h58m"), seconds below. */
+function roughDuration(ms: number): string {
+  return formatDuration(ms >= 60_000 ? Math.floor(ms / 60_000) * 60_000 : Math.max(0, Math.floor(ms / 1000) * 1000));
+}
+
+export function renderStatus(s: AgentStatus, nowMs: number = Date.now()): string {
   const lines = [
     `${s.instance}: role ${s.role}, ${s.phase}${s.active ? ' (ACTIVE)' : ''}, pid ${s.pid}, up since ${s.startedAt}`,
     // (an agent older than this failoverctl, mid-upgrade, reports no build)
@@ -58,6 +83,8 @@ export function renderStatus(s: AgentStatus): string {
     `dns      ${s.dns.record} = ${s.dns.addresses.join(', ') || '(none)'} at ${s.dns.server} (zone ${s.dns.zone}), read ${s.dns.readAgeSeconds ?? '-'} s ago` +
       (s.dns.consecutiveFailures ? `, ${s.dns.consecutiveFailures} failures: ${s.dns.lastError}` : '') +
       (s.dns.offsetSeconds !== null ? `, server clock ${s.dns.offsetSeconds >= 0 ? '+' : ''}${s.dns.offsetSeconds} s` : ''),
+    // (null with HMAC TSIG; absent from an agent older than this failoverctl)
+    ...(s.gss ? [renderGss(s.gss, nowMs)] : []),
     `lease    ${s.lease.holder ? `holder=${s.lease.holder} epoch=${s.lease.epoch} seq=${s.lease.seq}, unchanged for ${s.lease.unchangedSeconds} s` : (s.lease.error ?? '(none)')}` +
       (s.lease.ownAgeSeconds !== null ? `, our last confirmed renewal sent ${s.lease.ownAgeSeconds} s ago` : ''),
   ];

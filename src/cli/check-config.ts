@@ -7,6 +7,8 @@ import { marginWarnings, type MarginWarning } from '../config/margins.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import { AgentError, ExitCode } from '../errors.js';
+import type { GssSession, GssSessionEvent } from '../dns/gss/context.js';
+import { GssError } from '../dns/gss/addon.js';
 import { openWitness } from '../lease/open.js';
 import type { Snapshot } from '../lease/witness.js';
 import { describeSigning, loadSigning, type DnsSigning } from '../dns/signing.js';
@@ -22,13 +24,16 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
   const config = loadConfig(file); // ConfigError: exit 78, every problem listed
   // KeyFileError: exit 77 (mode) or 78 (content); GSS_ADDON_UNAVAILABLE: 78 (never unsigned)
   const signing = loadSigning(config);
-  const { rtt, access } = await checkWitness(config, signing);
+  // GSS-TSIG: a Kerberos failure (credentials, the service principal, the KDC, a TKEY refused)
+  // is thrown from here: exit 77, or 69 when no KDC answers.
+  const { rtt, gss, access } = await measureRtt(config, signing);
   // A record this site may not change (AD: owned by the other site's account) fails the check: 77.
   if (access && typeof access !== 'string' && 'refusal' in access) throw access.refusal;
   const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs), ...handoverWarnings(config)];
   const lines = [
     `${file}: OK (instance ${config.instance}, role ${config.role}, ${signing.auth === 'tsig' ? `key ${signing.key.name} ${signing.key.algorithm}` : `gss-tsig as ${signing.config.principal}`})`,
     `signing: ${describeSigning(signing)}`,
+    ...(gss ? [`gss: context with ${gss.target} negotiated (credentials from the keytab, TKEY) in ${gss.tookMs.toFixed(0)} ms, valid for ${formatDuration(gss.lifetimeMs)}`] : []),
     typeof rtt === 'number' ? `DNS round trip: ${rtt.toFixed(1)} ms (median of ${RTT_SAMPLES} signed reads)` : `DNS round trip: not measured (${rtt.error})`,
     ...(access === null ? [] : [`write access: ${typeof access === 'string' ? access : access.text}`]),
     handoverLine(config),
@@ -44,6 +49,7 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
       ? { key: { name: signing.key.name, algorithm: signing.key.algorithm, file: signing.file } }
       : { gss: { principal: signing.config.principal, keytab: signing.config.keytab, server_principal: signing.config.server_principal ?? null } }),
     dnsRttMs: typeof rtt === 'number' ? rtt : null,
+    ...(signing.auth === 'gss-tsig' ? { gssNegotiation: gss ?? null } : {}),
     writeAccess: access === null ? null : typeof access === 'string' ? { checked: false, text: access } : { checked: true, text: access.text, names: access.names },
     warnings,
   });
@@ -76,52 +82,74 @@ export function handoverWarnings(c: Pick<Config, 'collector' | 'health' | 'sites
   return out;
 }
 
+/** GSS-TSIG: the context check-config negotiated, as its first read did it. */
+export interface GssNegotiation {
+  target: string;
+  keyName: string;
+  tookMs: number;
+  lifetimeMs: number;
+}
+
+/** Whether this site may change the names that exist: in words, or the refusal (write-access.ts). */
 type Access = string | { text: string; names: string[] } | { refusal: AgentError };
 
 /**
- * The median time of a signed read of the witness, or why it could not be measured (never fatal
- * here). With GSS-TSIG also whether this site may change the names that exist (write-access.ts):
- * in Active Directory the account that created a record owns it. Null access: not asked (HMAC).
+ * The median time of a signed read of the witness, or why it could not be measured: a DNS server
+ * that does not answer is not fatal here (the agent may run where check-config cannot reach it).
+ * With GSS-TSIG the first read acquires credentials from the keytab and negotiates the context
+ * (TKEY): a Kerberos failure there IS fatal (thrown: GssError, exit 77, or 69 with no KDC), as is
+ * a server that refuses the context (77): the agent could sign nothing. With GSS-TSIG also whether
+ * this site may change the names that exist (`access`; null: not asked, HMAC): in Active Directory
+ * the account that created a record owns it.
  */
-async function checkWitness(config: Config, signing: DnsSigning): Promise<{ rtt: number | { error: string }; access: Access | null }> {
-  const gssAccess = signing.auth === 'gss-tsig';
+async function measureRtt(config: Config, signing: DnsSigning): Promise<{ rtt: number | { error: string }; gss?: GssNegotiation; access: Access | null }> {
+  let negotiated: GssNegotiation | undefined;
+  const onGssEvent = (e: GssSessionEvent): void => {
+    if (e.kind === 'negotiated') negotiated = { target: '', keyName: e.keyName, tookMs: e.tookMs, lifetimeMs: e.lifetimeMs };
+  };
+  let session: GssSession | undefined;
   try {
     // One attempt per read: an unreachable server costs one dns.timeout here, not the agent's full budget.
-    const { witness, gss } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, signing);
-    try {
-      // GSS-TSIG: the context is negotiated by the first read (or finding the zone), not timed.
-      const first = gss ? await witness.read() : undefined;
-      const samples: number[] = [];
-      for (let i = 0; i < RTT_SAMPLES; i++) {
-        const t0 = performance.now();
-        await witness.read();
-        samples.push(performance.now() - t0);
-      }
-      const rtt = samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!;
-      if (!gssAccess || !first) return { rtt, access: null };
-      return { rtt, access: await access(witness, first, config, signing) };
-    } finally {
-      gss?.close();
+    const { witness, gss } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, signing, { onGssEvent });
+    session = gss;
+    // GSS-TSIG: the context is negotiated by the first read (or finding the zone), not timed.
+    const first = gss ? await witness.read() : undefined;
+    const samples: number[] = [];
+    for (let i = 0; i < RTT_SAMPLES; i++) {
+      const t0 = performance.now();
+      await witness.read();
+      samples.push(performance.now() - t0);
     }
+    const gssDone = negotiated && session ? { ...negotiated, target: session.status().target ?? '' } : undefined;
+    const access = first ? await accessOf(witness, first, config, signing) : null;
+    return { rtt: samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!, ...(gssDone ? { gss: gssDone } : {}), access };
   } catch (err) {
+    if (signing.auth === 'gss-tsig' && gssFatal(err)) throw err;
     const error = (err as Error).message;
-    return { rtt: { error }, access: gssAccess ? `not checked (${error})` : null };
+    return { rtt: { error }, access: signing.auth === 'gss-tsig' ? `not checked (${error})` : null };
+  } finally {
+    session?.close();
   }
 }
 
-async function access(witness: Awaited<ReturnType<typeof openWitness>>['witness'], seen: Snapshot, config: Config, signing: DnsSigning): Promise<Access> {
-  const who = signerName(signing);
+/** May this site change each name that exists? Asked by an update that changes nothing (Witness.writeAccess). */
+async function accessOf(witness: Awaited<ReturnType<typeof openWitness>>['witness'], seen: Snapshot, config: Config, signing: DnsSigning): Promise<Access> {
   const names = [seen.addresses.length ? config.dns.record : null, seen.leaseText ? config.dns.lease_name : null, seen.controlText ? witness.controlName : null].filter(
     (n): n is string => n !== null,
   );
-  if (names.length === 0) return `nothing to check yet: failoverctl init creates the record, the lease and the control record (in Active Directory the account that creates them owns them)`;
+  if (names.length === 0) return 'nothing to check yet: failoverctl init creates the record, the lease and the control record (in Active Directory the account that creates them owns them)';
   try {
     const refusal = await writeAccessRefusal(witness, seen, config, signing);
     if (refusal) return { refusal };
   } catch (err) {
     return `not checked (${(err as Error).message})`;
   }
-  return { text: `${who} may change ${names.join(', ')} (asked by an update that changes nothing)`, names };
+  return { text: `${signerName(signing)} may change ${names.join(', ')} (asked by an update that changes nothing)`, names };
+}
+
+/** A GSS-TSIG failure check-config stops on: Kerberos itself, or the server refusing us (not its silence). */
+function gssFatal(err: unknown): boolean {
+  return err instanceof GssError || (err instanceof AgentError && err.exitCode === ExitCode.NOPERM);
 }
 
 /** Where polkitd reads rules; a file in the first masks one of the same name in the second. */

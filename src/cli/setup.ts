@@ -259,6 +259,7 @@ export function powerdnsConfig(a: SetupAnswers, secret: string): string {
 pdnsutil import-tsig-key ${a.keyName} hmac-sha256 ${secret}
 pdnsutil set-meta ${zone} TSIG-ALLOW-DNSUPDATE ${a.keyName}
 pdnsutil set-meta ${zone} ALLOW-DNSUPDATE-FROM ${a.primaryIp}/${a.primaryIp.includes(':') ? 128 : 32} ${a.drIp}/${a.drIp.includes(':') ? 128 : 32}
+# pdns.conf's allow-dnsupdate-from (default 127.0.0.0/8, ::1) is allowed too: the two lists add up.
 # PowerDNS cannot restrict an update to ${fqdn(a.record)}, ${fqdn(lease(a))} and ${fqdn(control(a))}: give them a zone
 # of their own (docs/WITNESS.md) so the key can change nothing else.
 `;

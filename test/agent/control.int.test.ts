@@ -17,7 +17,7 @@ import type { Snapshot, Witness } from '../../src/lease/witness.js';
 import { StatusExit } from '../../src/cli/status-verdict.js';
 import { converse } from '../fixtures/control-raw.js';
 import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { AgentProcess, ensureBuilt, runCtl, witnessOf } from './harness.js';
+import { AgentProcess, ensureBuilt, pairConfig, runCtl, witnessOf } from './harness.js';
 
 const SITES = { primary: '127.0.0.61', dr: '127.0.0.62' };
 
@@ -29,27 +29,14 @@ let dr: AgentProcess;
 const http = { primary: 0, dr: 0 };
 
 function configText(role: 'primary' | 'dr', failures = 3): string {
-  return `role = "${role}"
-[sites]
-primary = "${SITES.primary}"
-dr = "${SITES.dr}"
-${dnsTable(srv, { timeout: '200ms' })}
-[lease]
-ttl = "3s"
-renew_interval = "200ms"
-max_skew = "1s"
-[health]
-targets = ["http://${SITES.primary}:${http.primary}/healthz"]
-interval = "200ms"
-timeout = "150ms"
-failures = ${failures}
-[collector]
-control = "none"
-[vmsync]
-enabled = false
-[http]
-listen = "${SITES[role]}:${http[role]}"
-`;
+  return pairConfig({
+    role,
+    sites: SITES,
+    dns: dnsTable(srv, { timeout: '200ms' }),
+    lease: { ttl: '3s', renew: '200ms', skew: '1s' },
+    health: { target: `http://${SITES.primary}:${http.primary}/healthz`, interval: '200ms', timeout: '150ms', failures },
+    listen: `${SITES[role]}:${http[role]}`,
+  });
 }
 
 /** One connection to `agent`'s socket: every response line until the agent closes or `count` came. */

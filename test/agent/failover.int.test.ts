@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Witness, Snapshot } from '../../src/lease/witness.js';
 import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { AgentProcess, CTL, HealthPath, runCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
+import { AgentProcess, CTL, HealthPath, pairConfig, runCtl as ctl, agentStatus as status, ensureBuilt, waitWitness, witnessOf } from './harness.js';
 
 const PRIMARY = '127.0.0.11';
 const DR = '127.0.0.12';
@@ -33,28 +33,15 @@ const ports = { primaryHttp: 0, drHttp: 0 };
 const measured: Record<string, number> = {};
 
 function configText(role: 'primary' | 'dr', extra = ''): string {
-  const listen = role === 'primary' ? `${PRIMARY}:${ports.primaryHttp}` : `${DR}:${ports.drHttp}`;
-  return `role = "${role}"
-[sites]
-primary = "${PRIMARY}"
-dr = "${DR}"
-${dnsTable(srv, { timeout: '200ms' })}
-[lease]
-ttl = "${TTL}ms"
-renew_interval = "${INTERVAL}ms"
-max_skew = "${SKEW}ms"
-[health]
-targets = ["http://${PATH_HOST}:${pathToPrimary.port}/healthz"]
-interval = "${INTERVAL}ms"
-timeout = "150ms"
-failures = ${FAILURES}
-[collector]
-control = "none"
-[vmsync]
-enabled = false
-[http]
-listen = "${listen}"
-${extra}`;
+  return pairConfig({
+    role,
+    sites: { primary: PRIMARY, dr: DR },
+    dns: dnsTable(srv, { timeout: '200ms' }),
+    lease: { ttl: `${TTL}ms`, renew: `${INTERVAL}ms`, skew: `${SKEW}ms` },
+    health: { target: `http://${PATH_HOST}:${pathToPrimary.port}/healthz`, interval: `${INTERVAL}ms`, timeout: '150ms', failures: FAILURES },
+    listen: role === 'primary' ? `${PRIMARY}:${ports.primaryHttp}` : `${DR}:${ports.drHttp}`,
+    extra,
+  });
 }
 
 /** Watches the witness for `ms`, failing at once if `bad` ever holds. */

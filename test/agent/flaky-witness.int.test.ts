@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Witness } from '../../src/lease/witness.js';
 import { dnsTable, freePort, startServer, type DnsServerFixture } from '../fixtures/dns-servers.js';
 import { startFaultyDnsProxy, type FaultyDnsProxy } from '../fixtures/faulty-dns-proxy.js';
-import { AgentProcess, agentStatus, ensureBuilt, waitWitness, witnessOf } from './harness.js';
+import { AgentProcess, agentStatus, ensureBuilt, pairConfig, waitWitness, witnessOf } from './harness.js';
 
 const PRIMARY = '127.0.0.11';
 const DR = '127.0.0.12';
@@ -48,29 +48,15 @@ const pairs: Pair[] = [];
 let dir: string;
 
 function configText(role: 'primary' | 'dr', srv: DnsServerFixture, proxy: FaultyDnsProxy, http: { primary: number; dr: number }): string {
-  return `role = "${role}"
-[sites]
-primary = "${PRIMARY}"
-dr = "${DR}"
-${dnsTable({ ...srv, host: proxy.host, port: proxy.port }, { timeout: '250ms', retries: 1 })}
-[lease]
-ttl = "${TTL}ms"
-renew_interval = "1s"
-max_skew = "${SKEW}ms"
-[health]
-targets = ["http://${PRIMARY}:${http.primary}/healthz"]
-interval = "1s"
-timeout = "500ms"
-failures = 3
-[collector]
-control = "none"
-[vmsync]
-enabled = false
-[http]
-listen = "${role === 'primary' ? PRIMARY : DR}:${http[role]}"
-[log]
-level = "debug"
-`;
+  return pairConfig({
+    role,
+    sites: { primary: PRIMARY, dr: DR },
+    dns: dnsTable({ ...srv, host: proxy.host, port: proxy.port }, { timeout: '250ms', retries: 1 }),
+    lease: { ttl: `${TTL}ms`, renew: '1s', skew: `${SKEW}ms` },
+    health: { target: `http://${PRIMARY}:${http.primary}/healthz`, interval: '1s', timeout: '500ms', failures: 3 },
+    listen: `${role === 'primary' ? PRIMARY : DR}:${http[role]}`,
+    extra: '[log]\nlevel = "debug"\n',
+  });
 }
 
 /** A BIND, a proxy per agent, and the two agents; resolves once the primary is active. */

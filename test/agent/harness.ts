@@ -126,6 +126,46 @@ export class AgentProcess {
   }
 }
 
+/** What a pair test sets of one agent's configuration; everything else is the schema's default. */
+export interface PairConfig {
+  role: 'primary' | 'dr';
+  sites: { primary: string; dr: string };
+  /** The [dns] table (dnsTable, gssDnsTable). */
+  dns: string;
+  lease: { ttl: string; renew: string; skew: string };
+  /** The DR's health check of the primary's /healthz. */
+  health: { target: string; interval: string; timeout: string; failures: number };
+  /** host:port of /healthz, /metrics */
+  listen: string;
+  /** further tables, appended */
+  extra?: string;
+}
+
+/** An agent's configuration file for the pair tests: no collector, no VM sync. */
+export function pairConfig(c: PairConfig): string {
+  return `role = "${c.role}"
+[sites]
+primary = "${c.sites.primary}"
+dr = "${c.sites.dr}"
+${c.dns}
+[lease]
+ttl = "${c.lease.ttl}"
+renew_interval = "${c.lease.renew}"
+max_skew = "${c.lease.skew}"
+[health]
+targets = ["${c.health.target}"]
+interval = "${c.health.interval}"
+timeout = "${c.health.timeout}"
+failures = ${c.health.failures}
+[collector]
+control = "none"
+[vmsync]
+enabled = false
+[http]
+listen = "${c.listen}"
+${c.extra ?? ''}`;
+}
+
 /** `failoverctl --json status` of a running agent. */
 export async function agentStatus(agent: AgentProcess): Promise<AgentStatus> {
   const r = await runCtl(agent, ['--json', 'status']);
@@ -134,11 +174,11 @@ export async function agentStatus(agent: AgentProcess): Promise<AgentStatus> {
   return JSON.parse(r.stdout) as AgentStatus;
 }
 
-/** Reads the witness directly, for assertions. */
-export function witnessOf(srv: DnsServerFixture): Witness {
+/** Reads the witness directly, for assertions: signed with the fixture's key, or unsigned (a GSS-TSIG server knows no HMAC key). */
+export function witnessOf(srv: DnsServerFixture, o: { unsigned?: boolean } = {}): Witness {
   const client = new DnsClient({
     server: { host: srv.host, port: srv.port },
-    key: { name: srv.key.name, algorithm: srv.key.algorithm, secret: Buffer.from(srv.key.secret, 'base64') },
+    ...(o.unsigned ? {} : { key: { name: srv.key.name, algorithm: srv.key.algorithm, secret: Buffer.from(srv.key.secret, 'base64') } }),
     timeoutMs: 500,
     retries: 1,
   });

@@ -6,8 +6,8 @@ import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TsigKey } from '../../src/config/keyfile.js';
 import { DnsClient } from '../../src/dns/client.js';
-import { DnsError } from '../../src/dns/errors.js';
 import { Witness, type Snapshot } from '../../src/lease/witness.js';
+import { data, rejection } from '../fixtures/dns-assert.js';
 import { freePort, startServer, type DnsServerFixture, type TestKey } from '../fixtures/dns-servers.js';
 import { startTruncatingProxy } from '../fixtures/truncating-proxy.js';
 import { systemClock } from '../../src/clock.js';
@@ -18,21 +18,6 @@ const SITES = { primary: '10.10.10.10', dr: '10.20.20.20' };
 
 export function tsigKey(k: TestKey, override: Partial<TsigKey> = {}): TsigKey {
   return { name: k.name, algorithm: k.algorithm, secret: Buffer.from(k.secret, 'base64'), ...override };
-}
-
-/** A snapshot without the clock offset, which moves between reads. */
-function data(s: Snapshot): Omit<Snapshot, 'offsetSeconds'> {
-  const { offsetSeconds: _o, ...rest } = s;
-  return rest;
-}
-
-async function rejection(p: Promise<unknown>): Promise<DnsError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DnsError);
-  return err as DnsError;
 }
 
 describe.each(['bind', 'knot'] as const)('against %s', (kind) => {

@@ -26,8 +26,10 @@ describe('gss addon loading', () => {
     expect(() => loadGssAddon([bogus])).toThrow(/does not load: .*(invalid ELF|file too short)/);
   });
 
-  it('finds the tree build in dev', () => {
-    expect(defaultAddonPaths()[1]).toBe(path.resolve(__dirname, '../../native/gss/build/Release/gss.node'));
+  it('finds the tree build from the sources and from the bundle in dist/', () => {
+    const built = path.resolve(__dirname, '../../native/gss/build/Release/gss.node');
+    expect(defaultAddonPaths()).toContain(built);
+    expect(defaultAddonPaths(path.resolve(__dirname, '../../dist'))).toContain(built);
   });
 });
 

@@ -17,35 +17,25 @@ import { loadSigning } from '../../src/dns/signing.js';
 import { openWitness, type OpenedWitness } from '../../src/lease/open.js';
 import { renewalOf } from '../../src/lease/witness.js';
 import { runInProcess } from '../cli/in-process.js';
-import { requireBinary, runCommand, type DnsServerFixture } from '../fixtures/dns-servers.js';
-import { requireKerberosTools, startGssBind, startKdc, type KdcFixture } from '../fixtures/kdc.js';
+import { digShort, requireBinary, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { AGENT_PRINCIPAL as AGENT, gssDnsTable, startGssWitness, type GssWitnessFixture } from '../fixtures/kdc.js';
 
-const AGENT = 'failover-agent@EXAMPLE.TEST';
-const SERVICE = 'DNS/ns.example.test';
 const PRIMARY = '10.10.10.10';
 const DR = '10.20.20.20';
 
-let kdc: KdcFixture;
+let realm: GssWitnessFixture;
 let bind: DnsServerFixture;
 let dir: string;
 let configFile: string;
 const opened: OpenedWitness[] = [];
 
 beforeAll(async () => {
-  requireKerberosTools();
   for (const tool of ['named', 'dig']) requireBinary(tool);
-  kdc = await startKdc();
-  Object.assign(process.env, kdc.env);
-  const serverKeytab = await kdc.addPrincipal(`${SERVICE}@EXAMPLE.TEST`);
-  const agentKeytab = await kdc.addPrincipal(AGENT);
-  bind = await startGssBind(serverKeytab, [
-    { principal: AGENT, name: 'syslog.example.test.', types: 'A AAAA' },
-    { principal: AGENT, name: '_lease.syslog.example.test.', types: 'TXT' },
-    { principal: AGENT, name: '_control.syslog.example.test.', types: 'TXT' },
-  ]);
+  realm = await startGssWitness();
+  bind = realm.bind;
   dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'fa-gss-agent-'));
   const keytab = path.join(dir, 'failover.keytab');
-  await fsp.copyFile(agentKeytab, keytab);
+  await fsp.copyFile(realm.keytab, keytab);
   await fsp.chmod(keytab, 0o600);
   configFile = path.join(dir, 'primary.toml');
   // No server_principal: DNS/<SOA MNAME> (ns.example.test), found at start as nsupdate -g does.
@@ -55,17 +45,7 @@ beforeAll(async () => {
 [sites]
 primary = "${PRIMARY}"
 dr = "${DR}"
-[dns]
-record = "${bind.record}"
-zone = "${bind.zone}"
-server = "${bind.host}:${bind.port}"
-auth = "gss-tsig"
-timeout = "2s"
-retries = 1
-verify_servers = ["${bind.host}:${bind.port}"]
-[dns.gss]
-principal = "${AGENT}"
-keytab = "failover.keytab"
+${gssDnsTable(bind, { principal: AGENT, timeout: '2s' })}
 [collector]
 control = "none"
 `,
@@ -74,16 +54,11 @@ control = "none"
 
 afterAll(async () => {
   for (const o of opened) o.gss?.close();
-  await bind?.stop();
-  await kdc?.stop();
+  await realm?.stop();
   if (dir) await fsp.rm(dir, { recursive: true, force: true });
 });
 
-async function dig(name: string, type: string): Promise<string[]> {
-  const r = await runCommand('dig', ['+norec', '+short', '-p', String(bind.port), '@127.0.0.1', name, type]);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout.trim().split('\n').filter(Boolean).sort();
-}
+const dig = (name: string, type: string): Promise<string[]> => digShort(bind, name, type);
 
 describe('a gss-tsig configuration through failoverctl and the Witness (MIT krb5kdc + BIND 9)', () => {
   it('check-config passes and says it signs with GSS-TSIG, measuring signed reads', async () => {

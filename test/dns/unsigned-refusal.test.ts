@@ -1,7 +1,7 @@
 /**
  * A server that answers a key it does not accept with an UNSIGNED NOTAUTH or REFUSED (PowerDNS
  * does, instead of BADSIG/BADKEY): the error is untrusted AND tells the operator what to check.
- * The server is a stand-in on 127.0.0.1 (no real server here answers that way).
+ * The server is a stand-in on 127.0.0.1; the real PowerDNS's unsigned REFUSED: test/cli/setup-powerdns.int.test.ts.
  */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -6,7 +6,10 @@
  * apt has a dependency to pull), configured against a BIND on the host's loopback with a stand-in
  * collector, enabled (READY through the sd-notify addon), measured (systemd-analyze security, idle
  * RSS/CPU, start -> READY), killed by the watchdog when SIGSTOPped, upgraded to a newer build
- * (+test1), removed and purged. The Debian 12 build also runs on Debian 13 and the Debian 13
+ * (+test1), removed and purged. In between, the installed package signs with GSS-TSIG instead (a
+ * real MIT KDC and a BIND with tkey-gssapi-keytab on the host's loopback, /etc/krb5.conf and the
+ * keytab in the container): check-config, READY, a takeover written through the packaged gss
+ * addon; with the addon moved away, check-config and the agent exit 78. The Debian 12 build also runs on Debian 13 and the Debian 13
  * build on Debian 12: the addon does not load into the other release's Node and sd_notify goes
  * through systemd-notify, READY and the watchdog included; on Debian 13 the Debian 13 build then
  * upgrades it (a distribution upgrade) back to the addon. The .rpm is inspected and installed into
@@ -21,7 +24,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Witness } from '../../src/lease/witness.js';
 import { waitWitness } from '../agent/harness.js';
 import { agentConfig, STANDIN_BIN, STANDIN_UNIT } from '../fixtures/agent-in-container.js';
-import type { DnsServerFixture } from '../fixtures/dns-servers.js';
+import { digShort, type DnsServerFixture } from '../fixtures/dns-servers.js';
+import { gssDnsTable, startGssWitness, type GssWitnessFixture } from '../fixtures/kdc.js';
 import { bootContainer, defaultRoot, type Container, type Suite } from '../fixtures/nspawn.js';
 import { ensurePackages, installDeb, stageDeb, type Packages } from './deb.js';
 import { SITES, startToReadyMs, startWitness, withDefaultIntervals } from './dr-setup.js';
@@ -49,6 +53,8 @@ const buildInfo = (dir: string): Record<string, string> =>
 let v1: Packages;
 let v2: Packages;
 let srv: DnsServerFixture;
+/** the GSS-TSIG witness: KDC + BIND on the host's loopback */
+let gss: GssWitnessFixture;
 let witness: Witness;
 let httpPort: number;
 const measured: Record<string, unknown> = {};
@@ -62,11 +68,11 @@ const SNAPSHOT =
 /** One booted container and the shell helpers the tests use on it. */
 class Box {
   constructor(readonly c: Container) {}
-  async sh(cmd: string, timeoutMs = 60_000, input?: string): Promise<{ code: number; out: string }> {
+  async sh(cmd: string, timeoutMs = 60_000, input?: string | Buffer): Promise<{ code: number; out: string }> {
     const r = await this.c.exec(['sh', '-c', cmd], { timeoutMs, input });
     return { code: r.code, out: r.stdout + r.stderr };
   }
-  async must(cmd: string, timeoutMs = 60_000, input?: string): Promise<string> {
+  async must(cmd: string, timeoutMs = 60_000, input?: string | Buffer): Promise<string> {
     const r = await this.sh(cmd, timeoutMs, input);
     if (r.code !== 0) throw new Error(`${cmd} failed (${r.code}):\n${r.out}`);
     return r.out;
@@ -151,6 +157,63 @@ async function expectWatchdogRestart(b: Box): Promise<void> {
   }
 }
 
+/**
+ * The DR instance switched to GSS-TSIG (issue 22) against the realm's BIND, the way an operator
+ * does it: /etc/krb5.conf (the realm, its KDC on the host's loopback), the principal's keytab
+ * beside the config (root:failover-agent 0640, as the key file), `[dns.gss]` in dr.toml. First
+ * the packaged addon moved away: check-config and the agent itself exit 78, nothing unsigned.
+ * Then check-config (signed reads), `failoverctl init --force` (the record names the primary,
+ * written through the addon) and the DR, which takes over once the lease runs out. Afterwards the
+ * HMAC setup is back and active (the later tests and the purge's file list expect it).
+ */
+async function gssTakeover(b: Box): Promise<void> {
+  const keytab = '/etc/failover-agent/failover.keytab';
+  const addon = '/usr/lib/failover-agent/gss.node';
+  const hmacConfig = await b.must('cat /etc/failover-agent/dr.toml');
+  await b.must(`systemctl stop ${UNIT}`);
+  try {
+    await b.must('cat > /etc/krb5.conf', 10_000, fs.readFileSync(gss.kdc.env.KRB5_CONFIG));
+    await b.must(`cat > ${keytab} && chown root:failover-agent ${keytab} && chmod 0640 ${keytab}`, 10_000, fs.readFileSync(gss.keytab));
+    await b.must('cat > /etc/failover-agent/dr.toml', 10_000, agentConfig(gss.bind, { role: 'dr', sites: SITES, httpPort, dns: gssDnsTable(gss.bind, { principal: gss.principal }) }));
+
+    // Without the addon: configuration error 78, in check-config and at the agent's start.
+    await b.must(`mv ${addon} ${addon}.away`);
+    try {
+      const cc = await b.sh('failoverctl --instance dr check-config');
+      expect(cc.code, cc.out).toBe(78);
+      expect(cc.out).toContain(`GSS-TSIG needs the gss addon, not found at ${addon}`);
+      expect((await b.sh(`systemctl start ${UNIT}`)).code).not.toBe(0);
+      expect(await b.prop(UNIT, 'ExecMainStatus')).toBe('78');
+    } finally {
+      await b.must(`mv ${addon}.away ${addon} && systemctl reset-failed ${UNIT}`);
+    }
+
+    const cc = await b.sh('failoverctl --instance dr check-config');
+    expect(cc.code, cc.out).toBe(0);
+    expect(cc.out).toContain(`signing: GSS-TSIG as ${gss.principal} (keytab ${keytab}) to DNS/<SOA MNAME>`);
+    expect(cc.out).toMatch(/DNS round trip: [\d.]+ ms \(median of 3 signed reads\)/);
+    // BIND's update-policy grants the names to the principal only: a write that lands was signed by it.
+    await b.must('failoverctl --instance dr init --force');
+    expect(await digShort(gss.bind, gss.bind.record, 'A')).toEqual([SITES.primary]);
+    expect((await digShort(gss.bind, gss.bind.leaseName, 'TXT')).join(' ')).toMatch(/holder=primary/);
+
+    const since = (await b.must('date "+%Y-%m-%d %H:%M:%S"')).trim();
+    await b.must(`systemctl start ${UNIT}`); // Type=notify: returns after READY
+    expect(await b.prop(UNIT, 'ActiveState')).toBe('active');
+    const journal = ['journalctl', '-u', UNIT, '--since', since, '-o', 'cat', '--no-pager'];
+    const log = (await b.c.waitFor(journal, (r) => /event=takeover/.test(r.stdout), 45_000)).stdout;
+    expect(log).toMatch(/event=start .*signing="?GSS-TSIG as /);
+    expect(log).toMatch(/event=ready/);
+    expect(await digShort(gss.bind, gss.bind.record, 'A')).toEqual([SITES.dr]);
+    expect((await digShort(gss.bind, gss.bind.leaseName, 'TXT')).join(' ')).toMatch(/holder=dr/);
+  } finally {
+    await b.must(`systemctl stop ${UNIT}; rm -f /etc/krb5.conf ${keytab}`);
+    await b.must('cat > /etc/failover-agent/dr.toml', 10_000, hmacConfig);
+    await b.must(`systemctl reset-failed ${UNIT}; systemctl start ${UNIT}`);
+  }
+  await b.activeDr();
+}
+
 /** The operator's kit (issue 14), the same path in both packages. */
 const OPERATOR_KIT = [
   '/usr/share/failover-agent/failover-agent.rules.yml',
@@ -176,10 +239,12 @@ beforeAll(async () => {
   };
   console.log(`packages: ${JSON.stringify(measured.build)}`);
   ({ srv, witness, httpPort } = await startWitness());
+  gss = await startGssWitness();
 }, 1_800_000);
 
 afterAll(async () => {
   await srv?.stop();
+  await gss?.stop();
   if (Object.keys(measured).length) {
     const out = path.join(REPO, 'dist/packages/test-measurements.json');
     fs.writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), ...measured }, null, 2) + '\n');
@@ -225,6 +290,8 @@ function releaseSuite(suite: Suite): void {
       expect(depends).toMatch(/(^|, )default-dbus-system-bus \| dbus-system-bus(,|$)/);
       expect(depends).toMatch(/(^|, )nodejs \(>= 18\.19~\)(,|$)/);
       expect(depends).not.toMatch(/libnode|nodejs \(<</);
+      // the gss addon's GSS-API library, from dh_shlibdeps
+      expect(depends).toMatch(/(^|, )libgssapi-krb5-2 \(>= [^)]+\)(,|$)/);
       expect(await b.must('getent passwd failover-agent')).toMatch(/^failover-agent:x:\d+:\d+:failover-agent service:\/var\/lib\/failover-agent:\/usr\/sbin\/nologin/);
       const files = (await b.must('dpkg -L failover-agent')).split('\n');
       for (const f of [
@@ -232,6 +299,7 @@ function releaseSuite(suite: Suite): void {
         '/usr/lib/failover-agent/agent-main.js',
         '/usr/lib/failover-agent/failoverctl.js',
         '/usr/lib/failover-agent/node_modules/sd-notify/build/Release/notify.node',
+        '/usr/lib/failover-agent/gss.node',
         '/usr/lib/failover-agent/node_modules/bindings/bindings.js',
         '/usr/lib/failover-agent/node_modules/file-uri-to-path/index.js',
         '/usr/bin/failoverctl',
@@ -258,6 +326,7 @@ function releaseSuite(suite: Suite): void {
       expect((await b.sh('systemctl list-units --all --plain --no-legend "failover-agent@*"')).out.trim()).toBe('');
       // The addon loads into this release's Node (the ABI it was built for).
       expect(await b.must(`node -e 'console.log(typeof require("/usr/lib/failover-agent/node_modules/sd-notify").sendState)'`)).toBe('function\n');
+      expect(await b.must(`node -e 'console.log(typeof require("/usr/lib/failover-agent/gss.node").getMic)'`)).toBe('function\n');
       expect(await b.must('failoverctl --version')).toBe(`failoverctl 0.1.0 (node ${(await b.must('node --version')).trim()})\n`);
     });
 
@@ -373,6 +442,10 @@ function releaseSuite(suite: Suite): void {
       await expectWatchdogRestart(b);
     });
 
+    it('with dns.auth = "gss-tsig" (/etc/krb5.conf, a keytab): exit 78 without the addon; check-config signs with GSS-TSIG, READY, a signed takeover', async () => {
+      await gssTakeover(b);
+    });
+
     it("an upgrade restarts the running instance through the target and keeps the admin's files", async () => {
       const pid = await b.prop(UNIT, 'MainPID');
       await b.must("echo '# edited by the admin' >> /etc/failover-agent/dr.toml");
@@ -457,6 +530,8 @@ function crossSuite(suite: Suite): void {
       expect(await b.must("dpkg-query -W -f '${Status} ${Version}' failover-agent")).toBe(`install ok installed 0.1.0+${TAG[from]}`);
       // the addon was built for the other release's Node: it does not load here
       expect((await b.sh(`node -e 'require("/usr/lib/failover-agent/node_modules/sd-notify")'`)).code).not.toBe(0);
+      // the gss addon is N-API only (linked without libnode): it loads into either release's Node
+      expect(await b.must(`node -e 'console.log(typeof require("/usr/lib/failover-agent/gss.node").getMic)'`)).toBe('function\n');
       await configureDr(b);
       await b.must(`systemctl enable --now ${UNIT}`);
       expect(await b.prop(UNIT, 'ActiveState')).toBe('active');
@@ -515,6 +590,7 @@ describe('the .rpm', { timeout: 120_000 }, () => {
       '/usr/lib/failover-agent/agent.js',
       '/usr/lib/failover-agent/agent-main.js',
       '/usr/lib/failover-agent/node_modules/sd-notify/build/Release/notify.node',
+      '/usr/lib/failover-agent/gss.node',
       '/usr/bin/failoverctl',
       '/usr/lib/systemd/system/failover-agent@.service',
       '/usr/lib/systemd/system/failover-agent.target',
@@ -532,6 +608,8 @@ describe('the .rpm', { timeout: 120_000 }, () => {
     // no Node ABI pin: any Node from 18.19 on (the addon falls back to systemd-notify)
     expect(req).not.toMatch(/nodejs\(abi|libnode/);
     expect(req).toMatch(/^libsystemd\.so\.0\(\)\(64bit\)$/m);
+    // the gss addon's GSS-API library (krb5-libs on an RPM distribution)
+    expect(req).toMatch(/^libgssapi_krb5\.so\.2\(\)\(64bit\)$/m);
     expect(req).toMatch(/^dbus$/m);
     expect(section('info')).toMatch(/Build Host\s*: reproducible/);
   });
@@ -550,6 +628,7 @@ describe('the .rpm', { timeout: 120_000 }, () => {
     expect(section('user')).toMatch(/^failover-agent:x:\d+:\d+:failover-agent service:\/var\/lib\/failover-agent:\/usr\/sbin\/nologin/);
     expect(rc('files-present')).toBe(0);
     expect(section('addon-loads').trim()).toBe('function');
+    expect(section('gss-addon-loads').trim()).toBe('function');
     // failoverctl runs in the scratch root; the example's key file does not exist there (77)
     expect(rc('failoverctl')).toBe(77);
     expect(section('failoverctl')).toMatch(/tsig\.key does not exist/);

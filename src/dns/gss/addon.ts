@@ -5,8 +5,7 @@
  * never a fallback to unsigned.
  *
  * Where the .node file is: next to the bundle when packaged (the bundles are
- * CommonJS in /usr/lib/failover-agent), else the node-gyp build in the tree
- * (found from the sources and from the bundles in dist/).
+ * CommonJS in /usr/lib/failover-agent), else the node-gyp build in the tree.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -94,13 +93,10 @@ function sync<T>(f: () => T): T {
   }
 }
 
-/** Where the .node file may be: next to the bundle, then the tree's build (from src/dns/gss, or from the bundles in dist/). */
+/** Where the .node file may be: next to the bundle, then the tree's build (from dist/ or from src/dns/gss/). */
 export function defaultAddonPaths(dir: string = __dirname): string[] {
-  return [
-    path.join(dir, 'gss.node'),
-    path.resolve(dir, '../../../native/gss/build/Release/gss.node'),
-    path.resolve(dir, '../native/gss/build/Release/gss.node'),
-  ];
+  const built = 'native/gss/build/Release/gss.node';
+  return [path.join(dir, 'gss.node'), path.resolve(dir, '..', built), path.resolve(dir, '../../..', built)];
 }
 
 const REQUIRED = ['acquireCredentials', 'releaseCredentials', 'createContext', 'initSecContext', 'getMic', 'verifyMic', 'deleteContext'] as const;
