@@ -40,7 +40,7 @@ import { revisionOf } from '../../src/lease/control.js';
 import { formatLease } from '../../src/lease/lease.js';
 import { openWitness, type OpenedWitness } from '../../src/lease/open.js';
 import { renewalOf, transferOf, Witness } from '../../src/lease/witness.js';
-import { AgentProcess, HealthPath, agentStatus, ensureBuilt, runCtl, waitWitness } from '../agent/harness.js';
+import { AgentProcess, HealthPath, agentStatus, ensureBuilt, pairConfig, runCtl, waitWitness } from '../agent/harness.js';
 import { runInProcess } from '../cli/in-process.js';
 import { freePort, requireBinary, runCommand } from '../fixtures/dns-servers.js';
 import { requireSambaTools, startSambaDc, type SambaDc, type SambaUser } from '../fixtures/samba.js';
@@ -105,12 +105,11 @@ afterAll(async () => {
 
 /** An agent configuration signing as `keytab`'s account (failover.keytab: the one both sites share). */
 function configText(role: 'primary' | 'dr', keytab = 'failover.keytab', principal = agent.principal): string {
-  const listen = role === 'primary' ? `${PRIMARY}:${ports.primary}` : `${DR}:${ports.dr}`;
-  return `role = "${role}"
-[sites]
-primary = "${PRIMARY}"
-dr = "${DR}"
-[dns]
+  return pairConfig({
+    role,
+    sites: { primary: PRIMARY, dr: DR },
+    // No server_principal: DNS/<SOA MNAME>, as nsupdate -g.
+    dns: `[dns]
 record = "${record()}"
 zone = "${dc.zone}"
 server = "${dc.host}:${dc.port}"
@@ -120,23 +119,11 @@ retries = 1
 verify_servers = ["${dc.host}:${dc.port}"]
 [dns.gss]
 principal = "${principal}"
-keytab = "${keytab}"
-[lease]
-ttl = "${TTL}ms"
-renew_interval = "${INTERVAL}ms"
-max_skew = "${SKEW}ms"
-[health]
-targets = ["http://${PATH_HOST}:${pathToPrimary?.port ?? 9}/healthz"]
-interval = "${INTERVAL}ms"
-timeout = "150ms"
-failures = ${FAILURES}
-[collector]
-control = "none"
-[vmsync]
-enabled = false
-[http]
-listen = "${listen}"
-`;
+keytab = "${keytab}"`,
+    lease: { ttl: `${TTL}ms`, renew: `${INTERVAL}ms`, skew: `${SKEW}ms` },
+    health: { target: `http://${PATH_HOST}:${pathToPrimary?.port ?? 9}/healthz`, interval: `${INTERVAL}ms`, timeout: '150ms', failures: FAILURES },
+    listen: role === 'primary' ? `${PRIMARY}:${ports.primary}` : `${DR}:${ports.dr}`,
+  });
 }
 
 async function configFile(name: string, text: string): Promise<string> {
