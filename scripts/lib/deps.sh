@@ -17,6 +17,12 @@
 #            (the gss addon, native/gss, links MIT libgssapi_krb5)
 #   gss      a local Kerberos realm for GSS-TSIG (test/fixtures/kdc.ts): the MIT KDC, kadmin.local
 #            and kinit (nsupdate -g as the interoperability oracle)
+#   samba    Samba as an Active Directory domain controller with its internal DNS, run by the tests in
+#            a network namespace of their own (test/fixtures/samba.ts): samba, samba-tool, the
+#            provisioning data (samba-ad-provision) and the directory's ldb modules
+#            (samba-dsdb-modules, only Recommended by samba). /etc/samba/smb.conf is never written:
+#            Debian's samba-ad-dc service does not start (its ExecCondition wants an AD DC there),
+#            and smbd/nmbd (started by the package under a real init) use nothing the fixture does.
 #   vm       victoria-metrics (also vmagent, vmctl), promtool (package prometheus)
 #   faults   the fault suite's networks (test/faults/net.ts): nft drops, iptables NFQUEUE for the
 #            userspace delayer (python3), ping to check it; keepalived beside the agent
@@ -41,6 +47,7 @@ DEPS_dns=(named:bind9 knotd:knot nsupdate:bind9-dnsutils dig:bind9-dnsutils tsig
   pdns_server:pdns-server pdnsutil:pdns-server /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql:pdns-backend-sqlite3 sqlite3:sqlite3)
 DEPS_build=(/usr/include/systemd/sd-daemon.h:libsystemd-dev pkg-config:pkg-config /usr/include/mit-krb5/gssapi/gssapi_ext.h:libkrb5-dev)
 DEPS_gss=(krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user)
+DEPS_samba=(samba:samba samba-tool:samba-common-bin /usr/share/samba/setup/ad-schema/AD_DS_Attributes__Windows_Server_2012_R2.ldf:samba-ad-provision "/usr/lib/$(uname -m)-linux-gnu/samba/ldb/acl.so:samba-dsdb-modules")
 DEPS_vm=(victoria-metrics:victoria-metrics vmagent:victoria-metrics vmctl:victoria-metrics promtool:prometheus)
 DEPS_faults=(nft:nftables iptables:iptables ping:iputils-ping python3:python3 keepalived:keepalived)
 DEPS_senders=(unbound:unbound unbound-control:unbound unpack:rsyslog unpack:syslog-ng-core unpack:busybox unpack:inetutils-syslogd)

@@ -10,9 +10,11 @@ import { AgentError, ExitCode } from '../errors.js';
 import type { GssSession, GssSessionEvent } from '../dns/gss/context.js';
 import { GssError } from '../dns/gss/addon.js';
 import { openWitness } from '../lease/open.js';
+import type { Snapshot } from '../lease/witness.js';
 import { describeSigning, loadSigning, type DnsSigning } from '../dns/signing.js';
 import type { Output } from './output.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
+import { signerName, writeAccessRefusal } from './write-access.js';
 
 /** Reads of the witness timed to measure the round trip (the median is taken). */
 const RTT_SAMPLES = 3;
@@ -24,13 +26,16 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
   const signing = loadSigning(config);
   // GSS-TSIG: a Kerberos failure (credentials, the service principal, the KDC, a TKEY refused)
   // is thrown from here: exit 77, or 69 when no KDC answers.
-  const { rtt, gss } = await measureRtt(config, signing);
+  const { rtt, gss, access } = await measureRtt(config, signing);
+  // A record this site may not change (AD: owned by the other site's account) fails the check: 77.
+  if (access && typeof access !== 'string' && 'refusal' in access) throw access.refusal;
   const warnings = [...marginWarnings(config, typeof rtt === 'number' ? rtt : undefined), ...polkitWarnings(config, polkitDirs), ...handoverWarnings(config)];
   const lines = [
     `${file}: OK (instance ${config.instance}, role ${config.role}, ${signing.auth === 'tsig' ? `key ${signing.key.name} ${signing.key.algorithm}` : `gss-tsig as ${signing.config.principal}`})`,
     `signing: ${describeSigning(signing)}`,
     ...(gss ? [`gss: context with ${gss.target} negotiated (credentials from the keytab, TKEY) in ${gss.tookMs.toFixed(0)} ms, valid for ${formatDuration(gss.lifetimeMs)}`] : []),
     typeof rtt === 'number' ? `DNS round trip: ${rtt.toFixed(1)} ms (median of ${RTT_SAMPLES} signed reads)` : `DNS round trip: not measured (${rtt.error})`,
+    ...(access === null ? [] : [`write access: ${typeof access === 'string' ? access : access.text}`]),
     handoverLine(config),
     ...warnings.map((w) => `warning: ${w.key}: ${w.message}`),
   ];
@@ -45,6 +50,7 @@ export async function checkConfigCommand(args: ConfigSelector, out: Output, env:
       : { gss: { principal: signing.config.principal, keytab: signing.config.keytab, server_principal: signing.config.server_principal ?? null } }),
     dnsRttMs: typeof rtt === 'number' ? rtt : null,
     ...(signing.auth === 'gss-tsig' ? { gssNegotiation: gss ?? null } : {}),
+    writeAccess: access === null ? null : typeof access === 'string' ? { checked: false, text: access } : { checked: true, text: access.text, names: access.names },
     warnings,
   });
   return ExitCode.OK;
@@ -84,14 +90,19 @@ export interface GssNegotiation {
   lifetimeMs: number;
 }
 
+/** Whether this site may change the names that exist: in words, or the refusal (write-access.ts). */
+type Access = string | { text: string; names: string[] } | { refusal: AgentError };
+
 /**
  * The median time of a signed read of the witness, or why it could not be measured: a DNS server
  * that does not answer is not fatal here (the agent may run where check-config cannot reach it).
  * With GSS-TSIG the first read acquires credentials from the keytab and negotiates the context
  * (TKEY): a Kerberos failure there IS fatal (thrown: GssError, exit 77, or 69 with no KDC), as is
- * a server that refuses the context (77): the agent could sign nothing.
+ * a server that refuses the context (77): the agent could sign nothing. With GSS-TSIG also whether
+ * this site may change the names that exist (`access`; null: not asked, HMAC): in Active Directory
+ * the account that created a record owns it.
  */
-async function measureRtt(config: Config, signing: DnsSigning): Promise<{ rtt: number | { error: string }; gss?: GssNegotiation }> {
+async function measureRtt(config: Config, signing: DnsSigning): Promise<{ rtt: number | { error: string }; gss?: GssNegotiation; access: Access | null }> {
   let negotiated: GssNegotiation | undefined;
   const onGssEvent = (e: GssSessionEvent): void => {
     if (e.kind === 'negotiated') negotiated = { target: '', keyName: e.keyName, tookMs: e.tookMs, lifetimeMs: e.lifetimeMs };
@@ -102,7 +113,7 @@ async function measureRtt(config: Config, signing: DnsSigning): Promise<{ rtt: n
     const { witness, gss } = await openWitness({ ...config, dns: { ...config.dns, retries: 0 } }, signing, { onGssEvent });
     session = gss;
     // GSS-TSIG: the context is negotiated by the first read (or finding the zone), not timed.
-    if (gss) await witness.read();
+    const first = gss ? await witness.read() : undefined;
     const samples: number[] = [];
     for (let i = 0; i < RTT_SAMPLES; i++) {
       const t0 = performance.now();
@@ -110,13 +121,30 @@ async function measureRtt(config: Config, signing: DnsSigning): Promise<{ rtt: n
       samples.push(performance.now() - t0);
     }
     const gssDone = negotiated && session ? { ...negotiated, target: session.status().target ?? '' } : undefined;
-    return { rtt: samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!, ...(gssDone ? { gss: gssDone } : {}) };
+    const access = first ? await accessOf(witness, first, config, signing) : null;
+    return { rtt: samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!, ...(gssDone ? { gss: gssDone } : {}), access };
   } catch (err) {
     if (signing.auth === 'gss-tsig' && gssFatal(err)) throw err;
-    return { rtt: { error: (err as Error).message } };
+    const error = (err as Error).message;
+    return { rtt: { error }, access: signing.auth === 'gss-tsig' ? `not checked (${error})` : null };
   } finally {
     session?.close();
   }
+}
+
+/** May this site change each name that exists? Asked by an update that changes nothing (Witness.writeAccess). */
+async function accessOf(witness: Awaited<ReturnType<typeof openWitness>>['witness'], seen: Snapshot, config: Config, signing: DnsSigning): Promise<Access> {
+  const names = [seen.addresses.length ? config.dns.record : null, seen.leaseText ? config.dns.lease_name : null, seen.controlText ? witness.controlName : null].filter(
+    (n): n is string => n !== null,
+  );
+  if (names.length === 0) return 'nothing to check yet: failoverctl init creates the record, the lease and the control record (in Active Directory the account that creates them owns them)';
+  try {
+    const refusal = await writeAccessRefusal(witness, seen, config, signing);
+    if (refusal) return { refusal };
+  } catch (err) {
+    return `not checked (${(err as Error).message})`;
+  }
+  return { text: `${signerName(signing)} may change ${names.join(', ')} (asked by an update that changes nothing)`, names };
 }
 
 /** A GSS-TSIG failure check-config stops on: Kerberos itself, or the server refusing us (not its silence). */

@@ -1,6 +1,6 @@
 /** failoverctl dns / init: straight to the DNS server with the key file. */
 import { loadConfig } from '../config/load.js';
-import { loadSigning } from '../dns/signing.js';
+import { loadSigning, type DnsSigning } from '../dns/signing.js';
 import type { Config } from '../config/schema.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { openWitness, type OpenedWitness } from '../lease/open.js';
@@ -14,10 +14,12 @@ import { sameValue } from '../propagation/policy.js';
 import { renderServers } from './agent-commands.js';
 import type { Output } from './output.js';
 import { selectConfigFile, type ConfigSelector } from './select-config.js';
+import { writeAccessRefusal } from './write-access.js';
 
-async function open(sel: ConfigSelector, env: NodeJS.ProcessEnv, tcp = false): Promise<{ config: Config; w: OpenedWitness }> {
+async function open(sel: ConfigSelector, env: NodeJS.ProcessEnv, tcp = false): Promise<{ config: Config; w: OpenedWitness; signing: DnsSigning }> {
   const config = loadConfig(selectConfigFile(sel, env));
-  return { config, w: await openWitness(config, loadSigning(config), { tcp }) };
+  const signing = loadSigning(config);
+  return { config, w: await openWitness(config, signing, { tcp }), signing };
 }
 
 function describe(snap: Snapshot, config: Config): string[] {
@@ -91,7 +93,7 @@ export async function dnsCommand(args: ConfigSelector & { tcp?: boolean; socket?
 }
 
 export async function initCommand(args: ConfigSelector & { force?: boolean }, out: Output, env: NodeJS.ProcessEnv): Promise<number> {
-  const { config, w } = await open(args, env);
+  const { config, w, signing } = await open(args, env);
   // The witness is only a witness if it checks our key and our prerequisites.
   const probe = await w.witness.probe();
   if (probe === 'ignored') {
@@ -103,6 +105,10 @@ export async function initCommand(args: ConfigSelector & { force?: boolean }, ou
   }
   const seen = await w.witness.read();
   const exists = seen.addresses.length > 0 || seen.leaseText !== null;
+  // Names that exist and that we may not change (AD: created by another account, which owns
+  // them): say so, whether or not --force would overwrite them (77, as a refused key).
+  const refusal = exists || seen.controlText ? await writeAccessRefusal(w.witness, seen, config, signing) : null;
+  if (refusal) throw refusal;
   if (exists && !args.force) {
     out.result(['refused: the record or the lease exists already (use --force to overwrite):', ...describe(seen, config)].join('\n'), {
       ok: false,
@@ -115,7 +121,8 @@ export async function initCommand(args: ConfigSelector & { force?: boolean }, ou
   }
   const v = openPropagation(config, w, { clock: systemClock, logger: nullLogger() });
   const sentAt = systemClock.monotonicMs();
-  const r = await w.witness.init(seen, config.sites, Date.now() / 1000, Boolean(args.force));
+  // GSS-TSIG: the control record too, so that where the creator owns a record (AD) one account owns all three.
+  const r = await w.witness.init(seen, config.sites, Date.now() / 1000, Boolean(args.force), { createControl: signing.auth === 'gss-tsig' });
   // Then until every authoritative server that answers serves it, or is late
   // (dns.propagation_timeout); one that does not answer is reported, not waited for.
   v.start();
@@ -123,11 +130,16 @@ export async function initCommand(args: ConfigSelector & { force?: boolean }, ou
   await v.settled({ answeringOnly: true });
   await v.stop();
   const p = v.status()!;
-  out.result(['initialised (the server checked our key and enforces prerequisites):', ...describe(r.snapshot, config), `servers  ${p.summary}`, ...renderServers(p.servers)].join('\n'), {
+  const checked =
+    probe === 'enforced'
+      ? 'the server checked our key and enforces prerequisites'
+      : 'the server checked our key and refused a false prerequisite, with an unsigned NXRRSET as Active Directory answers every error';
+  out.result([`initialised (${checked}):`, ...describe(r.snapshot, config), `servers  ${p.summary}`, ...renderServers(p.servers)].join('\n'), {
     ok: true,
     addresses: r.snapshot.addresses,
     lease: r.snapshot.lease,
     forced: Boolean(args.force) && exists,
+    prerequisites: probe,
     servers: p.servers,
     propagation: p,
   });

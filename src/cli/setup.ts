@@ -311,11 +311,12 @@ export function adGssText(a: SetupAnswers): string {
 #    accounts, one per site, lock each other out at the first takeover. If you must use two, put
 #    them in a group and give the group Full Control on the three names
 #      ${names}
-#    (DNS Manager or ADUC: the record > Properties > Security > Add the group > Full control; the
-#    control record appears at the first pause; or Full Control on the zone for this object and
+#    (DNS Manager or ADUC: the record > Properties > Security > Add the group > Full control; all
+#    three exist once failoverctl init has run; or Full Control on the zone for this object and
 #    its descendants). On Samba: samba-tool dsacl set --objectdn=<the record's DN under
 #    CN=MicrosoftDNS,DC=DomainDnsZones,...> --sddl='(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;<group SID>)'
-#    for each of the three.
+#    for each of the three. failoverctl check-config on each site says (exit 77) when a record
+#    exists that its account may not change.
 # 2. Its keytab, exported ONCE and copied to ${a.keytab} on both sites (mode 0640, root:failover-agent):
 #      Windows: ktpass /princ ${a.principal} /mapuser ${user} /crypto AES256-SHA1 /ptype KRB5_NT_PRINCIPAL /pass +rndPass /out ${path.basename(a.keytab)}
 #               (ktpass sets a new password: running it again invalidates the keytab already copied)

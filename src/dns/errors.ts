@@ -27,6 +27,7 @@ export type DnsErrorCode =
   | 'DNS_TSIG_BADTIME'
   | 'DNS_TSIG_BADTRUNC'
   | 'DNS_TSIG_UNSIGNED' // the server answered a signed request without a valid signature
+  | 'DNS_UNSIGNED_ERROR' // an error rcode echoing OUR request's signature (Samba's AD DNS): proves nothing, outcome unknown
   | 'DNS_NO_SERVER'; // no server configured and none found from the SOA
 
 const EXIT: Record<DnsErrorCode, ExitCode> = {
@@ -48,6 +49,7 @@ const EXIT: Record<DnsErrorCode, ExitCode> = {
   DNS_TSIG_BADTIME: ExitCode.NOPERM,
   DNS_TSIG_BADTRUNC: ExitCode.NOPERM,
   DNS_TSIG_UNSIGNED: ExitCode.NOPERM,
+  DNS_UNSIGNED_ERROR: ExitCode.UNAVAILABLE,
   DNS_NO_SERVER: ExitCode.UNAVAILABLE,
 };
 

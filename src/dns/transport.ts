@@ -8,6 +8,10 @@
  * verifies against that attempt's request MAC. Anything else is dropped and
  * counted, so a spoofed or malformed datagram can at most cost us a timeout.
  * Earlier attempts keep listening: a slow answer to attempt 1 still counts.
+ * One exception ends the exchange at once, unauthenticated: an error rcode whose
+ * TSIG carries our own request's MAC copied back (Samba's AD DNS answers every
+ * error so). It proves nothing, and it cannot be made by anyone who did not see
+ * the request; the caller treats the outcome as unknown and reads, signed.
  *
  * With a key, a UDP socket that served a clean exchange (first attempt
  * answered, nothing dropped) is kept, unref'd, for the next exchange instead
@@ -25,7 +29,7 @@ import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerHa
 import { DnsError } from './errors.js';
 import { hmacSigner, type SignerSession, type TsigSigner } from './signer.js';
 import type { TsigVerdict } from './tsig.js';
-import { decodeMessage, encodeMessage, normalizeName, rcodeName, RCODE, type Decoded, type Message } from './wire.js';
+import { decodeMessage, encodeMessage, normalizeName, rcodeName, RCODE, type Decoded, type Message, type TsigData } from './wire.js';
 
 export interface DnsServer {
   host: string;
@@ -81,7 +85,18 @@ type Judgement =
   | { kind: 'drop'; why: string }
   | { kind: 'truncated' }
   | { kind: 'unsigned-error'; message: Message; error: number }
+  | { kind: 'echo'; message: Message }
   | { kind: 'accept'; exchange: Omit<Exchange, 'transport' | 'attempts' | 'rttMs'> };
+
+/**
+ * The answer carries OUR request's MAC in its TSIG, copied back, instead of a MAC of its own: how
+ * Samba's internal DNS answers every error (NXRRSET, SERVFAIL, ...) to a GSS-TSIG request.
+ */
+function echoesRequestMac(decoded: Decoded, requestMac: Buffer): boolean {
+  if (decoded.tsigOffset === undefined || requestMac.length === 0) return false;
+  const t = decoded.message.additionals[decoded.message.additionals.length - 1]!.data as TsigData;
+  return t.mac.length === requestMac.length && t.mac.equals(requestMac);
+}
 
 function sameQuestion(a: Message, b: Message): boolean {
   if (a.questions.length !== b.questions.length) return false;
@@ -175,6 +190,11 @@ export class DnsTransport {
     }
     if (m.flags.tc) return { kind: 'truncated' };
     if (!signer) return { kind: 'accept', exchange: { response: m, authenticated: false, tsigError: 0 } };
+    // An error answered with our own signature copied back proves nothing (anyone who saw the
+    // request can make it), but it is the server's last word on this attempt: waiting for a signed
+    // one would only burn the retry budget, and a blind resend could apply a change twice. The
+    // exchange ends at once, unauthenticated; the caller decides on a signed read.
+    if (m.rcode !== RCODE.NOERROR && echoesRequestMac(decoded, attempt.mac)) return { kind: 'echo', message: m };
     const v: TsigVerdict = signer.verify(buf, decoded, attempt.mac, this.clock.wallMs() / 1000);
     switch (v.kind) {
       case 'ok':
@@ -200,7 +220,8 @@ export class DnsTransport {
   /**
    * Sends `request` (its ID is replaced per attempt) and resolves with the
    * first acceptable response. Rejects with DnsError:
-   * DNS_TIMEOUT, DNS_UNREACHABLE, DNS_TSIG_BADSIG/BADKEY (unauthenticated), DNS_TSIG_UNSIGNED.
+   * DNS_TIMEOUT, DNS_UNREACHABLE, DNS_TSIG_BADSIG/BADKEY (unauthenticated), DNS_TSIG_UNSIGNED,
+   * DNS_UNSIGNED_ERROR (an error rcode with our own signature copied back: at once, not retried).
    */
   async exchange(request: Message): Promise<Exchange> {
     const session = this.opts.session;
@@ -256,6 +277,18 @@ export class DnsTransport {
       rcode: rcodeName(m.rcode),
       authenticated: false,
     });
+  }
+
+  /** An error answered with our own request's signature copied back (Samba): unauthenticated, outcome unknown. */
+  private echoError(m: Message, signer: TsigSigner | undefined): DnsError {
+    const s = this.opts.server;
+    const rcode = rcodeName(m.rcode);
+    const as = signer?.principal !== undefined ? ` as ${signer.principal}` : '';
+    return new DnsError(
+      'DNS_UNSIGNED_ERROR',
+      `${s.host}:${s.port} answered ${rcode} to our signed ${m.opcode}${as} without a signature of its own (it copied our request's back, as Samba's AD DNS does for every error): not trusted, so what the server did is unknown until a signed read`,
+      { rcode, authenticated: false },
+    );
   }
 
   /** What an operator checks when the server does not accept our key. */
@@ -323,6 +356,8 @@ export class DnsTransport {
             return finish(() => resolve('truncated'));
           case 'unsigned-error':
             return finish(() => reject(this.unsignedError(j.message, j.error, signer)));
+          case 'echo':
+            return finish(() => reject(this.echoError(j.message, signer)));
           case 'accept':
             return finish(() => resolve(j.exchange), true);
         }
@@ -398,6 +433,7 @@ export class DnsTransport {
           const j = this.judge(msg, request, [attempt], signer);
           if (j.kind === 'accept') return done(() => resolve(j.exchange));
           if (j.kind === 'unsigned-error') return done(() => reject(this.unsignedError(j.message, j.error, signer)));
+          if (j.kind === 'echo') return done(() => reject(this.echoError(j.message, signer)));
           state.lastDropped = j.kind === 'drop' ? j.why : 'truncated reply over TCP';
           this.opts.onDropped?.(state.lastDropped);
         }

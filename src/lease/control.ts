@@ -4,8 +4,14 @@
  *
  *   v=1 pause by=<who> since=<unix s> until=<unix s | 0> reason=<percent-encoded>
  *   v=1 handover from=<role> to=<role> epoch=<n> at=<unix s> reason=<code> detail=<percent-encoded>
+ *   v=1 rev n=<n>
  *
- * At most one of each kind. The pause stops every automatic move (a takeover and a handover carry
+ * At most one of each kind. The revision is the witness's (lease/witness.ts adds it): every write
+ * of the control record raises it by one and every CAS on the record carries it as read, so the
+ * RRset never returns to an earlier content (no ABA: a captured pause replayed after `resume` fails
+ * its prerequisite, on a server without replay protection too) and a prerequisite on it fails once
+ * anything in the RRset changed, on a server that checks value-dependent prerequisites record by
+ * record rather than as the whole RRset (Samba). The pause stops every automatic move (a takeover and a handover carry
  * the control RRset exactly as read among their prerequisites, so a pause written after the read
  * makes them fail at the witness); the last automatic handover holds the next one back for
  * `collector.handover_hold`. Times are the writer's estimate of the server's clock (informational
@@ -75,9 +81,32 @@ function dec(v: string, what: string): string {
   }
 }
 
+const REVISION = /^v=1 rev n=(\d{1,15})$/;
+
+/** `v=1 rev n=<n>`: the control record's revision entry. */
+export function formatRevision(n: number): string {
+  return `v=1 rev n=${n}`;
+}
+
+/** The revision of the RRset as read (0: none, or none understood); never throws. */
+export function revisionOf(texts: readonly string[] | null | undefined): number {
+  let rev = 0;
+  for (const t of texts ?? []) {
+    const m = REVISION.exec(t.trim());
+    if (m) rev = Math.max(rev, Number(m[1]));
+  }
+  return rev;
+}
+
+/** The RRset to write over `seen`: the entries of `next` (null: none) and the revision after `seen`'s. */
+export function withRevision(seen: readonly string[] | null | undefined, next: readonly string[] | null): string[] {
+  return [...(next ?? []), formatRevision(revisionOf(seen) + 1)];
+}
+
 /** Strict parse of the RRset as read; anything not understood is an error (and counts as a pause: see `pauseOf`). */
 export function parseControl(texts: string[] | null): Control {
   const c: Control = { pause: null, handover: null };
+  let seenRevision = false;
   for (const t of texts ?? []) {
     const head = t.trim().split(/\s+/, 2).join(' ');
     if (head === 'v=1 pause') {
@@ -85,6 +114,10 @@ export function parseControl(texts: string[] | null): Control {
       const f = fields(t, 'pause', ['by', 'since', 'until', 'reason']);
       const until = int(f.until!, 'until');
       c.pause = { by: dec(f.by!, 'by'), since: int(f.since!, 'since'), until: until === 0 ? null : until, reason: dec(f.reason!, 'reason') };
+    } else if (head === 'v=1 rev') {
+      if (seenRevision) throw new LeaseFormatError('control: two rev entries');
+      seenRevision = true;
+      int(fields(t, 'rev', ['n']).n!, 'rev n');
     } else if (head === 'v=1 handover') {
       if (c.handover) throw new LeaseFormatError('control: two handover entries');
       const f = fields(t, 'handover', ['from', 'to', 'epoch', 'at', 'reason', 'detail']);
@@ -118,7 +151,7 @@ export function formatHandover(h: Handover): string {
   return fit((d) => `v=1 handover from=${h.from} to=${h.to} epoch=${h.epoch} at=${h.at} reason=${enc(h.reason)} detail=${d}`, h.detail);
 }
 
-/** The RRset for `c`, or null (no entries: the RRset is deleted). */
+/** The entries for `c`, or null (none); the witness adds the revision when it writes them. */
 export function formatControl(c: Control): string[] | null {
   const out = [...(c.pause ? [formatPause(c.pause)] : []), ...(c.handover ? [formatHandover(c.handover)] : [])];
   return out.length ? out : null;

@@ -14,7 +14,7 @@ import { DnsError } from '../dns/errors.js';
 import { change, prereq } from '../dns/update.js';
 import { normalizeName, type RData, type ResourceRecord, type RRType } from '../dns/wire.js';
 import { formatLease, parseLease, renewed, transferred, type Lease, type Role } from './lease.js';
-import { NO_CONTROL, parseControl, type Control } from './control.js';
+import { NO_CONTROL, parseControl, withRevision, type Control } from './control.js';
 
 export interface WitnessNames {
   zone: string;
@@ -59,7 +59,7 @@ export interface Intended {
    * so a pause written since makes the witness refuse it. Admin moves and renewals leave it out.
    */
   guardControl?: boolean;
-  /** Replace the control RRset with this (null: delete it); undefined: leave it. */
+  /** Replace the control RRset's entries with these (null: none; the witness adds the revision); undefined: leave it. */
   control?: string[] | null;
 }
 
@@ -219,39 +219,83 @@ export class Witness {
 
   /**
    * Writes `address` + `lease` if the witness still holds exactly `seen`.
-   * On a prerequisite failure it re-reads once: if the witness already holds
-   * what we meant to write, an earlier attempt of ours was applied and its
-   * answer lost; otherwise the conflict is rethrown for the caller to decide.
+   * When it does not come back applied (a failed prerequisite, or an error the
+   * server answered unsigned) one signed re-read decides (`settle`): the witness
+   * holding what we meant to write means an earlier attempt of ours was applied
+   * and its answer lost; otherwise the conflict is rethrown for the caller to decide.
    */
   async write(seen: Snapshot, { address, lease, guardControl, control }: Intended): Promise<WriteResult> {
     const t0 = this.clock.monotonicMs();
-    const controlNow = control === undefined ? (seen.controlText ?? null) : control;
+    const guarded = guardControl === true || control !== undefined;
+    // A write of the control record raises its revision: it never returns to an earlier content.
+    const controlNext = control === undefined ? undefined : withRevision(seen.controlText, control);
+    const controlNow = controlNext ?? seen.controlText ?? null;
     const intended: Snapshot = withControl(
       { addresses: [address], addressType: this.addressType, leaseText: [formatLease(lease)], lease },
       controlNow ? controlNow.map((t) => [t]) : [],
     );
     try {
-      const updates = [...this.replace(address, lease), ...(control === undefined ? [] : this.replaceControl(control))];
-      const r = await this.client.update(this.names.zone, this.casPrereqs(seen, guardControl === true || control !== undefined), updates);
+      const updates = [...this.replace(address, lease), ...(controlNext === undefined ? [] : this.replaceControl(controlNext))];
+      const r = await this.client.update(this.names.zone, this.casPrereqs(seen, guarded), updates);
       if (r.offsetSeconds !== undefined) intended.offsetSeconds = r.offsetSeconds;
       return { snapshot: intended, rttMs: r.rttMs };
     } catch (err) {
-      if (!(err instanceof DnsError) || err.code !== 'DNS_PREREQ_FAILED') throw err;
-      const now = await this.read();
-      if (sameAddresses(now.addresses, intended.addresses) && now.leaseText?.length === 1 && now.leaseText[0] === intended.leaseText![0]) {
-        return { snapshot: now, rttMs: this.clock.monotonicMs() - t0, recovered: true };
-      }
-      throw err;
+      return this.settle(
+        err,
+        t0,
+        (now) => sameAddresses(now.addresses, intended.addresses) && sameTexts(now.leaseText, intended.leaseText),
+        (now) => !sameAddresses(now.addresses, seen.addresses) || !sameTexts(now.leaseText, seen.leaseText) || (guarded && !sameTexts(now.controlText, seen.controlText)),
+      );
     }
   }
 
   /**
-   * The control record alone (pause, resume): CAS on the control RRset exactly as read; the
-   * record and the lease are neither required nor touched (renewals go on meanwhile).
+   * The control record alone (pause, resume): CAS on the control RRset exactly as read (its
+   * revision included); the record and the lease are neither required nor touched (renewals go on
+   * meanwhile). Settled like `write` when it does not come back applied.
    */
   async writeControl(seen: Snapshot, next: string[] | null): Promise<WriteResult> {
-    const r = await this.client.update(this.names.zone, this.controlPrereq(seen), this.replaceControl(next));
-    return { snapshot: withControl(seen, next ? next.map((t) => [t]) : []), rttMs: r.rttMs };
+    const t0 = this.clock.monotonicMs();
+    const texts = withRevision(seen.controlText, next);
+    try {
+      const r = await this.client.update(this.names.zone, this.controlPrereq(seen), this.replaceControl(texts));
+      return { snapshot: withControl(seen, texts.map((t) => [t])), rttMs: r.rttMs };
+    } catch (err) {
+      return this.settle(
+        err,
+        t0,
+        (now) => sameTexts(now.controlText, texts),
+        (now) => !sameTexts(now.controlText, seen.controlText),
+      );
+    }
+  }
+
+  /**
+   * A CAS that did not come back applied. A failed prerequisite (authenticated: someone moved
+   * first, or our own earlier attempt was applied and its answer lost) and an error the server
+   * answered UNSIGNED (DNS_UNSIGNED_ERROR: Samba's NXRRSET or SERVFAIL, which prove nothing) are
+   * decided by ONE signed re-read: the witness holds what we wrote → applied (`recovered`); it
+   * moved from what we read → a conflict (DNS_PREREQ_FAILED, authenticated by the read: we lost
+   * the CAS); else the error stands (unsigned: not applied as far as the read shows, and still an
+   * unknown outcome for the caller, which retries through its own unknown-outcome path). Any other
+   * error is rethrown as it is.
+   */
+  private async settle(err: unknown, t0: number, wrote: (now: Snapshot) => boolean, moved: (now: Snapshot) => boolean): Promise<WriteResult> {
+    if (!(err instanceof DnsError) || (err.code !== 'DNS_PREREQ_FAILED' && err.code !== 'DNS_UNSIGNED_ERROR')) throw err;
+    const now = await this.read();
+    if (wrote(now)) return { snapshot: now, rttMs: this.clock.monotonicMs() - t0, recovered: true };
+    if (err.code === 'DNS_PREREQ_FAILED') throw err;
+    if (moved(now)) {
+      throw new DnsError(
+        'DNS_PREREQ_FAILED',
+        `update of ${this.names.zone} lost: the server answered ${err.rcode} unsigned, and a signed re-read shows the witness changed since we read it (someone else moved first); re-read before acting`,
+        { rcode: err.rcode, authenticated: true, ...(now.offsetSeconds !== undefined ? { offsetSeconds: now.offsetSeconds } : {}) },
+        { cause: err },
+      );
+    }
+    const owner = err.rcode === 'SERVFAIL' ? '; Active Directory answers SERVFAIL to an account that does not own the record (`failoverctl check-config` checks)' : '';
+    err.message += `; a signed re-read shows the witness unchanged since we read it: not applied so far${owner}`;
+    throw err;
   }
 
   /** Renewal by the current holder: same address, seq + 1. */
@@ -268,21 +312,29 @@ export class Witness {
    * First write: the record naming the primary and lease epoch 1. Without
    * `force` it requires both RRsets to be absent; with `force` it replaces
    * what `seen` holds (still a CAS: a concurrent change still wins).
+   * `createControl`: also create the control record (its revision alone) when
+   * it does not exist, in the same update, so that where a record belongs to
+   * the account that created it (Active Directory) one account owns all three.
    */
-  init(seen: Snapshot, sites: Sites, nowSeconds: number, force: boolean): Promise<WriteResult> {
+  init(seen: Snapshot, sites: Sites, nowSeconds: number, force: boolean, opts: { createControl?: boolean } = {}): Promise<WriteResult> {
     const empty: Snapshot = { addresses: [], addressType: this.addressType, leaseText: null, lease: null };
+    const create = opts.createControl === true && !seen.controlText;
+    // Creating the control record requires it absent; otherwise it is left out of the CAS.
+    const base: Snapshot = force ? seen : create ? { ...empty, controlText: null } : empty;
     const epoch = force && seen.lease ? seen.lease.epoch + 1 : 1;
     const seq = force && seen.lease ? seen.lease.seq + 1 : 0;
-    return this.write(force ? seen : empty, { address: sites.primary, lease: { holder: 'primary', epoch, seq, at: Math.floor(nowSeconds) } });
+    return this.write(base, { address: sites.primary, lease: { holder: 'primary', epoch, seq, at: Math.floor(nowSeconds) }, ...(create ? { control: null } : {}) });
   }
 
   /**
    * Proves the server checks the key and enforces prerequisites: a CAS on a
    * lease value that cannot exist must come back NXRRSET. Its update only
    * deletes that same non-existent record, so even a server that ignored the
-   * prerequisite would change nothing.
+   * prerequisite would change nothing. 'enforced-unsigned': NXRRSET, answered
+   * without a signature of its own (Samba's AD DNS answers every error so):
+   * what a server that enforces them says, though it proves nothing alone.
    */
-  async probe(): Promise<'enforced' | 'ignored'> {
+  async probe(): Promise<'enforced' | 'enforced-unsigned' | 'ignored'> {
     const bogus = [`v=1 probe=${this.random.fraction().toString(36).slice(2)}`];
     const t = { name: this.names.leaseName, type: 'TXT' as const };
     try {
@@ -290,9 +342,52 @@ export class Witness {
       return 'ignored';
     } catch (err) {
       if (err instanceof DnsError && err.code === 'DNS_PREREQ_FAILED' && err.rcode === 'NXRRSET' && err.authenticated) return 'enforced';
+      if (err instanceof DnsError && err.code === 'DNS_UNSIGNED_ERROR' && err.rcode === 'NXRRSET') return 'enforced-unsigned';
       throw err;
     }
   }
+
+  /**
+   * Whether we may change each of the names that exist in `seen` (the record, the lease, the
+   * control record), asked by an update that changes nothing: it deletes from the name a value that
+   * cannot be there, with no prerequisite. A server that refuses it (REFUSED or NOTAUTH, signed:
+   * BIND's update policy; SERVFAIL unsigned: Active Directory, where the account that created a
+   * record owns it and no other may change it) would refuse our next real write of that name. Any
+   * other failure (no answer, ...) is thrown.
+   */
+  async writeAccess(seen: Snapshot): Promise<WriteAccess[]> {
+    const bogus = `v=1 probe=${this.random.fraction().toString(36).slice(2)}`;
+    const names: { name: string; type: RRType; data: RData }[] = [
+      ...(seen.addresses.length ? [{ name: this.names.record, type: this.addressType, data: this.addressType === 'A' ? '0.0.0.0' : '::' }] : []),
+      ...(seen.leaseText ? [{ name: this.names.leaseName, type: 'TXT' as const, data: [bogus] }] : []),
+      ...(seen.controlText ? [{ name: this.controlName, type: 'TXT' as const, data: [bogus] }] : []),
+    ];
+    const out: WriteAccess[] = [];
+    for (const n of names) {
+      try {
+        await this.client.update(this.names.zone, [], [change.deleteRr(n)]);
+        out.push({ name: n.name, type: n.type, ok: true });
+      } catch (err) {
+        if (!(err instanceof DnsError) || !refusal(err)) throw err;
+        out.push({ name: n.name, type: n.type, ok: false, error: err });
+      }
+    }
+    return out;
+  }
+}
+
+/** One name's verdict of Witness.writeAccess. */
+export type WriteAccess = { name: string; type: RRType; ok: true } | { name: string; type: RRType; ok: false; error: DnsError };
+
+/** A server's no to a change it understood: its policy (signed), or AD's SERVFAIL to a non-owner (unsigned). */
+function refusal(err: DnsError): boolean {
+  if (err.code === 'DNS_REFUSED' || err.code === 'DNS_NOTAUTH') return true;
+  return err.code === 'DNS_UNSIGNED_ERROR' && (err.rcode === 'SERVFAIL' || err.rcode === 'REFUSED' || err.rcode === 'NOTAUTH');
+}
+
+function sameTexts(a: readonly string[] | null | undefined, b: readonly string[] | null | undefined): boolean {
+  const norm = (xs: readonly string[] | null | undefined): string => [...(xs ?? [])].sort().join('\n');
+  return norm(a) === norm(b);
 }
 
 function sameAddresses(a: string[], b: string[]): boolean {

@@ -70,9 +70,11 @@ describe('pause and resume at the witness', () => {
     expect(seen.lease).toEqual(lease1);
     await w.renew(seen, WALL + 10);
     expect((await w.read()).lease!.seq).toBe(4);
-    // resume: gone; a second resume says there was nothing to resume
+    // resume: gone (the revision alone stays); a second resume says there was nothing to resume
     expect((await runPause('resume', { by: 'ops/dr', reason: '', forSeconds: null }, io())).text).toMatch(/^resumed \(was paused by ops\/primary/);
-    expect((await w.read()).controlText).toBeNull();
+    const resumed = await w.read();
+    expect(resumed.controlText).toEqual(['v=1 rev n=2']);
+    expect(resumed.control).toEqual({ pause: null, handover: null });
     expect(await runPause('resume', { by: 'ops/dr', reason: '', forSeconds: null }, io())).toMatchObject({ changed: false, text: 'not paused: nothing to resume' });
   });
 
@@ -113,6 +115,29 @@ describe('pause and resume at the witness', () => {
     const none = await fresh.read();
     expect(none.controlText).toBeUndefined();
     await expect(fresh.write(none, { address: SITES.dr, lease: { holder: 'dr', epoch: 2, seq: 4, at: WALL }, guardControl: true })).rejects.toMatchObject({ code: 'DNS_PREREQ_FAILED' });
+  });
+
+  it('every write raises the revision: a captured pause replayed after resume fails its prerequisite (no ABA)', async () => {
+    const m = new DnsModel('A', DEFAULT_NAMES);
+    m.load([SITES.primary], lease1);
+    const client = m.client('agent') as unknown as DnsClient;
+    const sent: Parameters<DnsClient['update']>[] = [];
+    const capturing = { read: client.read.bind(client), update: (...a: Parameters<DnsClient['update']>) => (sent.push(a), client.update(...a)) } as unknown as DnsClient;
+    const w = new Witness(capturing, DEFAULT_NAMES, 'A');
+    const io = witnessPauseIo(w, () => WALL);
+    await runPause('pause', { by: 'ops', reason: 'x', forSeconds: null }, io);
+    const pause = sent.at(-1)!;
+    expect((await w.read()).controlText).toEqual([expect.stringMatching(/^v=1 pause by=ops /), 'v=1 rev n=1']);
+    await runPause('resume', { by: 'ops', reason: '', forSeconds: null }, io);
+    // The same update again (a server without replay protection applies what it is sent)
+    await expect(client.update(...pause)).rejects.toMatchObject({ code: 'DNS_PREREQ_FAILED' });
+    const after = await w.read();
+    expect(after.controlText).toEqual(['v=1 rev n=2']);
+    expect(after.control!.pause).toBeNull();
+    // and the revision parses (one at most), whatever else the record holds
+    expect(parseControl(['v=1 rev n=7', formatPause({ by: 'a', since: 1, until: null, reason: '' })]).pause).not.toBeNull();
+    expect(() => parseControl(['v=1 rev n=1', 'v=1 rev n=2'])).toThrow(/two rev entries/);
+    expect(() => parseControl(['v=1 rev n=x'])).toThrow(/rev n must be a non-negative integer/);
   });
 
   it('a pause racing another writer of the control record re-reads and applies once', async () => {

@@ -21,7 +21,7 @@ const snap = (lease: Lease): Snapshot => ({ addresses: [config.sites.primary], a
 function world() {
   let current = snap({ holder: 'primary', epoch: 1, seq: 1, at: 1 });
   const events: string[] = [];
-  let fail: (n: number) => 'ok' | 'timeout' | 'conflict' = () => 'ok';
+  let fail: (n: number) => 'ok' | 'timeout' | 'conflict' | 'unsigned' = () => 'ok';
   let writes = 0;
   const witness: WitnessPort = {
     read: async () => {
@@ -38,12 +38,15 @@ function world() {
       events.push(`cas:${fate}`);
       if (fate === 'conflict' || seen.leaseText![0] !== current.leaseText![0]) throw new DnsError('DNS_PREREQ_FAILED', 'NXRRSET');
       if (fate === 'timeout') throw new DnsError('DNS_TIMEOUT', 'no answer');
+      // Samba: an error answered with our own signature copied back, the witness unchanged (Witness.write re-read it).
+      if (fate === 'unsigned') throw new DnsError('DNS_UNSIGNED_ERROR', 'SERVFAIL without a signature of its own', { rcode: 'SERVFAIL' });
       current = snap(next.lease);
       return { snapshot: current, rttMs: 1 };
     },
   };
-  const engine = new Engine({ config, witness, server: 'test', zone: 'example.com', health: null, collector: new NoCollector(), logger: nullLogger() });
-  return { engine, events, setFail: (f: typeof fail) => (fail = f), current: () => current };
+  const dnsErrors: string[] = [];
+  const engine = new Engine({ config, witness, server: 'test', zone: 'example.com', health: null, collector: new NoCollector(), logger: nullLogger(), observer: { dnsError: (code) => dnsErrors.push(code) } });
+  return { engine, events, dnsErrors, setFail: (f: typeof fail) => (fail = f), current: () => current };
 }
 
 describe('the holder renews by CAS on its own last write', () => {
@@ -82,5 +85,21 @@ describe('the holder renews by CAS on its own last write', () => {
     expect(w.events.slice(6)).toEqual(['cas:ok', 'cas:recovered']);
     expect(w.engine.status().decision).not.toBe('write-failed');
     expect(w.current().lease!.seq).toBe(4);
+  });
+
+  test('an error answered unsigned (DNS_UNSIGNED_ERROR, Samba) is an unknown outcome: counted by its code, not resent blindly, the next tick reads first', async () => {
+    const w = world();
+    await w.engine.tick(); // read + cas ok
+    w.setFail((n) => (n === 2 ? 'unsigned' : 'ok'));
+    await w.engine.tick(); // one copy, answered unsigned: the round ends there
+    expect(w.events).toEqual(['read', 'cas:ok', 'cas:unsigned']);
+    expect(w.dnsErrors).toEqual(['DNS_UNSIGNED_ERROR']);
+    const s = w.engine.status();
+    expect(s.decision).toBe('write-failed');
+    expect(s.reason).toMatch(/outcome unknown \(DNS_UNSIGNED_ERROR: SERVFAIL without a signature of its own\); re-reading/);
+    expect(s.lastWrite).toMatchObject({ op: 'renew', ok: false, detail: expect.stringMatching(/^DNS_UNSIGNED_ERROR: /) });
+    await w.engine.tick(); // read first, then the renewal
+    expect(w.events.slice(3, 5)).toEqual(['read', 'cas:ok']);
+    expect(w.current().lease!.seq).toBe(3);
   });
 });

@@ -69,8 +69,10 @@ describe.each(['bind', 'knot'] as const)('failoverctl pause / resume against %s'
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/paused by .*\/dr since .* until resumed \(core switch upgrade\): no automatic takeover or handover on either site/);
     const txt = digTxt(srv, control);
-    expect(txt).toHaveLength(1);
-    expect(txt[0]).toMatch(/^"v=1 pause by=.* reason=core%20switch%20upgrade"$/);
+    // The pause, and the record's revision (every write of it raises it: no replay lands again).
+    expect(txt).toHaveLength(2);
+    expect(txt).toContainEqual(expect.stringMatching(/^"v=1 pause by=.* reason=core%20switch%20upgrade"$/));
+    expect(txt).toContain('"v=1 rev n=1"');
     // The DR's takeover planned on the read before the pause: NXRRSET from the server itself.
     const takeover = { address: SITES.dr, lease: { holder: 'dr' as const, epoch: 2, seq: before.lease!.seq + 1, at: Math.floor(Date.now() / 1000) }, guardControl: true };
     await expect(witness.write(before, takeover)).rejects.toMatchObject({ code: 'DNS_PREREQ_FAILED' });
@@ -82,11 +84,11 @@ describe.each(['bind', 'knot'] as const)('failoverctl pause / resume against %s'
     expect((await witness.read()).lease!.seq).toBe(before.lease!.seq + 1);
   });
 
-  it('resume deletes the control record; a second resume says there was nothing to resume', async () => {
+  it('resume removes the pause (the revision stays, raised); a second resume says there was nothing to resume', async () => {
     const r = await ctl(['--config', config, 'resume']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^resumed \(was paused by .*core switch upgrade/);
-    expect(digTxt(srv, control)).toEqual([]);
+    expect(digTxt(srv, control)).toEqual(['"v=1 rev n=2"']);
     const again = await ctl(['--config', config, 'resume']);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/not paused: nothing to resume/);

@@ -93,7 +93,7 @@ const HELP: Record<string, Evidence[]> = {
   'pause --reason': [e('cli/pause.int.test.ts', 'pause --reason writes the control record at the witness', "'--reason', 'core switch upgrade'")],
   'pause --for': [e('cli/pause.int.test.ts', 'pause --for ends by itself', "'--for', '2s'")],
   resume: [
-    e('cli/pause.int.test.ts', 'resume deletes the control record', "'resume'"),
+    e('cli/pause.int.test.ts', 'resume removes the pause', "'resume'"),
     e('drill/handover.int.test.ts', 'then the agent of the primary stopped', "'primary', 'resume'"),
   ],
   'import-env': [e('cli/failoverctl.test.ts', '<file> [more..] are merged', "'import-env', main, more")],
@@ -118,6 +118,10 @@ const MAN: Record<string, Evidence[]> = {
   'failoverctl(1): exit 69 server unreachable': [e('cli/failoverctl-dns.int.test.ts', 'server unreachable: exit 69', 'toBe(69)')],
   'failoverctl(1): exit 77 TSIG rejected': [e('cli/failoverctl-dns.int.test.ts', 'a key the server does not know: exit 77', 'toBe(77)')],
   'failoverctl(1): exit 77 key file mode': [e('cli/failoverctl-dns.int.test.ts', 'a world-readable key file exits 77', 'toBe(77)')],
+  'failoverctl(1): exit 77 a record another account owns (check-config, init)': [
+    e('dns/samba-ad.int.test.ts', 'quirk 5: a second account may not change what the first created', "'check-config'", "'init', '--force'", 'toBe(77)'),
+  ],
+  'failoverctl(1): init creates the control record too with GSS-TSIG': [e('dns/samba-ad.int.test.ts', 'check-config and failoverctl init against the DC', "'init'", "['v=1 rev n=1']")],
   'failoverctl(1): exit 78 configuration error': [e('cli/failoverctl-dns.int.test.ts', 'a config error exits 78 naming file, key and line', 'toBe(78)')],
   'failover-agent(8): --config': [e('agent/failover.int.test.ts', 'the primary renews its lease; the DR monitors', 'status(primary)')],
   'failover-agent(8): --instance (the unit)': [e('collector/agent-systemd.int.test.ts', 'systemctl start returns only after READY', 'systemctl start')],
