@@ -363,7 +363,7 @@ export function collectorVerdict(config: CoreConfig, e: CollectorEvidence | unde
   return null;
 }
 
-/** The server's clock as we estimate it (unix s): the control record's times are on it. */
+/** The server's clock as we estimate it (unix s), at the earliest it can be (Snapshot.offsetSeconds): the control record's times are on it. */
 function serverSeconds(obs: Extract<Observation, { kind: 'tick' }>, snap: Snapshot): number | undefined {
   return obs.wallSeconds === undefined ? undefined : obs.wallSeconds + (snap.offsetSeconds ?? 0);
 }
@@ -439,7 +439,10 @@ function judgeHandover(
     s.reason += `; our collector is broken (${broken}) but ${blocked}`;
     return null;
   }
-  const next: Handover = { from: config.role, to, epoch: lease.epoch + 1, at: Math.floor(serverNow ?? lease.at), reason: 'collector-failed', detail: broken };
+  // Stamped with the LATEST the server's clock can be (the read's round trip added: an answer held
+  // up, or this process frozen while it came, would stamp it early and end the next hold early).
+  const at = serverNow === undefined ? lease.at : Math.ceil(serverNow + (snap.offsetSpanSeconds ?? 0));
+  const next: Handover = { from: config.role, to, epoch: lease.epoch + 1, at, reason: 'collector-failed', detail: broken };
   s.decision = 'handover';
   s.reason = `our collector is broken (${broken}) and the ${to} is ready (${peer!.detail}): handing the job over`;
   return { type: 'cas', op: 'handover', seen: snap, to, control: formatControl({ pause: null, handover: next }) };

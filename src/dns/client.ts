@@ -22,7 +22,10 @@ export interface ReadResult {
   /** The zone apex named by the SOA in the authority section of a negative answer. */
   zone?: string;
   authenticated: boolean;
+  /** Server clock minus ours (s) from the answer's TSIG time, taken at receipt: the server's clock is at least this far ahead. */
   offsetSeconds?: number;
+  /** The exchange's round trip, retries included (ms): the server's clock may be up to this much (and the 1 s TSIG floors) further ahead. */
+  rttMs?: number;
 }
 
 export interface UpdateResult {
@@ -118,7 +121,10 @@ export class DnsClient {
     };
     if (rrs[0]) result.ttl = rrs[0].ttl;
     if (soa) result.zone = normalizeName(soa.name);
-    if (ex.offsetSeconds !== undefined) result.offsetSeconds = ex.offsetSeconds;
+    if (ex.offsetSeconds !== undefined) {
+      result.offsetSeconds = ex.offsetSeconds;
+      result.rttMs = ex.rttMs;
+    }
     return result;
   }
 

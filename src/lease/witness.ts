@@ -41,8 +41,13 @@ export interface Snapshot {
   /** The parsed lease, or null when absent or unparseable (see leaseError). */
   lease: Lease | null;
   leaseError?: string;
-  /** Server clock minus ours (s), from the signed answers. */
+  /**
+   * Server clock minus ours (s), from the signed answers, taken at receipt: a lower bound (an
+   * answer held up on its way, or by a frozen process, makes it smaller than the truth).
+   */
   offsetSeconds?: number;
+  /** How much further ahead the server's clock may be than offsetSeconds says: the exchange's round trip (s). */
+  offsetSpanSeconds?: number;
   /** The control TXT RRset as read (null: absent); undefined where no control record was read (a takeover then requires it absent). */
   controlText?: string[] | null;
   /** Parsed; an entry not understood leaves `control` empty and sets `controlError` (which counts as a pause). */
@@ -182,8 +187,11 @@ export class Witness {
     ]);
     const base = snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName);
     const snap = ctl === undefined ? base : withControl(base, ctl);
-    const offset = txt.offsetSeconds ?? addr.offsetSeconds;
-    if (offset !== undefined) snap.offsetSeconds = offset;
+    const timed = txt.offsetSeconds !== undefined ? txt : addr;
+    if (timed.offsetSeconds !== undefined) {
+      snap.offsetSeconds = timed.offsetSeconds;
+      if (timed.rttMs !== undefined) snap.offsetSpanSeconds = timed.rttMs / 1000;
+    }
     return snap;
   }
 

@@ -88,6 +88,15 @@ describe('handover by the holder', () => {
     expect(w.state.collector).toBe('stopped');
   });
 
+  it('stamps the handover with the latest the server clock can be: a read that took 16 s (an answer held up, a frozen process) moves the stamp 16 s later', () => {
+    const cfg = config('primary');
+    const slow = { ...snap(P, pLease(5)), offsetSeconds: 0, offsetSpanSeconds: 16.2 };
+    const [c] = casOf(decide(cfg, holder(cfg), tick(slow, failed, ready), 5_000));
+    const control = parseControl(c!.type === 'cas' && c!.op === 'handover' ? c!.control : null);
+    // The offset, taken at receipt, is at least 16.2 s short of the truth if the server signed just after our send.
+    expect(control.handover!.at).toBe(WALL + 17);
+  });
+
   it('renews instead when the collector works, when handover is off, or when the peer is not confirmed ready', () => {
     const cfg = config('primary');
     expect(casOf(decide(cfg, holder(cfg), tick(snap(P, pLease(5)), ok, ready), 5_000))[0]).toMatchObject({ op: 'renew' });

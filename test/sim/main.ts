@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       violations++;
       console.log(
         `seed ${r.seed}: VIOLATION ${r.violation}\n  setup: ${r.setup}\n  replay: npm run sim -- --seed ${r.seed} --hours ${hours}${unsafeDrift ? ' --unsafe-drift' : ''}${plant ? ` --plant ${plant}` : ''}\n  last events:\n${r.trace
-          .slice(-60)
+          .slice(-(Number(process.env.SIM_TRACE_LINES) || 60))
           .map((l) => `    ${l}`)
           .join('\n')}`,
       );

@@ -334,13 +334,15 @@ class SimDnsClient implements WitnessDns {
     return Math.round(signedS - this.site.wallMs() / 1000);
   }
 
-  private exchange<T>(serve: () => (offsetS: number) => T, isRead = false): Promise<T> {
+  /** `serve` runs at the server; what it returns, at the client with the TSIG offset and the round trip on the client's clock. */
+  private exchange<T>(serve: () => (offsetS: number, rttMs: number) => T, isRead = false): Promise<T> {
     const gen = this.site.generation;
     return new Promise<T>((resolve, reject) => {
       let done = false;
       let attempt = 0;
       let timer: TimerHandle | undefined;
       const t0 = this.w.sched.t;
+      const m0 = this.site.monotonicMs();
       const send = (): void => {
         const mine = ++attempt;
         this.up.send(() => {
@@ -353,7 +355,7 @@ class SimDnsClient implements WitnessDns {
               done = true;
               this.site.cancel(timer);
               try {
-                resolve(answer(this.offset(signedS)));
+                resolve(answer(this.offset(signedS), this.site.monotonicMs() - m0));
               } catch (err) {
                 reject(err);
               }
@@ -376,9 +378,9 @@ class SimDnsClient implements WitnessDns {
   }
 
   read(name: string, type: RRType): Promise<ReadResult> {
-    const read = this.exchange((): ((o: number) => ReadResult) => {
+    const read = this.exchange((): ((o: number, rttMs: number) => ReadResult) => {
       const values = this.agent && name === CONTROL_NAME ? this.strip(this.w.model.values(name, type)) : this.w.model.values(name, type);
-      return (offsetSeconds) => ({ name, type, values, rcode: 'NOERROR', authenticated: true, offsetSeconds });
+      return (offsetSeconds, rttMs) => ({ name, type, values, rcode: 'NOERROR', authenticated: true, offsetSeconds, rttMs });
     }, true);
     if (this.w.opts.plant !== 'cached-reads' || this.site.role !== 'dr') return read;
     const key = `${name} ${type}`;
