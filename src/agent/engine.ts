@@ -31,8 +31,8 @@ import type { PropagationPort } from '../propagation/verifier.js';
 /** What the engine needs from the witness (Witness implements it). */
 export interface WitnessPort {
   read(): Promise<Snapshot>;
-  /** One CAS: `next` if the witness still holds exactly `seen`. */
-  write(seen: Snapshot, next: Intended): Promise<WriteResult>;
+  /** One CAS: `next` if the witness still holds exactly `seen`; `copies` 2: sent twice at once (a lossy path), the first applied counts. */
+  write(seen: Snapshot, next: Intended, copies?: 1 | 2): Promise<WriteResult>;
 }
 
 /** Where the held epoch persists across restarts (agent/lease-state.ts keeps it in the state directory). */
@@ -109,20 +109,10 @@ const MAX_EVENTS = 30;
 const READ_EVERY_RENEWALS = 5;
 /**
  * After a DNS exchange failed (a lossy path), renewals go out as two copies at once for this long:
- * the CAS prerequisite makes the second harmless (it finds the first applied: Witness.write sees its
- * own lease and reports it applied), and a round is then lost only when both are (issue 21).
+ * the CAS prerequisite makes the second harmless (it finds the first applied: Witness.write settles
+ * it as ours, or ignores it once the first is confirmed), and a round is then lost only when both are (issue 21).
  */
 const HEDGE_AFTER_TROUBLE_MS = 10 * 60_000;
-
-/** The first write of two that succeeds; when both fail, a conflict (someone else wrote) wins over a timeout. */
-async function firstApplied(a: Promise<WriteResult>, b: Promise<WriteResult>): Promise<WriteResult> {
-  try {
-    return await Promise.any([a, b]);
-  } catch (err) {
-    const errors = (err as AggregateError).errors;
-    throw errors.find((e) => e instanceof DnsError && e.code === 'DNS_PREREQ_FAILED') ?? errors[0];
-  }
-}
 
 export function coreConfig(c: Config): CoreConfig {
   return {
@@ -475,7 +465,7 @@ export class Engine implements ControlHandler {
       next = plan();
       const intended = next;
       const hedge = op === 'renew' && this.dnsTroubleAt !== null && sentAt - this.dnsTroubleAt < HEDGE_AFTER_TROUBLE_MS;
-      const r = hedge ? await firstApplied(this.deps.witness.write(seen, intended), this.deps.witness.write(seen, intended)) : await this.deps.witness.write(seen, intended);
+      const r = await this.deps.witness.write(seen, intended, hedge ? 2 : 1);
       this.deps.observer?.dnsRequest?.('update', r.rttMs / 1000);
       this.deps.observer?.write?.(op, 'ok');
       // A renewal rewrites the same address: only a move of the record starts a propagation round.
@@ -626,7 +616,7 @@ export class Engine implements ControlHandler {
       noSiteCanCollect: s.noSiteCanCollect,
       ready: r.ready,
       readyDetail: r.detail,
-      peer: p && this.freshPeer() ? { ...p.report, ageSeconds: Math.round((this.clock.monotonicMs() - p.atMs) / 100) / 10 } : null,
+      peer: p && this.freshPeer() ? { ready: p.report.ready, detail: p.report.detail, collectorBroken: p.report.collectorBroken, ageSeconds: Math.round((this.clock.monotonicMs() - p.atMs) / 100) / 10 } : null,
       pause: s.paused && { by: s.paused.by, since: isoS(s.paused.since), until: s.paused.until === null ? null : isoS(s.paused.until), reason: s.paused.reason },
       lastHandover: s.lastHandover && { ...s.lastHandover, at: isoS(s.lastHandover.at) },
       handovers: this.handovers,

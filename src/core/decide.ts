@@ -479,13 +479,18 @@ export function decide(config: CoreConfig, prev: CoreState, obs: Observation, no
 
 function observeLease(s: CoreState, snap: Snapshot, now: number, me: Role): void {
   const key = snap.lease ? `${snap.lease.epoch}/${snap.lease.seq}` : null;
-  const prevEpoch = s.leaseKey?.split('/')[0];
+  const prevEpoch = epochOfKey(s.leaseKey);
   if (key !== s.leaseKey || s.leaseSince === null) {
     s.leaseKey = key;
     s.leaseSince = now;
   }
   if (!snap.lease || snap.lease.holder !== me) s.holderSeenAt = null;
   else if (s.holderSeenAt === null || prevEpoch !== String(snap.lease.epoch)) s.holderSeenAt = now;
+}
+
+/** The epoch part of a `leaseKey` ("epoch/seq"), as written. */
+function epochOfKey(key: string | null): string | undefined {
+  return key === null ? undefined : key.slice(0, key.indexOf('/'));
 }
 
 /** After a confirmed write that leaves us holder: from when does our lease count? */
@@ -522,7 +527,7 @@ function onWrite(config: CoreConfig, s: CoreState, obs: Extract<Observation, { k
   s.seen = o.snapshot;
   s.seenAt = now;
   const holder = o.snapshot.lease?.holder;
-  const newEpoch = o.snapshot.lease && s.leaseKey?.split('/')[0] !== String(o.snapshot.lease.epoch);
+  const newEpoch = o.snapshot.lease && epochOfKey(s.leaseKey) !== String(o.snapshot.lease.epoch);
   if (newEpoch) s.holderSeenAt = null;
   observeLease(s, o.snapshot, now, config.role);
   if (holder === config.role && o.snapshot.lease) {

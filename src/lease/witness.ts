@@ -109,8 +109,16 @@ export function snapshotOf(addresses: RData[], txt: RData[], addressType: RRType
  */
 let lastControl: { key: string; parsed: Pick<Snapshot, 'control' | 'controlError'> } | null = null;
 
-/** `snap` with the control RRset as read, parsed strictly (an error is kept, not thrown). */
+/** `snap` with the control RRset as read, parsed strictly (an error is kept, not thrown): a copy. */
 export function withControl(snap: Snapshot, txt: RData[]): Snapshot {
+  return setControl({ ...snap }, txt);
+}
+
+/**
+ * Sets the control RRset of `snap`, a snapshot of the caller's own making, in place: the reads
+ * build one per tick, and copying it again cost a twentieth of the simulator's time.
+ */
+function setControl(snap: Snapshot, txt: RData[]): Snapshot {
   const controlText = txt.length ? txt.map((v) => (Array.isArray(v) ? v.join('') : String(v))) : null;
   const key = controlText ? controlText.join('\n') : '';
   if (lastControl?.key !== key) {
@@ -122,7 +130,11 @@ export function withControl(snap: Snapshot, txt: RData[]): Snapshot {
     }
     lastControl = { key, parsed };
   }
-  return { ...snap, controlText, ...lastControl.parsed };
+  snap.controlText = controlText;
+  snap.control = lastControl.parsed.control;
+  if (lastControl.parsed.controlError !== undefined) snap.controlError = lastControl.parsed.controlError;
+  else if (snap.controlError !== undefined) delete snap.controlError; // read before with an entry not understood
+  return snap;
 }
 
 function deepFreeze<T>(x: T): T {
@@ -186,7 +198,7 @@ export class Witness {
       ),
     ]);
     const base = snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName);
-    const snap = ctl === undefined ? base : withControl(base, ctl);
+    const snap = ctl === undefined ? base : setControl(base, ctl);
     const timed = txt.offsetSeconds !== undefined ? txt : addr;
     if (timed.offsetSeconds !== undefined) {
       snap.offsetSeconds = timed.offsetSeconds;
@@ -232,29 +244,42 @@ export class Witness {
    * holding what we meant to write means an earlier attempt of ours was applied
    * and its answer lost; otherwise the conflict is rethrown for the caller to decide.
    */
-  async write(seen: Snapshot, { address, lease, guardControl, control }: Intended): Promise<WriteResult> {
+  async write(seen: Snapshot, { address, lease, guardControl, control }: Intended, copies: 1 | 2 = 1): Promise<WriteResult> {
     const t0 = this.clock.monotonicMs();
     const guarded = guardControl === true || control !== undefined;
     // A write of the control record raises its revision: it never returns to an earlier content.
     const controlNext = control === undefined ? undefined : withRevision(seen.controlText, control);
     const controlNow = controlNext ?? seen.controlText ?? null;
-    const intended: Snapshot = withControl(
+    const intended: Snapshot = setControl(
       { addresses: [address], addressType: this.addressType, leaseText: [formatLease(lease)], lease },
       controlNow ? controlNow.map((t) => [t]) : [],
     );
-    try {
-      const updates = [...this.replace(address, lease), ...(controlNext === undefined ? [] : this.replaceControl(controlNext))];
-      const r = await this.client.update(this.names.zone, this.casPrereqs(seen, guarded), updates);
-      if (r.offsetSeconds !== undefined) intended.offsetSeconds = r.offsetSeconds;
-      return { snapshot: intended, rttMs: r.rttMs };
-    } catch (err) {
-      return this.settle(
-        err,
-        t0,
-        (now) => sameAddresses(now.addresses, intended.addresses) && sameTexts(now.leaseText, intended.leaseText),
-        (now) => !sameAddresses(now.addresses, seen.addresses) || !sameTexts(now.leaseText, seen.leaseText) || (guarded && !sameTexts(now.controlText, seen.controlText)),
-      );
-    }
+    const updates = [...this.replace(address, lease), ...(controlNext === undefined ? [] : this.replaceControl(controlNext))];
+    const prerequisites = this.casPrereqs(seen, guarded);
+    let applied = false;
+    const send = async (): Promise<WriteResult> => {
+      try {
+        const r = await this.client.update(this.names.zone, prerequisites, updates);
+        applied = true;
+        if (r.offsetSeconds !== undefined) {
+          // As a read's: the answer may have waited (on its way, or in a stopped process) up to its round trip.
+          intended.offsetSeconds = r.offsetSeconds;
+          intended.offsetSpanSeconds = r.rttMs / 1000;
+        }
+        return { snapshot: intended, rttMs: r.rttMs };
+      } catch (err) {
+        // The other copy was applied already: this one's failure is that copy (its prerequisite no
+        // longer holds), so nothing to settle: a re-read would only say what we know.
+        if (applied) throw err;
+        return this.settle(
+          err,
+          t0,
+          (now) => sameAddresses(now.addresses, intended.addresses) && sameTexts(now.leaseText, intended.leaseText),
+          (now) => !sameAddresses(now.addresses, seen.addresses) || !sameTexts(now.leaseText, seen.leaseText) || (guarded && !sameTexts(now.controlText, seen.controlText)),
+        );
+      }
+    };
+    return copies === 1 ? send() : firstApplied(send(), send());
   }
 
   /**
@@ -401,4 +426,14 @@ function sameTexts(a: readonly string[] | null | undefined, b: readonly string[]
 function sameAddresses(a: string[], b: string[]): boolean {
   const norm = (xs: string[]): string => xs.map((x) => normalizeName(x)).sort().join(',');
   return norm(a) === norm(b);
+}
+
+/** The first of two copies of one write that is applied; when neither is, a conflict (someone else wrote) wins over a timeout. */
+async function firstApplied(a: Promise<WriteResult>, b: Promise<WriteResult>): Promise<WriteResult> {
+  try {
+    return await Promise.any([a, b]);
+  } catch (err) {
+    const errors = (err as AggregateError).errors;
+    throw errors.find((e) => e instanceof DnsError && e.code === 'DNS_PREREQ_FAILED') ?? errors[0];
+  }
 }

@@ -9,17 +9,12 @@ import { runPause, witnessPauseIo, type PauseIo } from '../../src/admin/pause.js
 import type { DnsClient } from '../../src/dns/client.js';
 import { DnsError } from '../../src/dns/errors.js';
 import { formatControl, formatHandover, formatPause, parseControl, pauseInForce } from '../../src/lease/control.js';
-import type { Lease } from '../../src/lease/lease.js';
 import { Witness } from '../../src/lease/witness.js';
-import { DEFAULT_NAMES, DnsModel } from '../core/dns-model.js';
+import { DEFAULT_NAMES, LEASE1, primaryModel, SITES, WALL } from '../core/dns-model.js';
 
-const SITES = { primary: '10.10.10.10', dr: '10.20.20.20' };
-const WALL = 1_800_000_000;
-const lease1: Lease = { holder: 'primary', epoch: 1, seq: 3, at: WALL };
 
 function world() {
-  const m = new DnsModel('A', DEFAULT_NAMES);
-  m.load([SITES.primary], lease1);
+  const m = primaryModel();
   const w = new Witness(m.client('agent') as unknown as DnsClient, DEFAULT_NAMES, 'A');
   const io = (now = WALL): PauseIo => witnessPauseIo(w, () => now);
   return { m, w, io };
@@ -67,7 +62,7 @@ describe('pause and resume at the witness', () => {
     const seen = await w.read();
     expect(seen.control!.pause).toEqual({ by: 'ops/primary', since: WALL, until: WALL + 3_600, reason: 'maintenance' });
     // the lease and the record are untouched, and renewals go on under a pause
-    expect(seen.lease).toEqual(lease1);
+    expect(seen.lease).toEqual(LEASE1);
     await w.renew(seen, WALL + 10);
     expect((await w.read()).lease!.seq).toBe(4);
     // resume: gone (the revision alone stays); a second resume says there was nothing to resume
@@ -84,7 +79,7 @@ describe('pause and resume at the witness', () => {
     await runPause('pause', { by: 'ops', reason: '', forSeconds: null }, io());
     // the DR's takeover planned on the read before the pause: NXRRSET, nothing changes
     await expect(w.write(before, { address: SITES.dr, lease: { holder: 'dr', epoch: 2, seq: 4, at: WALL }, guardControl: true })).rejects.toMatchObject({ code: 'DNS_PREREQ_FAILED' });
-    expect((await w.read()).lease).toEqual(lease1);
+    expect((await w.read()).lease).toEqual(LEASE1);
     // a takeover planned on a read showing the pause would pass the witness: the core refuses it (test/core/handover.test.ts)
     // a switchover (admin) still works while paused
     const now = await w.read();
@@ -108,7 +103,7 @@ describe('pause and resume at the witness', () => {
     expect((await w.read()).control!.pause!.by).toBe('ops');
     failControl = true;
     const r = await w.read();
-    expect(r.lease).toEqual(lease1);
+    expect(r.lease).toEqual(LEASE1);
     expect(r.control!.pause!.by).toBe('ops');
     // never read: no control at all (an automatic move then requires it absent, and fails at the witness if not)
     const fresh = new Witness(flaky, DEFAULT_NAMES, 'A');
@@ -118,8 +113,7 @@ describe('pause and resume at the witness', () => {
   });
 
   it('every write raises the revision: a captured pause replayed after resume fails its prerequisite (no ABA)', async () => {
-    const m = new DnsModel('A', DEFAULT_NAMES);
-    m.load([SITES.primary], lease1);
+    const m = primaryModel();
     const client = m.client('agent') as unknown as DnsClient;
     const sent: Parameters<DnsClient['update']>[] = [];
     const capturing = { read: client.read.bind(client), update: (...a: Parameters<DnsClient['update']>) => (sent.push(a), client.update(...a)) } as unknown as DnsClient;

@@ -10,7 +10,7 @@ import { NoCollector } from '../../src/collector/port.js';
 import { loadConfig } from '../../src/config/load.js';
 import { DnsError } from '../../src/dns/errors.js';
 import { formatLease, type Lease } from '../../src/lease/lease.js';
-import type { Intended, Snapshot } from '../../src/lease/witness.js';
+import type { Intended, Snapshot, WriteResult } from '../../src/lease/witness.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { minimalToml } from '../fixtures/minimal-config.js';
 
@@ -28,20 +28,31 @@ function world() {
       events.push('read');
       return current;
     },
-    write: async (seen: Snapshot, next: Intended) => {
-      const fate = fail(++writes);
-      // A second copy of a write already applied: Witness.write's re-read finds it and reports it applied.
-      if (fate === 'ok' && seen.leaseText![0] !== current.leaseText![0] && formatLease(next.lease) === current.leaseText![0]) {
-        events.push('cas:recovered');
-        return { snapshot: current, rttMs: 1, recovered: true };
+    // Each copy meets its fate in turn (Witness.write sends them at once); once one is applied, the
+    // other finds its prerequisite gone and is ignored (`cas:dup`); with none applied, a conflict wins.
+    write: async (seen: Snapshot, next: Intended, copies = 1) => {
+      let result: WriteResult | null = null;
+      const errors: unknown[] = [];
+      for (let i = 0; i < copies; i++) {
+        const fate = fail(++writes);
+        if (result) {
+          events.push('cas:dup');
+          continue;
+        }
+        events.push(`cas:${fate}`);
+        try {
+          if (fate === 'conflict' || seen.leaseText![0] !== current.leaseText![0]) throw new DnsError('DNS_PREREQ_FAILED', 'NXRRSET');
+          if (fate === 'timeout') throw new DnsError('DNS_TIMEOUT', 'no answer');
+          // Samba: an error answered with our own signature copied back, the witness unchanged (Witness.write re-read it).
+          if (fate === 'unsigned') throw new DnsError('DNS_UNSIGNED_ERROR', 'SERVFAIL without a signature of its own', { rcode: 'SERVFAIL' });
+          current = snap(next.lease);
+          result = { snapshot: current, rttMs: 1 };
+        } catch (err) {
+          errors.push(err);
+        }
       }
-      events.push(`cas:${fate}`);
-      if (fate === 'conflict' || seen.leaseText![0] !== current.leaseText![0]) throw new DnsError('DNS_PREREQ_FAILED', 'NXRRSET');
-      if (fate === 'timeout') throw new DnsError('DNS_TIMEOUT', 'no answer');
-      // Samba: an error answered with our own signature copied back, the witness unchanged (Witness.write re-read it).
-      if (fate === 'unsigned') throw new DnsError('DNS_UNSIGNED_ERROR', 'SERVFAIL without a signature of its own', { rcode: 'SERVFAIL' });
-      current = snap(next.lease);
-      return { snapshot: current, rttMs: 1 };
+      if (result) return result;
+      throw errors.find((e) => e instanceof DnsError && e.code === 'DNS_PREREQ_FAILED') ?? errors[0];
     },
   };
   const dnsErrors: string[] = [];
@@ -65,7 +76,7 @@ describe('the holder renews by CAS on its own last write', () => {
     await w.engine.tick(); // cas timeout
     expect(w.engine.status().decision).toBe('write-failed');
     await w.engine.tick(); // read, then the renewal (two copies now: the second finds the first applied)
-    expect(w.events).toEqual(['read', 'cas:ok', 'cas:timeout', 'read', 'cas:ok', 'cas:recovered']);
+    expect(w.events).toEqual(['read', 'cas:ok', 'cas:timeout', 'read', 'cas:ok', 'cas:dup']);
     await w.engine.tick(); // conflict (both copies)
     await w.engine.tick(); // read first
     expect(w.events.slice(6, 9)).toEqual(['cas:conflict', 'cas:conflict', 'read']);
@@ -82,7 +93,7 @@ describe('the holder renews by CAS on its own last write', () => {
     expect(w.events.slice(2)).toEqual(['cas:timeout', 'read', 'cas:timeout', 'cas:ok']);
     // the next renewal: two copies again, the second finds the first applied
     await w.engine.tick();
-    expect(w.events.slice(6)).toEqual(['cas:ok', 'cas:recovered']);
+    expect(w.events.slice(6)).toEqual(['cas:ok', 'cas:dup']);
     expect(w.engine.status().decision).not.toBe('write-failed');
     expect(w.current().lease!.seq).toBe(4);
   });

@@ -66,9 +66,26 @@ export const DEFAULT_NAMES: ModelNames = {
   ttlSeconds: 30,
 };
 
+/** The two sites' addresses, a wall clock (s) and the primary's first lease the witness tests start from. */
+export const SITES = { primary: '10.10.10.10', dr: '10.20.20.20' };
+export const WALL = 1_800_000_000;
+export const LEASE1: Lease = { holder: 'primary', epoch: 1, seq: 3, at: WALL };
+
+/** A model whose record names the primary under LEASE1. */
+export function primaryModel(): DnsModel {
+  const m = new DnsModel('A', DEFAULT_NAMES);
+  m.load([SITES.primary], LEASE1);
+  return m;
+}
+
 /** Canonical text of one RDATA, for set comparison (TXT keeps its string boundaries). */
 function rdataKey(type: string, data: RData): string {
-  if (type === 'TXT') return JSON.stringify(Array.isArray(data) ? data : [String(data)]);
+  if (type === 'TXT') {
+    // One string (every lease and control entry): the string itself, marked so no JSON array can equal it.
+    const strings = Array.isArray(data) ? data : [String(data)];
+    if (strings.length === 1 && typeof strings[0] === 'string') return `1${strings[0]}`;
+    return JSON.stringify(strings);
+  }
   if (type === 'A' || type === 'AAAA') return String(data).toLowerCase();
   return JSON.stringify(data);
 }

@@ -10,13 +10,9 @@ import { runPause, witnessPauseIo } from '../../src/admin/pause.js';
 import type { DnsClient } from '../../src/dns/client.js';
 import { DnsError } from '../../src/dns/errors.js';
 import type { ResourceRecord } from '../../src/dns/wire.js';
-import type { Lease } from '../../src/lease/lease.js';
 import { renewalOf, transferOf, Witness } from '../../src/lease/witness.js';
-import { DEFAULT_NAMES, DnsModel } from '../core/dns-model.js';
+import { DEFAULT_NAMES, DnsModel, LEASE1, primaryModel, SITES, WALL } from '../core/dns-model.js';
 
-const SITES = { primary: '10.10.10.10', dr: '10.20.20.20' };
-const WALL = 1_800_000_000;
-const lease1: Lease = { holder: 'primary', epoch: 1, seq: 3, at: WALL };
 const CONTROL = `_control.${DEFAULT_NAMES.record}`;
 
 /** Every failed prerequisite answered as Samba does: the rcode, unsigned. `refuse` answers some updates without applying them. */
@@ -38,8 +34,7 @@ function sambaLike(m: DnsModel, refuse: (updates: ResourceRecord[]) => DnsError 
 }
 
 function world(refuse?: (updates: ResourceRecord[]) => DnsError | null) {
-  const m = new DnsModel('A', DEFAULT_NAMES);
-  m.load([SITES.primary], lease1);
+  const m = primaryModel();
   const w = new Witness(sambaLike(m, refuse), DEFAULT_NAMES, 'A');
   return { m, w };
 }
@@ -84,7 +79,7 @@ describe('a CAS answered with an unsigned error: one signed re-read decides', ()
     await runPause('pause', { by: 'ops', reason: '', forSeconds: null }, witnessPauseIo(w, () => WALL));
     const err = await w.write(before, { ...transferOf(before, 'dr', SITES, WALL + 1), guardControl: true }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'DNS_PREREQ_FAILED', authenticated: true });
-    expect((await w.read()).lease).toEqual(lease1);
+    expect((await w.read()).lease).toEqual(LEASE1);
   });
 
   it('the control record alone: a stale pause is lost (pause retries and applies once), a repeated one is recovered', async () => {
@@ -113,7 +108,7 @@ describe('writeAccess: may we change each name that exists? (an update that chan
       { name: DEFAULT_NAMES.record, type: 'A', ok: true },
       { name: DEFAULT_NAMES.leaseName, type: 'TXT', ok: true },
     ]);
-    expect(m.read()).toMatchObject({ addresses: [SITES.primary], lease: lease1 });
+    expect(m.read()).toMatchObject({ addresses: [SITES.primary], lease: LEASE1 });
   });
 
   it('SERVFAIL unsigned (AD: another account owns it) and REFUSED (a policy) are refusals; anything else is thrown', async () => {

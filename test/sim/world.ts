@@ -428,8 +428,8 @@ class SimDnsClient implements WitnessDns {
       const before = this.w.lite();
       const rc = this.w.model.process(zone, pre, this.w.opts.plant === 'epoch-down' ? lowerEpoch(updates, before.epoch ?? 0) : updates);
       if (rc === 'NOERROR') this.w.hooks.applied(this.label(), before, this.w.lite(), sent);
-      return (offsetSeconds) => {
-        if (rc === 'NOERROR') return { authenticated: true, rttMs: 1, attempts: 1, transport: 'udp' as const, offsetSeconds };
+      return (offsetSeconds, rttMs) => {
+        if (rc === 'NOERROR') return { authenticated: true, rttMs, attempts: 1, transport: 'udp' as const, offsetSeconds };
         throw new DnsError('DNS_PREREQ_FAILED', `update not applied: prerequisite failed (${rc})`, { rcode: rc, authenticated: true });
       };
     });
@@ -480,6 +480,9 @@ class SimHealth implements HealthChecker {
   }
   async close(): Promise<void> {}
 }
+
+/** No crashes: one frozen empty list, not a new one at every tick. */
+const NO_CRASHES: number[] = Object.freeze([]) as unknown as number[];
 
 /**
  * The collector unit as systemd keeps it. It follows reconcile at once, unless it is BROKEN (the
@@ -534,6 +537,8 @@ class SimCollector implements CollectorPort {
   }
   crashes(): number[] {
     const cut = this.proc.monotonicMs() - 3_600_000;
+    // Asked at every tick, and almost always none or none too old: no copy then (the agent does not write to it).
+    if (this.crashTimes.length === 0) return NO_CRASHES;
     return this.crashTimes.filter((t) => t >= cut);
   }
   onChange(listener: () => void): void {
@@ -893,9 +898,11 @@ export class World {
     if (role === 'dr' && this.lossSince !== null) this.drReadFailedAt.push(this.sched.t);
   }
 
+  /** The witness now, as the checker compares it (the same object until the model changes: asked before and after every update). */
   lite(): SnapshotLite {
     const s = this.model.view();
-    return {
+    if (this.liteOf?.view === s) return this.liteOf.lite;
+    const lite: SnapshotLite = {
       addresses: s.addresses,
       holder: s.lease?.holder ?? null,
       epoch: s.lease?.epoch ?? null,
@@ -903,7 +910,10 @@ export class World {
       controlText: s.controlText ? s.controlText.join(' | ') : null,
       control: s.controlText && !s.controlError ? (s.control ?? null) : null,
     };
+    this.liteOf = { view: s, lite };
+    return lite;
   }
+  private liteOf: { view: object; lite: SnapshotLite } | null = null;
 
   /** The DNS server's wall clock (ms): real time, rate 1. */
   serverWallMs(): number {
@@ -1280,17 +1290,13 @@ lookback = "${VM_LOOKBACK_MS}ms"
     const addr = this.model.view().addresses[0];
     const named: Role = addr === P_ADDR ? 'primary' : 'dr';
     const L = this.links;
-    const dnsUp = (r: Role): boolean => !this.serverDown && (r === 'primary' ? L.pToDns.up && L.dnsToP.up : L.drToDns.up && L.dnsToDr.up);
-    const canTake = (r: Role): boolean => {
-      const s = this.sites[r];
-      return s.proc.runs() && s.engine !== null && !s.collector.broken && s.collector.unit !== 'failed' && !s.adminInFlight && !s.preempting && dnsUp(r);
-    };
     const due = this.handoverDue;
     if (due === null) {
+      // (At almost every event the holder's collector is fine: that test first.)
       const h = this.sites[named];
       const to: Role = named === 'primary' ? 'dr' : 'primary';
       if (!h.proc.runs() || h.engine === null || h.adminInFlight || h.preempting || !this.trulyBroken(named)) return;
-      if (!canTake(to) || !dnsUp(named) || !L.pToDr.up || !L.drToP.up || this.pausedUntil >= this.sched.t) return;
+      if (!this.canTake(to) || !this.dnsUp(named) || !L.pToDr.up || !L.drToP.up || this.pausedUntil >= this.sched.t) return;
       if (this.lastHandover && this.sched.t < this.lastHandover.appliedAt + this.timings.hold + this.holdSlack) return;
       this.handoverDue = { to, since: this.sched.t };
       return;
@@ -1306,8 +1312,8 @@ lookback = "${VM_LOOKBACK_MS}ms"
     const h = this.sites[named];
     const stillOwed =
       named === due.to
-        ? canTake(due.to)
-        : h.proc.runs() && h.engine !== null && !h.adminInFlight && !h.preempting && this.trulyBroken(named) && canTake(due.to) && dnsUp(named) && L.pToDr.up && L.drToP.up && this.pausedUntil < this.sched.t;
+        ? this.canTake(due.to)
+        : h.proc.runs() && h.engine !== null && !h.adminInFlight && !h.preempting && this.trulyBroken(named) && this.canTake(due.to) && this.dnsUp(named) && L.pToDr.up && L.drToP.up && this.pausedUntil < this.sched.t;
     if (!stillOwed) {
       this.handoverDue = null;
       return;
@@ -1316,6 +1322,18 @@ lookback = "${VM_LOOKBACK_MS}ms"
     if (late > this.handoverBound) {
       this.fail(`(6) the ${named === due.to ? `${due.to} holds the job handed to it` : `${named}'s collector is broken and the ${due.to} ready`}, yet the ${due.to} is not active and collecting ${Math.round(late / 1000)} s on (bound ${Math.round(this.handoverBound / 1000)} s)`);
     }
+  }
+
+  /** `r`'s path to the witness both ways, and the server, are up. */
+  private dnsUp(r: Role): boolean {
+    const L = this.links;
+    return !this.serverDown && (r === 'primary' ? L.pToDns.up && L.dnsToP.up : L.drToDns.up && L.dnsToDr.up);
+  }
+
+  /** `r` could take the job now: its agent runs, its collector is not broken, nothing else moves, it reaches the witness. */
+  private canTake(r: Role): boolean {
+    const s = this.sites[r];
+    return s.proc.runs() && s.engine !== null && !s.collector.broken && s.collector.unit !== 'failed' && !s.adminInFlight && !s.preempting && this.dnsUp(r);
   }
 
   /** (1): the two sites' lease windows, in real time, must not overlap before the next event. */
