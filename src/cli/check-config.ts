@@ -95,7 +95,8 @@ type Access = string | { text: string; names: string[] } | { refusal: AgentError
 
 /**
  * The median time of a signed read of the witness, or why it could not be measured: a DNS server
- * that does not answer is not fatal here (the agent may run where check-config cannot reach it).
+ * that does not answer is not fatal here (the agent may run where check-config cannot reach it);
+ * one that refuses our key or signature is (thrown: exit 77).
  * With GSS-TSIG the first read acquires credentials from the keytab and negotiates the context
  * (TKEY): a Kerberos failure there IS fatal (thrown: GssError, exit 77, or 69 with no KDC), as is
  * a server that refuses the context (77): the agent could sign nothing. With GSS-TSIG also whether
@@ -124,7 +125,7 @@ async function measureRtt(config: Config, signing: DnsSigning): Promise<{ rtt: n
     const access = first ? await accessOf(witness, first, config, signing) : null;
     return { rtt: samples.sort((a, b) => a - b)[Math.floor(RTT_SAMPLES / 2)]!, ...(gssDone ? { gss: gssDone } : {}), access };
   } catch (err) {
-    if (signing.auth === 'gss-tsig' && gssFatal(err)) throw err;
+    if (fatal(err, signing)) throw err;
     const error = (err as Error).message;
     return { rtt: { error }, access: signing.auth === 'gss-tsig' ? `not checked (${error})` : null };
   } finally {
@@ -147,9 +148,13 @@ async function accessOf(witness: Awaited<ReturnType<typeof openWitness>>['witnes
   return { text: `${signerName(signing)} may change ${names.join(', ')} (asked by an update that changes nothing)`, names };
 }
 
-/** A GSS-TSIG failure check-config stops on: Kerberos itself, or the server refusing us (not its silence). */
-function gssFatal(err: unknown): boolean {
-  return err instanceof GssError || (err instanceof AgentError && err.exitCode === ExitCode.NOPERM);
+/**
+ * A failure check-config stops on: the server refusing us (a key or signature it does not accept,
+ * a clock outside the TSIG fudge, REFUSED: exit 77, the agent could write nothing), or Kerberos
+ * itself (GSS-TSIG). Not the server's silence: the agent may run where check-config cannot reach it.
+ */
+function fatal(err: unknown, signing: DnsSigning): boolean {
+  return (err instanceof AgentError && err.exitCode === ExitCode.NOPERM) || (signing.auth === 'gss-tsig' && err instanceof GssError);
 }
 
 /** Where polkitd reads rules; a file in the first masks one of the same name in the second. */

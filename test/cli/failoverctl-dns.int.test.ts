@@ -82,6 +82,16 @@ describe.each(['bind', 'knot'] as const)('failoverctl against %s', (kind) => {
     expect(r.stdout).not.toContain('warning:');
   });
 
+  it('check-config fails (exit 77) when the server refuses the key: the right name, another secret', async () => {
+    const keyFile = path.join(dir, 'wrong.key');
+    fs.writeFileSync(keyFile, `key "${srv.key.name}" {\n\talgorithm hmac-sha256;\n\tsecret "${Buffer.alloc(32, 7).toString('base64')}";\n};\n`, { mode: 0o600 });
+    const file = writeConfig(fs.mkdtempSync(path.join(dir, 'w')), { ...srv, key: { ...srv.key, file: keyFile } }, 'dr');
+    const r = await ctl(['--config', file, 'check-config']);
+    expect(r.code, r.stdout).toBe(77);
+    expect(r.stderr).toMatch(/DNS_TSIG_BADSIG|DNS_NOTAUTH|DNS_TSIG_BADKEY/);
+    expect(r.stdout).not.toContain('OK');
+  });
+
   it('check-config warns (exit 0) when the lease leaves less margin than the lossy-WAN rule', async () => {
     const tight = writeConfig(dir, srv, 'primary', '[lease]\nttl = "6s"\nrenew_interval = "4s"\nmax_skew = "1s"\n');
     const r = await ctl(['--config', tight, '--json', 'check-config']);
