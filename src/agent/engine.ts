@@ -156,7 +156,7 @@ export class Engine implements ControlHandler {
   private events: RecentEvent[] = [];
   private lastHealthResult: HealthResult | null = null;
   private peerTimer: TimerHandle | undefined;
-  /** The other site's last answer and when it came (monotonic ms). */
+  /** The other site's last answer, and when it was asked for (monotonic ms). */
   private peerReport: { report: PeerReport; atMs: number } | null = null;
   /** Since when collector.probe has failed without a pass (monotonic ms), and its last words. */
   private probeFailingSince: number | null = null;
@@ -263,16 +263,21 @@ export class Engine implements ControlHandler {
     const peer = this.deps.peer;
     if (!this.running || !peer || this.config.collector.control === 'none') return;
     this.peerTimer = this.clock.setTimer(() => {
+      // The answer's age counts from the ask: the other site answered after it. Counted from the
+      // answer's arrival, one held up (in this process, stopped meanwhile) looked fresh however
+      // old it was (found by the simulator: a DR frozen 25 s handed the job to a primary that had
+      // been frozen for the last 17 of them, on its answer from before).
+      const askedAt = this.clock.monotonicMs();
       void peer
         .check()
         .then((report) => {
-          this.peerReport = { report, atMs: this.clock.monotonicMs() };
+          this.peerReport = { report, atMs: askedAt };
         })
         .finally(() => this.schedulePeer(this.config.health.interval));
     }, delay);
   }
 
-  /** The peer's last answer while it is fresh (two of its intervals and a timeout); older says nothing. */
+  /** The peer's last answer while it is fresh (asked within two of its intervals and a timeout); older says nothing. */
   private freshPeer(): PeerReport | undefined {
     const p = this.peerReport;
     const maxAge = 2 * this.config.health.interval + this.config.health.timeout;

@@ -13,7 +13,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { minimalToml } from '../fixtures/minimal-config.js';
-import type { Clock, TimerHandle } from '../../src/clock.js';
+import type { Clock } from '../../src/clock.js';
+import { ManualClock } from '../fixtures/manual-clock.js';
 import { DnsClient } from '../../src/dns/client.js';
 import { DnsError } from '../../src/dns/errors.js';
 import type { GssApi, GssContext, GssCredentials } from '../../src/dns/gss/addon.js';
@@ -22,29 +23,6 @@ import type { GssTsigContext, NegotiateOptions } from '../../src/dns/gss/tkey.js
 import type { TsigSigner } from '../../src/dns/signer.js';
 import { signWith, tsigToCheck, verifiedVerdict } from '../../src/dns/tsig.js';
 import { decodeMessage, encodeMessage, encodeRecord, RCODE, type Message, type TsigData } from '../../src/dns/wire.js';
-
-/** Monotonic time that moves only when told; timers fire as it passes them. */
-class ManualClock implements Clock {
-  now = 1_000;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private next = 0;
-  monotonicMs = (): number => this.now;
-  wallMs = (): number => 1_700_000_000_000 + this.now;
-  setTimer = (fn: () => void, ms: number): TimerHandle => {
-    const id = ++this.next;
-    this.timers.push({ at: this.now + ms, fn, id });
-    return id as unknown as TimerHandle;
-  };
-  cancel = (t: TimerHandle | undefined): void => {
-    this.timers = this.timers.filter((x) => x.id !== (t as unknown as number));
-  };
-  advance(ms: number): void {
-    this.now += ms;
-    const due = this.timers.filter((t) => t.at <= this.now);
-    this.timers = this.timers.filter((t) => t.at > this.now);
-    for (const t of due) t.fn();
-  }
-}
 
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 

@@ -804,8 +804,9 @@ export class World {
   private quietFrom = Infinity;
   /**
    * (8): how long (real ms) a peer answer stays fresh to the asking site, from when the other site
-   * computed it: two health intervals and a timeout after its arrival (engine.ts freshPeer), which
-   * came at most one timeout after the other site answered, on the asker's clock.
+   * computed it: two health intervals and a timeout after the ask (engine.ts freshPeer), which came
+   * before the answer, on the asker's clock; one more timeout of slack. (Counted from the answer's
+   * arrival, as the agent once did, an answer held in a stopped asker stayed fresh: seed 3133307.)
    */
   readonly peerFresh: number;
   /**
