@@ -1,5 +1,6 @@
 // `npm run sim -- ...`: bundles the simulator (test/sim/main.ts, which runs the real src/ Engine) with
-// esbuild into a temp file and runs it with this Node.
+// esbuild into a temp file and runs it with this Node, or the one SIM_NODE names (CI: scripts/sim-node,
+// a faster V8 for the same deterministic run).
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +13,7 @@ try {
   await build({ entryPoints: ['test/sim/main.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node18', outfile: out, packages: 'external', logLevel: 'error' });
   // A larger young generation: the simulation allocates many short-lived objects per event, and
   // fewer scavenges make it about a tenth faster (the flag holds for the worker threads too).
-  const r = spawnSync(process.execPath, ['--max-semi-space-size=32', out, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const r = spawnSync(process.env.SIM_NODE || process.execPath, ['--max-semi-space-size=32', out, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exitCode = r.status ?? 1;
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });

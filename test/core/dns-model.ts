@@ -24,7 +24,7 @@
  */
 import { DnsError } from '../../src/dns/errors.js';
 import { change, prereq } from '../../src/dns/update.js';
-import { normalizeName, type RData, type ResourceRecord, type RRType } from '../../src/dns/wire.js';
+import { normalizeName as normalize, type RData, type ResourceRecord, type RRType } from '../../src/dns/wire.js';
 import { formatLease, type Lease } from '../../src/lease/lease.js';
 import { snapshotOf, withControl, type Snapshot } from '../../src/lease/witness.js';
 
@@ -90,6 +90,17 @@ function rdataKey(type: string, data: RData): string {
   return JSON.stringify(data);
 }
 
+/** normalizeName, remembered: the simulator's server meets the same few names millions of times. */
+const NORMAL = new Map<string, string>();
+function normalizeName(name: string): string {
+  let n = NORMAL.get(name);
+  if (n === undefined) {
+    if (NORMAL.size >= 1024) NORMAL.clear(); // property tests draw names: stay small
+    NORMAL.set(name, (n = normalize(name)));
+  }
+  return n;
+}
+
 const typeName = (t: RRType | number): string => String(t);
 const className = (c: ResourceRecord['class']): string => String(c);
 
@@ -99,6 +110,8 @@ export class DnsModel {
   private readonly cut = new Set<string>();
   /** The last snapshot built, until the zone changes. */
   private cached: Snapshot | null = null;
+  /** Counts the changes to the zone: what a caller built from it holds while this stays. */
+  version = 0;
   readonly history: Applied[] = [];
   readonly counts = { reads: 0, updates: 0, refused: 0, lostAnswers: 0, timeouts: 0 };
 
@@ -256,7 +269,8 @@ export class DnsModel {
   /** RFC 2136 §3.2 (prerequisites) then §3.4 (updates), atomically. */
   process(zone: string, prereqs: ResourceRecord[], updates: ResourceRecord[]): UpdateRcode {
     this.counts.updates++;
-    for (const rr of [...prereqs, ...updates]) if (!this.inZone(zone, rr.name)) return 'NOTZONE';
+    for (const rr of prereqs) if (!this.inZone(zone, rr.name)) return 'NOTZONE';
+    for (const rr of updates) if (!this.inZone(zone, rr.name)) return 'NOTZONE';
     const rc = this.checkPrerequisites(prereqs);
     if (rc !== 'NOERROR') {
       this.counts.refused++;
@@ -298,6 +312,7 @@ export class DnsModel {
 
   private applyUpdate(rr: ResourceRecord): void {
     this.cached = null;
+    this.version++;
     const name = normalizeName(rr.name);
     const type = typeName(rr.type);
     const cls = className(rr.class);

@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   }
   const wall = (performance.now() - t0) / 1000;
   console.log(`totals: ${JSON.stringify(totals)}`);
-  console.log(`simulated hours per wall second: ${(simulatedMs / 3.6e6 / wall).toFixed(1)} (${jobs} job${jobs === 1 ? '' : 's'}, ${wall.toFixed(1)} s)`);
+  console.log(`simulated hours per wall second: ${(simulatedMs / 3.6e6 / wall).toFixed(1)} (${jobs} job${jobs === 1 ? '' : 's'}, ${wall.toFixed(1)} s, node ${process.version})`);
   console.log(`sim: ${seeds.length} seeds, ${Math.round(simulatedMs / 3.6e6)} simulated hours, ${violations} violations`);
   process.exitCode = violations ? 1 : 0;
 }

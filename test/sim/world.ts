@@ -66,7 +66,7 @@ import { DnsError } from '../../src/dns/errors.js';
 import type { ReadResult, UpdateResult } from '../../src/dns/client.js';
 import type { ResourceRecord, RRType } from '../../src/dns/wire.js';
 import type { HealthChecker, HealthResult } from '../../src/health/checks.js';
-import { formatLease, parseLease, type Role } from '../../src/lease/lease.js';
+import { formatLease, parseLease, type Lease, type Role } from '../../src/lease/lease.js';
 import { Witness, type WitnessDns } from '../../src/lease/witness.js';
 import type { Logger, LogFields } from '../../src/log/logger.js';
 import { VmSync } from '../../src/vmsync/sync.js';
@@ -173,8 +173,10 @@ const before = (a: Ev, b: Ev): boolean => a.at < b.at || (a.at === b.at && a.seq
  */
 function settle(then: () => void, breathe: boolean): void {
   if (breathe) setImmediate(then);
-  else queueMicrotask(() => process.nextTick(then));
+  // A resolved promise's reaction rather than queueMicrotask, which Node wraps in an async resource.
+  else void SETTLED.then(() => process.nextTick(then));
 }
+const SETTLED = Promise.resolve();
 
 /**
  * One site's process as the simulator sees it: its clock (rate = local ms per real ms), and whether
@@ -313,6 +315,11 @@ export interface SentFacts {
  * answer of the current attempt accepted), over its two links, served by the model.
  */
 class SimDnsClient implements WitnessDns {
+  /**
+   * Every exchange that times out rejects with this one error (nothing changes an error it catches):
+   * building one per timeout cost a fortieth of a lossy seed's run.
+   */
+  private readonly timedOut: DnsError;
   /** Plant `cached-reads`: the last good answer by name and type. */
   private readonly cache = new Map<string, ReadResult>();
   /** Plant `forget-hold`: the handover entry this client last hid from a control read. */
@@ -327,7 +334,9 @@ class SimDnsClient implements WitnessDns {
     private readonly label: () => string,
     /** The agent's own client (false: failoverctl's on the same host: its failed reads are not the agent's, no plant rewrites them). */
     private readonly agent = true,
-  ) {}
+  ) {
+    this.timedOut = new DnsError('DNS_TIMEOUT', `no answer in ${attempts} attempts of ${timeoutMs} ms`);
+  }
 
   /** The offset a TSIG-signed answer gives (tsig.ts): the server's signing second minus our wall clock at receipt, rounded. */
   private offset(signedS: number): number {
@@ -341,7 +350,6 @@ class SimDnsClient implements WitnessDns {
       let done = false;
       let attempt = 0;
       let timer: TimerHandle | undefined;
-      const t0 = this.w.sched.t;
       const m0 = this.site.monotonicMs();
       const send = (): void => {
         const mine = ++attempt;
@@ -369,7 +377,7 @@ class SimDnsClient implements WitnessDns {
           else {
             done = true;
             if (isRead && this.agent) this.w.readFailed(this.site.role);
-            reject(new DnsError('DNS_TIMEOUT', `no answer in ${this.attempts} attempts (${Math.round(this.w.sched.t - t0)} ms)`));
+            reject(this.timedOut);
           }
         }, this.timeoutMs);
       };
@@ -421,6 +429,14 @@ class SimDnsClient implements WitnessDns {
     return [...others, ...[...shown.map((rr) => (Array.isArray(rr.data) ? (rr.data as string[]).join('') : String(rr.data))), ...this.hidden].map((t) => ({ ...c, class: 'IN' as const, ttl: 0, data: [t] }))];
   }
 
+  /** The answer to an update whose prerequisites failed, one per rcode (a hedged renewal's second copy meets one every time). */
+  private refused(rc: string): DnsError {
+    let err = this.refusals.get(rc);
+    if (!err) this.refusals.set(rc, (err = new DnsError('DNS_PREREQ_FAILED', `update not applied: prerequisite failed (${rc})`, { rcode: rc, authenticated: true })));
+    return err;
+  }
+  private readonly refusals = new Map<string, DnsError>();
+
   update(zone: string, prerequisites: ResourceRecord[], updates: ResourceRecord[]): Promise<UpdateResult> {
     const sent = this.w.sentFacts(this.site.role);
     const pre = this.prereqs(prerequisites);
@@ -430,7 +446,7 @@ class SimDnsClient implements WitnessDns {
       if (rc === 'NOERROR') this.w.hooks.applied(this.label(), before, this.w.lite(), sent);
       return (offsetSeconds, rttMs) => {
         if (rc === 'NOERROR') return { authenticated: true, rttMs, attempts: 1, transport: 'udp' as const, offsetSeconds };
-        throw new DnsError('DNS_PREREQ_FAILED', `update not applied: prerequisite failed (${rc})`, { rcode: rc, authenticated: true });
+        throw this.refused(rc);
       };
     });
   }
@@ -899,22 +915,58 @@ export class World {
     if (role === 'dr' && this.lossSince !== null) this.drReadFailedAt.push(this.sched.t);
   }
 
-  /** The witness now, as the checker compares it (the same object until the model changes: asked before and after every update). */
+  /**
+   * The witness now, as the checker compares it (the same object until the zone changes: asked
+   * before and after every update, and at every event). Built from the RRsets, not from a full
+   * Snapshot: one was built after every renewal for the checker alone, a twentieth of a fast seed.
+   */
   lite(): SnapshotLite {
-    const s = this.model.view();
-    if (this.liteOf?.view === s) return this.liteOf.lite;
+    const m = this.model;
+    if (this.liteOf?.version === m.version) return this.liteOf.lite;
+    const texts = (name: string): string[] => m.values(name, 'TXT').map((v) => (Array.isArray(v) ? v.join('') : String(v)));
+    const leaseText = texts(DEFAULT_NAMES.leaseName);
+    let lease: Lease | null = null;
+    if (leaseText.length === 1) {
+      try {
+        lease = parseLease(leaseText[0]!);
+      } catch {
+        // not a lease: holder, epoch and seq unknown
+      }
+    }
+    const controlText = texts(CONTROL_NAME);
     const lite: SnapshotLite = {
-      addresses: s.addresses,
-      holder: s.lease?.holder ?? null,
-      epoch: s.lease?.epoch ?? null,
-      seq: s.lease?.seq ?? null,
-      controlText: s.controlText ? s.controlText.join(' | ') : null,
-      control: s.controlText && !s.controlError ? (s.control ?? null) : null,
+      addresses: m.values(DEFAULT_NAMES.record, 'A').map(String),
+      holder: lease?.holder ?? null,
+      epoch: lease?.epoch ?? null,
+      seq: lease?.seq ?? null,
+      controlText: controlText.length ? controlText.join(' | ') : null,
+      control: controlText.length ? this.controlOf(controlText) : null,
     };
-    this.liteOf = { view: s, lite };
+    this.liteOf = { version: m.version, lite };
     return lite;
   }
-  private liteOf: { view: object; lite: SnapshotLite } | null = null;
+  private liteOf: { version: number; lite: SnapshotLite } | null = null;
+
+  /** The control RRset's parse (null: not understood), by its text: it changes rarely. */
+  private controlOf(text: string[]): Control | null {
+    const key = text.join('\n');
+    if (this.controlParsed?.key !== key) {
+      let control: Control | null;
+      try {
+        control = deepFreeze(parseControl(text));
+      } catch {
+        control = null;
+      }
+      this.controlParsed = { key, control };
+    }
+    return this.controlParsed.control;
+  }
+  private controlParsed: { key: string; control: Control | null } | null = null;
+
+  /** The site the record names now (its first address). */
+  private named(): Role {
+    return this.lite().addresses[0] === P_ADDR ? 'primary' : 'dr';
+  }
 
   /** The DNS server's wall clock (ms): real time, rate 1. */
   serverWallMs(): number {
@@ -1260,7 +1312,7 @@ lookback = "${VM_LOOKBACK_MS}ms"
     const lost = this.sched.t - from;
     if (lost <= bound) return;
     if (this.pausedUntil >= this.sched.t || d.collector.broken || d.collector.unit === 'failed' || d.adminInFlight) return;
-    if (this.model.view().addresses[0] !== P_ADDR) return;
+    if (this.named() !== 'primary') return;
     this.fail(`(6) the primary has been lost for ${Math.round(lost / 1000)} s while the DR reads, and no takeover (bound ${Math.round(bound / 1000)} s, the DR's last failed read ${Math.round((restartAt - from) / 1000)} s after the loss)`);
   }
 
@@ -1288,8 +1340,7 @@ lookback = "${VM_LOOKBACK_MS}ms"
    */
   private checkHandoverLiveness(): void {
     if (!this.withinMargin || this.violation) return;
-    const addr = this.model.view().addresses[0];
-    const named: Role = addr === P_ADDR ? 'primary' : 'dr';
+    const named = this.named();
     const L = this.links;
     const due = this.handoverDue;
     if (due === null) {
@@ -1369,7 +1420,7 @@ lookback = "${VM_LOOKBACK_MS}ms"
   /** Plant `preempt`: the primary's agent runs a forced failback of its own accord (no admin request: unlabelled). */
   private preempt(): void {
     const p = this.sites.primary;
-    if (!p.engine || !p.proc.runs() || p.adminInFlight || p.preempting || this.model.view().addresses[0] !== D_ADDR) return;
+    if (!p.engine || !p.proc.runs() || p.adminInFlight || p.preempting || this.named() !== 'dr') return;
     this.note('the primary fails back on its own (planted)');
     p.preempting = true;
     const gen = p.proc.generation;
@@ -1522,7 +1573,7 @@ lookback = "${VM_LOOKBACK_MS}ms"
       case 'break': {
         // The holder's collector breaks (now and then the other site's): for a while, for about a
         // hold, or to the end (one site at most).
-        const named: Role = this.model.view().addresses[0] === P_ADDR ? 'primary' : 'dr';
+        const named = this.named();
         const role = this.rng.chance(0.8) ? named : named === 'primary' ? 'dr' : 'primary';
         this.breakCollector(role, this.rng.chance(0.5), this.breakLength(dur));
         return;
@@ -1530,7 +1581,7 @@ lookback = "${VM_LOOKBACK_MS}ms"
       case 'breakBoth': {
         // Both collectors: the holder's now, the other's visibly (nothing can move) or latently (it
         // fails once it has the job: the hold stops the ping-pong). The holder's may heal first.
-        const named: Role = this.model.view().addresses[0] === P_ADDR ? 'primary' : 'dr';
+        const named = this.named();
         this.breakCollector(named, true, this.rng.chance(0.5) ? dur() : this.breakLength(dur));
         this.breakCollector(named === 'primary' ? 'dr' : 'primary', this.rng.chance(0.5), this.breakLength(dur));
         return;
@@ -1648,7 +1699,7 @@ lookback = "${VM_LOOKBACK_MS}ms"
   /** (6): after the quiet period, exactly one site active and collecting, the record naming it. */
   /** One site active and collecting, the record naming it, the other not collecting; null when so, else what is. */
   private settledState(): string | null {
-    const named = this.model.view().addresses[0] === P_ADDR ? 'primary' : 'dr';
+    const named = this.named();
     const active = (['primary', 'dr'] as const).filter((r) => this.sites[r].engine?.status().active);
     const collecting = (['primary', 'dr'] as const).filter((r) => this.sites[r].collector.unit === 'active');
     if (active.length === 1 && active[0] === named && collecting.length === 1 && collecting[0] === named) return null;
