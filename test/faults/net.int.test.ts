@@ -129,10 +129,17 @@ describe('fault world networks and the NFQUEUE delayer', () => {
       const add = spawn('ip', ['netns', 'add', leftover], { stdio: 'ignore' });
       add.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ip netns add: ${code}`))));
     });
-    const orphan = spawn('ip', ['netns', 'exec', leftover, 'sleep', '600'], { stdio: 'ignore' });
+    // Inside the namespace before the cleanup looks (`ip netns exec` joins it, then execs the shell,
+    // which says so and becomes the sleep, one PID throughout): asked too early, the cleanup found
+    // no process in it, and the sleep ran on in a namespace nobody tracked (CI, 2026-12-08).
+    const orphan = spawn('ip', ['netns', 'exec', leftover, 'sh', '-c', 'echo inside; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const orphanExit = new Promise((r) => orphan.once('exit', r));
     try {
       expect(orphan.pid).toBeGreaterThan(0);
+      await new Promise<void>((resolve, reject) => {
+        orphan.stdout!.once('data', () => resolve());
+        orphan.once('exit', (code) => reject(new Error(`ip netns exec: exit ${code} before it was inside`)));
+      });
       await removeWorld(`fa${process.pid}y-`);
       await orphanExit;
       expect(netns()).not.toContain(leftover);
