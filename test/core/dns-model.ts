@@ -110,8 +110,6 @@ export class DnsModel {
   private readonly cut = new Set<string>();
   /** The last snapshot built, until the zone changes. */
   private cached: Snapshot | null = null;
-  /** Counts the changes to the zone: what a caller built from it holds while this stays. */
-  version = 0;
   readonly history: Applied[] = [];
   readonly counts = { reads: 0, updates: 0, refused: 0, lostAnswers: 0, timeouts: 0 };
 
@@ -312,7 +310,6 @@ export class DnsModel {
 
   private applyUpdate(rr: ResourceRecord): void {
     this.cached = null;
-    this.version++;
     const name = normalizeName(rr.name);
     const type = typeName(rr.type);
     const cls = className(rr.class);

@@ -66,7 +66,7 @@ import { DnsError } from '../../src/dns/errors.js';
 import type { ReadResult, UpdateResult } from '../../src/dns/client.js';
 import type { ResourceRecord, RRType } from '../../src/dns/wire.js';
 import type { HealthChecker, HealthResult } from '../../src/health/checks.js';
-import { formatLease, parseLease, type Lease, type Role } from '../../src/lease/lease.js';
+import { formatLease, parseLease, type Role } from '../../src/lease/lease.js';
 import { Witness, type WitnessDns } from '../../src/lease/witness.js';
 import type { Logger, LogFields } from '../../src/log/logger.js';
 import { VmSync } from '../../src/vmsync/sync.js';
@@ -915,53 +915,22 @@ export class World {
     if (role === 'dr' && this.lossSince !== null) this.drReadFailedAt.push(this.sched.t);
   }
 
-  /**
-   * The witness now, as the checker compares it (the same object until the zone changes: asked
-   * before and after every update, and at every event). Built from the RRsets, not from a full
-   * Snapshot: one was built after every renewal for the checker alone, a twentieth of a fast seed.
-   */
+  /** The witness now, as the checker compares it (the same object until the model changes: asked before and after every update). */
   lite(): SnapshotLite {
-    const m = this.model;
-    if (this.liteOf?.version === m.version) return this.liteOf.lite;
-    const texts = (name: string): string[] => m.values(name, 'TXT').map((v) => (Array.isArray(v) ? v.join('') : String(v)));
-    const leaseText = texts(DEFAULT_NAMES.leaseName);
-    let lease: Lease | null = null;
-    if (leaseText.length === 1) {
-      try {
-        lease = parseLease(leaseText[0]!);
-      } catch {
-        // not a lease: holder, epoch and seq unknown
-      }
-    }
-    const controlText = texts(CONTROL_NAME);
+    const s = this.model.view();
+    if (this.liteOf?.view === s) return this.liteOf.lite;
     const lite: SnapshotLite = {
-      addresses: m.values(DEFAULT_NAMES.record, 'A').map(String),
-      holder: lease?.holder ?? null,
-      epoch: lease?.epoch ?? null,
-      seq: lease?.seq ?? null,
-      controlText: controlText.length ? controlText.join(' | ') : null,
-      control: controlText.length ? this.controlOf(controlText) : null,
+      addresses: s.addresses,
+      holder: s.lease?.holder ?? null,
+      epoch: s.lease?.epoch ?? null,
+      seq: s.lease?.seq ?? null,
+      controlText: s.controlText ? s.controlText.join(' | ') : null,
+      control: s.controlText && !s.controlError ? (s.control ?? null) : null,
     };
-    this.liteOf = { version: m.version, lite };
+    this.liteOf = { view: s, lite };
     return lite;
   }
-  private liteOf: { version: number; lite: SnapshotLite } | null = null;
-
-  /** The control RRset's parse (null: not understood), by its text: it changes rarely. */
-  private controlOf(text: string[]): Control | null {
-    const key = text.join('\n');
-    if (this.controlParsed?.key !== key) {
-      let control: Control | null;
-      try {
-        control = deepFreeze(parseControl(text));
-      } catch {
-        control = null;
-      }
-      this.controlParsed = { key, control };
-    }
-    return this.controlParsed.control;
-  }
-  private controlParsed: { key: string; control: Control | null } | null = null;
+  private liteOf: { view: object; lite: SnapshotLite } | null = null;
 
   /** The site the record names now (its first address). */
   private named(): Role {
