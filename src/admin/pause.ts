@@ -40,7 +40,10 @@ export async function runPause(op: PauseOp, opts: { by: string; reason: string; 
     const lost = seen.controlError ? ` (the control record was not understood and is replaced: ${seen.controlError})` : '';
     const current = seen.controlError ? null : pauseInForce(control, now);
     if (op === 'resume' && current === null && !control.pause && !seen.controlError) return { op, changed: false, pause: null, text: 'not paused: nothing to resume' };
-    const pause: Pause | null = op === 'pause' ? { by: opts.by, since: now, until: opts.forSeconds === null ? null : now + opts.forSeconds, reason: opts.reason } : null;
+    // A --for pause lasts at least that long: it counts from the LATEST the server's clock can be
+    // (the read's round trip added, as a handover hold's stamp is), not from the earliest.
+    const until = opts.forSeconds === null ? null : Math.ceil(io.serverSeconds(seen) + (seen.offsetSpanSeconds ?? 0)) + opts.forSeconds;
+    const pause: Pause | null = op === 'pause' ? { by: opts.by, since: now, until, reason: opts.reason } : null;
     const w = await io.writeControl(seen, formatControl({ pause, handover: control.handover }));
     if (w.ok) {
       const text = pause ? `${pauseWords(pause)}: no automatic takeover or handover on either site${lost}` : `resumed${current ? ` (was ${pauseWords(current)})` : ''}: automatic moves allowed again${lost}`;

@@ -59,7 +59,13 @@ export async function openWitness(config: Config, signing: DnsSigning, opts: Ope
     });
   }
   const client = new DnsClient(signing.auth === 'tsig' ? { ...base, key: signing.key } : { ...base, session: gss! });
-  const zone = dns.zone ?? (await client.findZone(dns.record));
+  let zone = dns.zone;
+  try {
+    zone ??= await client.findZone(dns.record);
+  } catch (err) {
+    gss?.close(); // the caller never gets the session it would close (check-config, failoverctl)
+    throw err;
+  }
   const witness = new Witness(
     client,
     { zone, record: dns.record, leaseName: dns.lease_name, controlName: dns.control_name, ttlSeconds: Math.round(dns.record_ttl / 1000) },

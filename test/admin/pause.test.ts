@@ -54,6 +54,14 @@ describe('the control record', () => {
 });
 
 describe('pause and resume at the witness', () => {
+  it('a --for pause lasts at least that long: its end counts from the latest the server clock can be (the read round trip added)', async () => {
+    const { w, io } = world();
+    // The read's answer took 1.6 s: the server's clock is WALL .. WALL + 1.6 now.
+    const slow: PauseIo = { ...io(WALL + 0.3), read: async () => ({ ...(await w.read()), offsetSpanSeconds: 1.6 }) };
+    await runPause('pause', { by: 'ops', reason: '', forSeconds: 600 }, slow);
+    expect((await w.read()).control!.pause).toMatchObject({ since: WALL, until: WALL + 2 + 600 });
+  });
+
   it('pause writes the control record; both sites read it; resume removes it and keeps the handover hold', async () => {
     const { w, io } = world();
     const r = await runPause('pause', { by: 'ops/primary', reason: 'maintenance', forSeconds: 3_600 }, io());
