@@ -651,7 +651,7 @@ function onTick(config: CoreConfig, s: CoreState, obs: Extract<Observation, { ki
   if (me === 'primary') {
     s.phase = 'standby';
     s.decision = 'standby';
-    s.reason = `DR active since ${new Date(lease.at * 1000).toISOString()} (epoch ${lease.epoch}); run failoverctl failback when sync is ready${nobody}`;
+    s.reason = `DR active since ${iso(lease.at)} (epoch ${lease.epoch}); run failoverctl failback when sync is ready${nobody}`;
     return;
   }
 

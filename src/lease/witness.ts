@@ -162,6 +162,16 @@ export function transferOf(seen: Snapshot, to: Role, sites: Sites, nowSeconds: n
 /** What the witness needs of a DNS client (DnsClient implements it; the simulator has its own). */
 export type WitnessDns = Pick<DnsClient, 'read' | 'update'>;
 
+/**
+ * A signed answer's estimate of the server's clock (Snapshot.offsetSeconds), and how far off it
+ * may be: the answer may have waited, on its way or in a stopped process, up to its round trip.
+ */
+function stampOffset(snap: Snapshot, answer: { offsetSeconds?: number; rttMs?: number }): void {
+  if (answer.offsetSeconds === undefined) return;
+  snap.offsetSeconds = answer.offsetSeconds;
+  if (answer.rttMs !== undefined) snap.offsetSpanSeconds = answer.rttMs / 1000;
+}
+
 export class Witness {
   constructor(
     private readonly client: WitnessDns,
@@ -199,11 +209,7 @@ export class Witness {
     ]);
     const base = snapshotOf(addr.values, txt.values, this.addressType, this.names.leaseName);
     const snap = ctl === undefined ? base : setControl(base, ctl);
-    const timed = txt.offsetSeconds !== undefined ? txt : addr;
-    if (timed.offsetSeconds !== undefined) {
-      snap.offsetSeconds = timed.offsetSeconds;
-      if (timed.rttMs !== undefined) snap.offsetSpanSeconds = timed.rttMs / 1000;
-    }
+    stampOffset(snap, txt.offsetSeconds !== undefined ? txt : addr);
     return snap;
   }
 
@@ -261,11 +267,7 @@ export class Witness {
       try {
         const r = await this.client.update(this.names.zone, prerequisites, updates);
         applied = true;
-        if (r.offsetSeconds !== undefined) {
-          // As a read's: the answer may have waited (on its way, or in a stopped process) up to its round trip.
-          intended.offsetSeconds = r.offsetSeconds;
-          intended.offsetSpanSeconds = r.rttMs / 1000;
-        }
+        stampOffset(intended, r);
         return { snapshot: intended, rttMs: r.rttMs };
       } catch (err) {
         // The other copy was applied already: this one's failure is that copy (its prerequisite no
